@@ -1,0 +1,98 @@
+"""Gemma 4 attention: GQA with QK-norm, a gain-free V-norm, scaling 1.0, sliding or global masks,
+K=V global layers, and cross-layer KV sharing. Chapters: "Sliding-window layers", "Global attention layers".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import Gemma4Config
+from .kv_cache import Gemma4Cache
+from .norms import RMSNorm
+from .rope import apply_rope
+
+
+@dataclass
+class ForwardState:
+    """What every layer of one forward call shares: where the chunk starts, the cache (if any), the masks
+    for an uncached call, and the keys/values producer layers lend to KV-shared layers."""
+
+    start: int
+    cache: Gemma4Cache | None
+    masks: dict[str, torch.Tensor | None] = field(default_factory=dict)
+    shared: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = field(default_factory=dict)
+
+
+def grouped_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                      mask: torch.Tensor | None) -> torch.Tensor:
+    """softmax(q k^T + mask) v with scale 1.0. q: [B, H, S, D]; k, v: [B, Hkv, T, D]; mask: [S, T] bool.
+
+    Query head h uses KV head h // G. Folding the G query heads of a group into the sequence axis lets one
+    batched matmul serve the whole group, without copying K and V G times. The softmax runs in fp32, as in
+    the reference's eager path; written out rather than calling a fused kernel, so the result matches the
+    reference to the last bit in fp32 (a fused kernel differs by ~1e-7 per layer, which a random deep
+    network can amplify past 1e-4).
+    """
+    batch, heads, length, dim = q.shape
+    groups = heads // k.shape[1]
+    q = q.reshape(batch, k.shape[1], groups * length, dim)
+    scores = torch.matmul(q, k.transpose(-1, -2))
+    if mask is not None:
+        if groups > 1:
+            mask = mask.repeat(groups, 1)
+        scores = scores.masked_fill(~mask, float("-inf"))
+    probs = F.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
+    return torch.matmul(probs, v).view(batch, heads, length, dim)
+
+
+class Gemma4Attention(nn.Module):
+    def __init__(self, config: Gemma4Config, layer_idx: int) -> None:
+        super().__init__()
+        self.layer_idx = layer_idx
+        self.layer_type = config.layer_types[layer_idx]
+        self.head_dim = config.head_dim_for(layer_idx)
+        self.num_heads = config.num_attention_heads
+        self.is_kv_shared = config.is_kv_shared(layer_idx)
+        self.stores_shared_kv = config.stores_shared_kv(layer_idx)
+        hidden = config.hidden_size
+        self.q_proj = nn.Linear(hidden, self.num_heads * self.head_dim, bias=False)
+        self.q_norm = RMSNorm(self.head_dim, config.rms_norm_eps)
+        if not self.is_kv_shared:  # shared layers own no key/value weights at all
+            kv_width = config.kv_heads_for(layer_idx) * self.head_dim
+            self.k_proj = nn.Linear(hidden, kv_width, bias=False)
+            # K=V: values are the raw key projection (before k_norm), so there is no v_proj
+            self.v_proj = None if config.k_eq_v_for(layer_idx) else nn.Linear(hidden, kv_width, bias=False)
+            self.k_norm = RMSNorm(self.head_dim, config.rms_norm_eps)
+            self.v_norm = RMSNorm(self.head_dim, config.rms_norm_eps, with_scale=False)
+        self.o_proj = nn.Linear(self.num_heads * self.head_dim, hidden, bias=False)
+
+    def project_kv(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values of the new tokens, [B, Hkv, S, D], ready for the cache."""
+        batch, length, _ = x.shape
+        raw_k = self.k_proj(x).view(batch, length, -1, self.head_dim)
+        raw_v = raw_k if self.v_proj is None else self.v_proj(x).view(batch, length, -1, self.head_dim)
+        k = apply_rope(self.k_norm(raw_k), cos, sin).transpose(1, 2)
+        v = self.v_norm(raw_v).transpose(1, 2)
+        return k, v
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, state: ForwardState) -> torch.Tensor:
+        batch, length, _ = x.shape
+        q = self.q_proj(x).view(batch, length, self.num_heads, self.head_dim)
+        q = apply_rope(self.q_norm(q), cos, sin).transpose(1, 2)
+        if self.is_kv_shared:
+            k, v, mask = state.shared[self.layer_type]
+        else:
+            k, v = self.project_kv(x, cos, sin)
+            layer_cache = state.cache.layers[self.layer_idx] if state.cache is not None else None
+            if layer_cache is None:
+                mask = state.masks[self.layer_type]
+            else:
+                k, v, mask = layer_cache.update(k, v, state.start)
+            if self.stores_shared_kv:
+                state.shared[self.layer_type] = (k, v, mask)
+        out = grouped_attention(q, k, v, mask)
+        return self.o_proj(out.transpose(1, 2).reshape(batch, length, -1))
