@@ -232,3 +232,29 @@ def test_model_validation():
         lineage.LineageModel(**{**{f: getattr(m, f) for f in m.__dataclass_fields__}, "num_layers": 5})
     with pytest.raises(ValueError):
         lineage.LineageModel(**{**{f: getattr(m, f) for f in m.__dataclass_fields__}, "norm_form": "x"})
+
+
+# ------------------------------------------------------------------------------------------ figures
+def test_figures_draw_and_merge_identical_curves():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gemma4_lite.plots import lineage as lp
+
+    models = [lineage.LINEAGE[name] for name in lineage.KV_COMPARISON]
+    fig = lp.plot_kv_lineage(models, label_below=("Gemma 3 27B",))
+    left, right = fig.axes
+    assert len(left.get_legend().get_texts()) == 4
+    # 31B and 26B-A4B have the same global share at every context: one line, one merged legend entry
+    assert [t.get_text() for t in right.get_legend().get_texts()][-1] == "Gemma 4 31B = 26B-A4B"
+    xs, _ = left.get_lines()[0].get_data()
+    assert max(xs) == 8192  # Gemma 2 stops at its own maximum context
+    for figure in (fig, lp.plot_lineage_strips(models), lp.plot_receptive_fields(models),
+                   lp.plot_window_ratio_grid("31b", (512, 1024), (1, 5))):
+        plt.close(figure)
+    fig, ax = plt.subplots()
+    value = lp.plot_shaped_curve(ax, "31b", 1024, 5, lineage.context_grid(), reference=models[2])
+    assert value == accounting.kv_cache_bytes(Gemma4Config.from_preset("31b"), 262_144)
+    plt.close(fig)
