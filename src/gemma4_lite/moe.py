@@ -135,7 +135,7 @@ def load_balancing_loss(probs: torch.Tensor, experts: torch.Tensor, num_experts:
     """
     counts = torch.bincount(experts.reshape(-1), minlength=num_experts).to(probs.dtype)
     fraction = counts / experts.numel()
-    mean_prob = probs.mean(dim=0)
+    mean_prob = probs.reshape(-1, num_experts).mean(dim=0)  # over all tokens, also for [B, S, E] input
     return num_experts * torch.sum(fraction * mean_prob)
 
 
