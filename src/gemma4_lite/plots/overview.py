@@ -285,7 +285,8 @@ def kv_title(config: Gemma4Config, context_length: int, dtype: torch.dtype = tor
     """``"774 MiB · global 99%"``: the cache of one sequence and the share held by global layers."""
     split = kv_split(config, context_length, dtype)
     total = split["sliding"] + split["global"]
-    return f"{human_bytes(total)} · global {100 * split['global'] / total:.0f}%"
+    share = split["global"] / total
+    return f"{human_bytes(total)} · global {100 * share:.{1 if 0.99 <= share < 1 else 0}f}%"  # no "100%" for 99.6%
 
 
 def context_label(tokens: int) -> str:
@@ -350,5 +351,7 @@ def plot_kv_small_multiples(configs: Mapping[str, Gemma4Config], contexts: Seque
                Patch(facecolor=PALETTE["global"], label="global layer"),
                Patch(facecolor="white", edgecolor=PALETTE["shared"], hatch="////", label="KV-shared layer (0 B)")]
     fig.legend(handles=handles, loc="lower center", ncol=3, frameon=False, fontsize=9)
+    fig.suptitle("KV cache of one sequence, layer by layer (bfloat16)" if dtype == torch.bfloat16
+                 else f"KV cache of one sequence, layer by layer ({dtype})", fontsize=11)
     fig.tight_layout(rect=(0, 0.035, 1, 1))
     return fig
