@@ -192,6 +192,14 @@ def plot_rope_dimensions(schemes: dict[str, dict[str, Any]], *, colors: dict[str
         bottom.plot(idx, 2 * np.pi / pairs[idx], markers[n % len(markers)], markersize=3.5,
                     color=(colors or {}).get(name, PALETTE["text"]),
                     label=f"{name}: {len(idx)} of {s['head_dim'] // 2} pairs rotate")
+    up = blended_transform_factory(bottom.transData, bottom.transAxes)
+    for name, s in schemes.items():  # pairs that exist but never rotate (proportional RoPE's 192)
+        zero = np.nonzero(np.asarray(s["inv_freq"], dtype=float) == 0)[0]
+        if len(zero) and np.all(np.diff(zero) == 1):
+            bottom.axvspan(zero[0] - 0.5, zero[-1] + 0.5, color=PALETTE["masked"], zorder=0)
+            bottom.text(zero[0] + 0.7 * (zero[-1] - zero[0]), 0.62, f"{name}:\npairs {zero[0]}-{zero[-1]} have frequency 0\n"
+                        "(never rotated)", transform=up, ha="center", va="center", fontsize=8,
+                        color=PALETTE["text"])
     right = blended_transform_factory(bottom.transAxes, bottom.transData)
     for label, length in (reference_lengths or {}).items():
         bottom.axhline(length, color=PALETTE["text"], linewidth=0.8, linestyle=":")
@@ -202,6 +210,6 @@ def plot_rope_dimensions(schemes: dict[str, dict[str, Any]], *, colors: dict[str
     bottom.set_ylabel("wavelength 2\u03c0/\u03c9 (tokens)")
     bottom.set_xlim(-2, width // 2 + 2)
     bottom.grid(True, which="major", axis="y", alpha=0.3)
-    bottom.legend(fontsize=8, frameon=False, loc="upper left")
+    bottom.legend(fontsize=8, frameon=False, loc="lower right")
     fig.tight_layout()
     return fig
