@@ -104,10 +104,47 @@ def dispatch_sorted(x: torch.Tensor, gate_up: torch.Tensor, down: torch.Tensor,
     return out
 
 
+def grouped_mm_applies(x: torch.Tensor, gate_up: torch.Tensor, down: torch.Tensor,
+                       weights: torch.Tensor) -> bool:
+    """Whether :func:`dispatch_grouped` can hand the work to ``torch._grouped_mm``: the kernel exists,
+    the dtype is one it takes on CPU, every row stride is a multiple of 16 bytes, and no gradient is being
+    recorded (training keeps to the plain, well-trodden autograd path of :func:`dispatch_sorted`)."""
+    if not hasattr(torch, "_grouped_mm") or x.dtype not in (torch.float32, torch.bfloat16):
+        return False
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (x, gate_up, down, weights)):
+        return False
+    size = x.element_size()
+    hidden, intermediate = gate_up.shape[2], down.shape[2]
+    return (hidden * size) % 16 == 0 and (intermediate * size) % 16 == 0 and gate_up.dtype == x.dtype
+
+
+def dispatch_grouped(x: torch.Tensor, gate_up: torch.Tensor, down: torch.Tensor,
+                     experts: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """The sorted scheme with the per-expert Python loop moved into one kernel call per projection:
+    ``torch._grouped_mm`` multiplies consecutive row groups (one group per expert, boundaries given by the
+    cumulative counts) by their own expert matrix. It computes the same products as
+    :func:`dispatch_sorted` in the same order, so the result is identical; where the kernel does not apply
+    (see :func:`grouped_mm_applies`) it *is* :func:`dispatch_sorted`. Chapter: "Expert architecture"."""
+    if not grouped_mm_applies(x, gate_up, down, weights):
+        return dispatch_sorted(x, gate_up, down, experts, weights)
+    flat_expert = experts.reshape(-1)
+    order = torch.argsort(flat_expert, stable=True)
+    token = order // experts.shape[1]
+    ends = torch.cumsum(torch.bincount(flat_expert, minlength=gate_up.shape[0]), 0).to(torch.int32)
+    x_sorted = x[token]
+    gate, up = torch._grouped_mm(x_sorted, gate_up.transpose(1, 2), offs=ends).chunk(2, dim=-1)
+    y = torch._grouped_mm((gelu_tanh(gate) * up).contiguous(), down.transpose(1, 2), offs=ends)
+    y = y * weights.reshape(-1)[order, None]
+    out = torch.zeros_like(x)
+    out.index_add_(0, token, y.to(out.dtype))
+    return out
+
+
 DISPATCHERS: dict[str, Callable[..., torch.Tensor]] = {
     "token_loop": dispatch_token_loop,
     "expert_loop": dispatch_expert_loop,
     "sorted": dispatch_sorted,
+    "grouped": dispatch_grouped,
 }
 
 
@@ -119,7 +156,9 @@ class Gemma4Experts(nn.Module):
         super().__init__()
         self.gate_up_proj = nn.Parameter(torch.empty(num_experts, 2 * intermediate_size, hidden_size))
         self.down_proj = nn.Parameter(torch.empty(num_experts, hidden_size, intermediate_size))
-        self.dispatch = "sorted"  # the fastest exact scheme on CPU (see benchmarks/ and the chapter)
+        # The fastest exact scheme on CPU (measured in "Expert architecture"); it falls back to "sorted"
+        # wherever torch._grouped_mm does not apply, e.g. while training.
+        self.dispatch = "grouped"
 
     def forward(self, x: torch.Tensor, experts: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         return DISPATCHERS[self.dispatch](x, self.gate_up_proj, self.down_proj, experts, weights)
