@@ -179,10 +179,13 @@ def test_context_grid_and_curve_cut_at_max_context():
         lineage.kv_cache_bytes(lineage.LINEAGE["Gemma 3 1B"], -1)
 
 
-def test_receptive_field():
-    assert lineage.receptive_field(60, 1024) == 61_380
-    assert lineage.receptive_field(46, 4096) == 188_370
-    assert lineage.receptive_field(1, 1) == 0  # a window of 1 sees only itself
+def test_sliding_reach():
+    assert lineage.sliding_reach(60, 1024) == 61_380
+    assert lineage.sliding_reach(46, 4096) == 188_370
+    assert lineage.sliding_reach(1, 1) == 0  # a window of 1 sees only itself
+    assert lineage.sliding_reach(0, 1024) == 0
+    with pytest.raises(ValueError):
+        lineage.sliding_reach(-1, 1024)
 
 
 def test_shaped_like_changes_only_the_pattern():
@@ -251,7 +254,7 @@ def test_figures_draw_and_merge_identical_curves():
     assert [t.get_text() for t in right.get_legend().get_texts()][-1] == "Gemma 4 31B = 26B-A4B"
     xs, _ = left.get_lines()[0].get_data()
     assert max(xs) == 8192  # Gemma 2 stops at its own maximum context
-    for figure in (fig, lp.plot_lineage_strips(models), lp.plot_receptive_fields(models),
+    for figure in (fig, lp.plot_lineage_strips(models), lp.plot_sliding_reach(models),
                    lp.plot_window_ratio_grid("31b", (512, 1024), (1, 5))):
         plt.close(figure)
     fig, ax = plt.subplots()

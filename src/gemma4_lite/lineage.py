@@ -14,7 +14,13 @@ with the reference it comes from:
   is ``sliding if (i + 1) % 2 else full``).
 
 Where two references disagree the comment says so; ``tests/test_lineage.py`` re-checks every figure that
-both references give.
+both references give. Two disagreements concern KV accounting rather than the configs themselves:
+
+* [comp A.6] counts keys *and* values on K=V global layers (as transformers and this package store them),
+  while training_and_quality.md §3.2 counts one tensor there; the Gemma 4 report's Table 3 matches the
+  second reading for all four models, even E2B/E4B whose global layers are not K=V. The chapter prints both.
+* [comp A.5]'s "960 KiB per token if all 60 layers were global" for the 31B prices every layer with the
+  *sliding* shape (16 KV heads x 256); with Gemma 4's own global shape (4 x 512, K=V) it is 480 KiB.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import torch
 
 from . import accounting
 from .config import FULL, SLIDING, Gemma4Config
+from .receptive_field import sliding_only_reach
 
 GENERATIONS = ("Gemma 2", "Gemma 3", "Gemma 4")
 
@@ -284,10 +291,14 @@ def kv_curve(model: LineageModel, contexts: Iterable[int], dtype: torch.dtype = 
     return xs, [kv_cache_bytes(model, n, dtype) for n in xs]
 
 
-def receptive_field(num_layers: int, window: int) -> int:
+def sliding_reach(num_layers: int, window: int) -> int:
     """How far back (in tokens) information can travel through ``num_layers`` stacked sliding layers:
-    each hop moves at most ``W - 1`` positions, because a query sees itself and the ``W - 1`` before it."""
-    return num_layers * (window - 1)
+    each hop moves at most ``W - 1`` positions, because a query sees itself and the ``W - 1`` before it.
+    The chapter "Global attention layers" derives this reach layer by layer
+    (:func:`gemma4_lite.receptive_field.sliding_only_reach`); this is its last entry."""
+    if num_layers < 0:
+        raise ValueError("num_layers must be >= 0")
+    return int(sliding_only_reach(num_layers, window)[-1]) if num_layers else 0
 
 
 # ---------------------------------------------------------------------------------------------- what-ifs

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Sequence
 
 from .. import accounting
-from ..lineage import (LineageModel, context_grid, global_share, kv_cache_bytes, kv_curve, receptive_field,
+from ..lineage import (LineageModel, context_grid, global_share, kv_cache_bytes, kv_curve, sliding_reach,
                        shaped_like, short_tokens)
 from . import GENERATION_COLORS, PALETTE
 
@@ -156,14 +156,14 @@ def plot_kv_lineage(models: Sequence[LineageModel], contexts: Sequence[int] | No
 
 
 # ---------------------------------------------------------------------------------------------- reach
-def plot_receptive_fields(models: Sequence[LineageModel]) -> Any:
+def plot_sliding_reach(models: Sequence[LineageModel]) -> Any:
     """Per model: how far back local layers alone can carry information, L x (W - 1), against the maximum
     context. Where the bar stops short of the tick, only the global layers reach the start of the context."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 0.45 * len(models) + 1.2), dpi=100)
     for row, m in enumerate(models):
-        reach = receptive_field(m.num_layers, m.sliding_window)
+        reach = sliding_reach(m.num_layers, m.sliding_window)
         ax.barh(row, reach, color=GENERATION_COLORS[m.generation], height=0.6)
         ax.plot([m.max_context] * 2, [row - 0.42, row + 0.42], color=PALETTE["text"], linewidth=2)
         ratio = reach / m.max_context
