@@ -35,4 +35,6 @@ def test_real_checkpoint_matches_transformers():
     assert diff <= 1e-3
     with torch.no_grad():
         theirs = reference.generate(ids, max_new_tokens=16, do_sample=False)
-    assert torch.equal(generate(ours, ids, 16), theirs[:, : ids.shape[1] + 16])
+    # transformers may stop early at an end-of-turn token; compare what both produced
+    ours_out = generate(ours, ids, 16)
+    assert torch.equal(ours_out[:, : theirs.shape[1]], theirs)
