@@ -284,6 +284,7 @@ def plot_influence(rows: dict[str, tuple[list[int], int, int]]) -> Any:
     ax.set_xlim(-16, query + 1.5)
     ax.set_ylim(-1.3 * (len(rows) - 1) - 0.3, 1.2)
     ax.set_yticks([])
+    ax.set_xticks(range(0, query + 1, 10))
     ax.set_xlabel("input position")
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
