@@ -96,7 +96,7 @@ def test_geometry_path_agrees_with_accounting_on_gemma4(name):
     geometry, KV sharing included: the two are one rule, not two."""
     m = lineage.GEMMA4[name]
     for context in (7, 512, 4096, 200_000):
-        assert sum(lineage._layer_bytes(m, context, torch.bfloat16, 2)) == accounting.kv_cache_bytes(
+        assert sum(lineage.geometry_layer_bytes(m, context, torch.bfloat16, 2)) == accounting.kv_cache_bytes(
             m.config, context, batch_size=2)
 
 

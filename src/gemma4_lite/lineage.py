@@ -216,8 +216,10 @@ KV_COMPARISON = ("Gemma 2 27B", "Gemma 3 27B", "Gemma 4 31B", "Gemma 4 26B-A4B")
 
 
 # ---------------------------------------------------------------------------------------------- KV bytes
-def _layer_bytes(model: LineageModel, context_length: int, dtype: torch.dtype, batch_size: int) -> list[int]:
-    """Per-layer bytes for a model described only by its geometry (Gemma 2, Gemma 3)."""
+def geometry_layer_bytes(model: LineageModel, context_length: int, dtype: torch.dtype = torch.bfloat16,
+                         batch_size: int = 1) -> list[int]:
+    """Per-layer KV bytes computed from the geometry alone (how Gemma 2 and 3 are priced). Handed a Gemma 4
+    row it gives exactly what :mod:`gemma4_lite.accounting` gives, KV sharing included (tested)."""
     size = accounting.dtype_bytes(dtype)
     out = []
     for layer, kind in enumerate(model.layer_types):
@@ -239,7 +241,7 @@ def kv_cache_layer_bytes(model: LineageModel, context_length: int, dtype: torch.
         raise ValueError("context_length must be >= 0")
     if model.config is not None:
         return accounting.kv_cache_layer_bytes(model.config, context_length, dtype, batch_size)
-    return _layer_bytes(model, context_length, dtype, batch_size)
+    return geometry_layer_bytes(model, context_length, dtype, batch_size)
 
 
 def kv_cache_bytes(model: LineageModel, context_length: int, dtype: torch.dtype = torch.bfloat16,
