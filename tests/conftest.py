@@ -13,6 +13,11 @@ from gemma4_lite import Gemma4Config, Gemma4ForCausalLM  # noqa: E402
 FAMILIES = ["e2b-tiny", "e4b-tiny", "31b-tiny", "26b-a4b-tiny", "dense-tiny"]
 
 
+# Tiny models are dominated by per-op overhead, where a second thread only adds synchronisation (and on a
+# busy 2-core machine, contention). The speed benchmark sets its own thread count.
+torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _quiet_transformers():
     try:
