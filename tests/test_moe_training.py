@@ -118,3 +118,48 @@ def test_the_shared_direction_is_what_causes_the_collapse():
     control = train_tiny_moe(TrainConfig(balance="none", shared=0.0, **SHORT))
     assert control.unused_experts() == 0
     assert control.imbalance() < 2.5
+
+
+# ------------------------------------------------------------------------------------------- figure helpers
+def test_rescaled_routing_at_scale_one_is_the_router():
+    from gemma4_lite.plots.routing import rescaled_routing, scatter_weights
+
+    torch.manual_seed(3)
+    router = Gemma4Router(16, num_experts=8, top_k=3)
+    with torch.no_grad():
+        router.proj.weight.normal_()
+        router.per_expert_scale.uniform_(0.5, 1.5)
+        routing = router(torch.randn(5, 16))
+    probs, dense = rescaled_routing(routing.logits, 3, 1.0, router.per_expert_scale.detach())
+    torch.testing.assert_close(probs, routing.probs)
+    torch.testing.assert_close(dense, scatter_weights(routing.experts, routing.weights, 8))
+    # A sharper softmax keeps the choice (same experts) and concentrates the weight on the best one.
+    _, sharp = rescaled_routing(routing.logits, 3, 4.0)
+    assert torch.equal(sharp > 0, dense > 0)
+    assert (sharp.max(-1).values >= (dense / dense.sum(-1, keepdim=True)).max(-1).values - 1e-6).all()
+
+
+def test_scatter_weights_by_hand():
+    from gemma4_lite.plots.routing import scatter_weights
+
+    dense = scatter_weights(torch.tensor([[2, 0]]), torch.tensor([[0.7, 0.3]]), 4)
+    assert dense.tolist() == [[pytest.approx(0.3), 0.0, pytest.approx(0.7), 0.0]]
+
+
+def test_chapter_figures_draw(runs):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gemma4_lite.plots.routing import (plot_expert_load, plot_routing_grid, plot_routing_heatmaps,
+                                           plot_training_curves)
+
+    router = Gemma4Router(16, num_experts=8, top_k=2)
+    with torch.no_grad():
+        routing = router(torch.randn(6, 16))
+    for fig in (plot_routing_heatmaps(routing.probs, routing.experts, routing.weights),
+                plot_routing_grid(routing.logits, (0.5, 2.0), (1, 2)),
+                plot_expert_load(runs[0]), plot_training_curves(runs[0])):
+        assert fig.axes
+        plt.close(fig)
