@@ -42,7 +42,7 @@ def _expert_cmap():
 
 
 # ------------------------------------------------------------------------------------ chapter 05
-def plot_dispatch_sorting(experts: Any, num_experts: int, *, figsize: tuple[float, float] = (10, 3.6)) -> Any:
+def plot_dispatch_sorting(experts: Any, num_experts: int, *, figsize: tuple[float, float] = (10, 3.2)) -> Any:
     """Left: the [tokens, k] table of chosen experts as the router returns it. Right: the same N*k
     assignments after one stable sort by expert id: each expert's tokens are now one contiguous run, so
     each used expert runs once on a block of rows."""
@@ -73,10 +73,10 @@ def plot_dispatch_sorting(experts: Any, num_experts: int, *, figsize: tuple[floa
     bounds = np.flatnonzero(np.diff(sorted_experts[0])) + 0.5
     for b in bounds:
         right.axvline(b, color=PALETTE["text"], linewidth=1.5)
-    right.set_ylim(1.1, -0.6)
+    right.set_ylim(0.95, -0.6)
     right.set_yticks([])
     right.set_xticks([])
-    right.set_xlabel("N·k assignments sorted by expert: one block per used expert (token below each cell)")
+    right.set_xlabel("N·k assignments, one block per used expert (token below each cell)")
     right.set_title("after one stable argsort", fontsize=10)
     for side in ("top", "right", "left", "bottom"):
         right.spines[side].set_visible(False)
@@ -92,7 +92,7 @@ def plot_dispatch_ratios(ratios: Mapping[int, Mapping[str, float]], *, reference
 
     counts = list(ratios)
     names = list(next(iter(ratios.values())))
-    colors = {"token_loop": PALETTE["global"], "expert_loop": PALETTE["dense"], "sorted": PALETTE["sliding"],
+    colors = {"token_loop": PALETTE["highlight"], "expert_loop": PALETTE["dense"], "sorted": PALETTE["shared"],
               "grouped": PALETTE["moe"]}
     fig, ax = plt.subplots(figsize=figsize)
     width = 0.8 / len(names)
@@ -220,7 +220,8 @@ def plot_token_expert_maps(assignments: Sequence[Any], config: Gemma4Config, *, 
 
     layers = list(range(len(assignments))) if layers is None else list(layers)
     rows = -(-len(layers) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=figsize or (3.4 * columns, 3.6 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=figsize or (3.4 * columns, 3.6 * rows), squeeze=False,
+                             layout="constrained")
     vmax = max(float(np.asarray(assignments[i]).max()) for i in layers)
     image = None
     for ax, layer in zip(axes.flat, layers):
@@ -230,8 +231,7 @@ def plot_token_expert_maps(assignments: Sequence[Any], config: Gemma4Config, *, 
             ax.set_ylabel("")
     for ax in list(axes.flat)[len(layers):]:
         ax.axis("off")
-    fig.tight_layout()
-    fig.colorbar(image, ax=axes, shrink=0.6, label="combination weight")
+    fig.colorbar(image, ax=axes, shrink=0.5, aspect=30, label="combination weight")
     return fig
 
 
@@ -262,21 +262,27 @@ def plot_expert_usage(usage: Any, config: Gemma4Config, *, title: str | None = N
 
 def plot_overlap(tables: Mapping[str, Sequence[Mapping[str, float]]], config: Gemma4Config, *,
                  figsize: tuple[float, float] = (9, 3.4)) -> Any:
-    """Shared experts between neighbouring tokens (and between repeats of the same token), per layer, for
-    one or more models, against the chance level k^2/E."""
+    """Shared experts per layer (rows of :func:`~gemma4_lite.routing.overlap_table`) for one or more models:
+    neighbouring tokens, repeats of the same token, and any two tokens, against the chance level k^2/E
+    (dashed line) and the load-adjusted chance k^2 sum u^2 (a black tick per layer)."""
     import matplotlib.pyplot as plt
     import numpy as np
 
     names = list(tables)
     fig, axes = plt.subplots(1, len(names), figsize=figsize, sharey=True, squeeze=False)
     k = config.top_k_experts
+    width = 0.27
     for ax, name in zip(axes[0], names):
         rows = tables[name]
         layers = np.arange(len(rows))
         colors = [PALETTE[layer_kind(config, i)] for i in layers]
-        ax.bar(layers - 0.2, [r["adjacent"] for r in rows], 0.4, color=colors, label="neighbouring tokens")
-        ax.bar(layers + 0.2, [r["same_token"] for r in rows], 0.4, color=colors, alpha=0.45,
-               hatch="//", edgecolor="white", label="same token, other position")
+        ax.bar(layers - width, [r["adjacent"] for r in rows], width, color=colors, label="neighbouring tokens")
+        ax.bar(layers, [r["same_token"] for r in rows], width, color=colors, alpha=0.45, hatch="//",
+               edgecolor="white", label="same token, other position")
+        ax.bar(layers + width, [r["any_pair"] for r in rows], width, color=PALETTE["dense"], alpha=0.6,
+               label="any two tokens")
+        ax.hlines([r["load_chance"] for r in rows], layers - 1.5 * width, layers + 1.5 * width,
+                  color=PALETTE["text"], linewidth=1.6, label="chance given the layer's load")
         ax.axhline(rows[0]["chance"], color=PALETTE["text"], linestyle="--", linewidth=1,
                    label=f"chance k²/E = {rows[0]['chance']:.2f}")
         ax.set_xticks(layers, [f"{i}" for i in layers])
@@ -285,16 +291,18 @@ def plot_overlap(tables: Mapping[str, Sequence[Mapping[str, float]]], config: Ge
         ax.set_ylim(0, k)
         ax.spines[["top", "right"]].set_visible(False)
     axes[0, 0].set_ylabel(f"shared experts (of k = {k})")
-    axes[0, 0].legend(frameon=False, fontsize=8, loc="upper right")
+    axes[0, 0].legend(frameon=False, fontsize=8, loc="upper right", ncol=2)
     fig.tight_layout()
     return fig
 
 
 def plot_active_parameters(counts: Mapping[str, int], config: Gemma4Config, *,
-                           figsize: tuple[float, float] = (9, 2.8)) -> Any:
-    """Two stacked bars from :func:`~gemma4_lite.accounting.count_parameters`: everything stored, and what
-    one token uses (embedding, attention, dense MLP, router, k of the E experts)."""
+                           figsize: tuple[float, float] = (9, 3.4)) -> Any:
+    """Two stacked bars from :func:`~gemma4_lite.accounting.count_parameters`, each on its own scale:
+    everything stored, and what one token uses (embedding, attention, dense MLP, router, k of the E
+    experts)."""
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
     k, e = config.top_k_experts, config.num_experts
     rest = counts["norms"] + counts["per_layer_input"] + counts["per_layer_embedding_table"] \
@@ -302,24 +310,24 @@ def plot_active_parameters(counts: Mapping[str, int], config: Gemma4Config, *,
     stored = [("embedding (tied head)", counts["embedding"], PART_COLORS["embedding"]),
               ("attention", counts["attention"], PALETTE["sliding"]),
               ("dense MLP", counts["mlp"], PART_COLORS["mlp"]),
-              ("router + norms", counts["router"] + rest, PART_COLORS["router"]),
+              ("routers + norms", counts["router"] + rest, PART_COLORS["router"]),
               ("experts", counts["experts"], PART_COLORS["experts"])]
     active = [(n, v * k // e if n == "experts" else v, c) for n, v, c in stored]
-    fig, ax = plt.subplots(figsize=figsize)
-    for row, parts in enumerate((stored, active)):
+    fig, axes = plt.subplots(2, 1, figsize=figsize)
+    for ax, parts, title in zip(axes, (stored, active), ("stored", "used per token")):
+        total = sum(v for _, v, _ in parts) / 1e9
         left = 0.0
         for name, value, color in parts:
-            ax.barh(row, value / 1e9, left=left, color=color, edgecolor="white", linewidth=0.8,
-                    label=name if row == 0 else None)
-            if value / 1e9 > 0.3:
-                ax.text(left + value / 2e9, row, f"{value / 1e9:.2f}", ha="center", va="center", fontsize=8)
+            ax.barh(0, value / 1e9, left=left, color=color, edgecolor="white", linewidth=0.8)
+            if value / 1e9 > 0.06 * total:
+                ax.text(left + value / 2e9, 0, f"{value / 1e9:.2f}", ha="center", va="center", fontsize=8)
             left += value / 1e9
-        ax.text(left, row, f"  {left:.2f}B", va="center", fontsize=9, fontweight="bold")
-    ax.set_yticks([0, 1], ["stored", "used per token"])
-    ax.invert_yaxis()
-    ax.set_xlabel("parameters (billions)")
-    ax.set_xlim(0, counts["total"] / 1e9 * 1.1)
-    ax.legend(frameon=False, fontsize=8, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.32))
-    ax.spines[["top", "right"]].set_visible(False)
-    fig.tight_layout()
+        ax.text(left, 0, f"  {left:.2f}B", va="center", fontsize=9, fontweight="bold")
+        ax.set_xlim(0, total * 1.12)
+        ax.set_yticks([0], [title])
+        ax.set_xlabel("parameters (billions)", fontsize=8)
+        ax.spines[["top", "right"]].set_visible(False)
+    handles = [Patch(facecolor=c, label=n) for n, _, c in stored]
+    fig.legend(handles=handles, loc="lower center", ncol=5, frameon=False, fontsize=8)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
