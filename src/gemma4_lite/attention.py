@@ -12,7 +12,8 @@ from torch import nn
 
 from .config import Gemma4Config
 from .kv_cache import Gemma4Cache
-from .norms import RMSNorm
+from .norms import RMSNorm, rms_normalize
+from .packing import packed_weight, use_packed
 from .rope import apply_rope
 
 
@@ -25,6 +26,9 @@ class ForwardState:
     cache: Gemma4Cache | None
     masks: dict[str, torch.Tensor | None] = field(default_factory=dict)
     shared: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = field(default_factory=dict)
+    # Set once the model keeps only the last position (KV-shared layers when only the next token's logits
+    # are wanted): their masks then keep only the last query row.
+    last_row_only: bool = False
 
 
 def grouped_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
@@ -44,7 +48,7 @@ def grouped_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     if mask is not None:
         if groups > 1:
             mask = mask.repeat(groups, 1)
-        scores = scores.masked_fill(~mask, float("-inf"))
+        scores.masked_fill_(~mask, float("-inf"))
     probs = F.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
     return torch.matmul(probs, v).view(batch, heads, length, dim)
 
@@ -56,6 +60,7 @@ class Gemma4Attention(nn.Module):
         self.layer_type = config.layer_types[layer_idx]
         self.head_dim = config.head_dim_for(layer_idx)
         self.num_heads = config.num_attention_heads
+        self.num_kv_heads = config.kv_heads_for(layer_idx)
         self.is_kv_shared = config.is_kv_shared(layer_idx)
         self.stores_shared_kv = config.stores_shared_kv(layer_idx)
         hidden = config.hidden_size
@@ -79,14 +84,38 @@ class Gemma4Attention(nn.Module):
         v = self.v_norm(raw_v).transpose(1, 2)
         return k, v
 
+    def project_qkv_packed(self, x: torch.Tensor, cos: torch.Tensor,
+                           sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Inference path with the same bits as ``q_proj``/``q_norm`` plus :meth:`project_kv`: one matmul
+        for all projections and one gain-free normalisation over all heads, then each part's gain.
+        (Normalising then multiplying by the gain is exactly what RMSNorm does.)"""
+        batch, length, _ = x.shape
+        parts = [self.q_proj, self.k_proj] + ([self.v_proj] if self.v_proj is not None else [])
+        heads = rms_normalize(F.linear(x, packed_weight(self, parts)).view(batch, length, -1, self.head_dim),
+                              self.q_norm.eps)
+        nq, nkv = self.num_heads, self.num_kv_heads
+        q = (heads[:, :, :nq] * self.q_norm.weight.float()).to(x.dtype)
+        k_hat = heads[:, :, nq:nq + nkv]
+        k = (k_hat * self.k_norm.weight.float()).to(x.dtype)
+        v = (k_hat if self.v_proj is None else heads[:, :, nq + nkv:]).to(x.dtype)  # K=V: the raw key, normed
+        q = apply_rope(q, cos, sin).transpose(1, 2)
+        return q, apply_rope(k, cos, sin).transpose(1, 2), v.transpose(1, 2)
+
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, state: ForwardState) -> torch.Tensor:
         batch, length, _ = x.shape
-        q = self.q_proj(x).view(batch, length, self.num_heads, self.head_dim)
-        q = apply_rope(self.q_norm(q), cos, sin).transpose(1, 2)
         if self.is_kv_shared:
+            q = self.q_norm(self.q_proj(x).view(batch, length, self.num_heads, self.head_dim))
+            q = apply_rope(q, cos, sin).transpose(1, 2)
             k, v, mask = state.shared[self.layer_type]
+            if state.last_row_only and mask is not None:
+                mask = mask[-1:]
         else:
-            k, v = self.project_kv(x, cos, sin)
+            if use_packed(self.q_proj):
+                q, k, v = self.project_qkv_packed(x, cos, sin)
+            else:
+                q = self.q_norm(self.q_proj(x).view(batch, length, self.num_heads, self.head_dim))
+                q = apply_rope(q, cos, sin).transpose(1, 2)
+                k, v = self.project_kv(x, cos, sin)
             layer_cache = state.cache.layers[self.layer_idx] if state.cache is not None else None
             if layer_cache is None:
                 mask = state.masks[self.layer_type]

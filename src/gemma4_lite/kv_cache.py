@@ -52,9 +52,12 @@ class RingKVCache:
             return self.k[:, :, :filled], self.v[:, :, :filled], None
         filled = min(self.seen, size)
         positions = torch.arange(start, start + length, device=k.device)
-        keys = torch.cat([self.k[:, :, :filled], k], dim=2)
-        values = torch.cat([self.v[:, :, :filled], v], dim=2)
-        key_pos = torch.cat([self.slot_pos[:filled], positions])
+        if filled:
+            keys = torch.cat([self.k[:, :, :filled], k], dim=2)
+            values = torch.cat([self.v[:, :, :filled], v], dim=2)
+            key_pos = torch.cat([self.slot_pos[:filled], positions])
+        else:  # first chunk: nothing cached yet
+            keys, values, key_pos = k, v, positions
         mask = visible(positions, key_pos, self.window)
         keep = min(length, size)
         kept_pos = positions[length - keep:]

@@ -38,8 +38,13 @@ class Gemma4TextModel(nn.Module):
         self.rotary = nn.ModuleDict({kind: RotaryTable(inv_freq_for(config, kind))
                                      for kind in LAYER_TYPES if kind in config.layer_types})
 
-    def forward(self, input_ids: torch.Tensor, cache: Gemma4Cache | None = None) -> torch.Tensor:
-        """Final-normed hidden states [B, S, H] for ``input_ids`` [B, S], continuing ``cache`` if given."""
+    def forward(self, input_ids: torch.Tensor, cache: Gemma4Cache | None = None, *,
+                last_only: bool = False) -> torch.Tensor:
+        """Final-normed hidden states [B, S, H] for ``input_ids`` [B, S], continuing ``cache`` if given.
+
+        ``last_only`` returns only the last position ([B, 1, H]); KV-shared layers then run on that position
+        alone, since they write no cache and nothing later reads their other positions.
+        """
         start = cache.seq_len if cache is not None else 0
         length = input_ids.shape[1]
         h = self.embed_tokens(input_ids)
@@ -50,11 +55,16 @@ class Gemma4TextModel(nn.Module):
             state.masks = {FULL: visible(pos, pos, None), SLIDING: visible(pos, pos, self.config.sliding_window)}
         tables = {kind: table(start, length, h.dtype) for kind, table in self.rotary.items()}
         for i, layer in enumerate(self.layers):
+            if last_only and i == self.config.first_kv_shared_layer and h.shape[1] > 1:
+                h = h[:, -1:]
+                ple = ple[:, -1:] if ple is not None else None
+                tables = {kind: (cos[-1:], sin[-1:]) for kind, (cos, sin) in tables.items()}
+                state.last_row_only = True
             cos, sin = tables[self.config.layer_types[i]]
             h = layer(h, cos, sin, state, ple[:, :, i] if ple is not None else None)
         if cache is not None:
             cache.seq_len += length
-        return self.norm(h)
+        return self.norm(h[:, -1:] if last_only else h)
 
 
 class Gemma4ForCausalLM(nn.Module):
@@ -106,9 +116,7 @@ class Gemma4ForCausalLM(nn.Module):
     def forward(self, input_ids: torch.Tensor, cache: Gemma4Cache | None = None, *,
                 last_logits_only: bool = False) -> torch.Tensor:
         self.check_input(input_ids, cache)
-        h = self.model(input_ids.long(), cache)
-        if last_logits_only:
-            h = h[:, -1:]
+        h = self.model(input_ids.long(), cache, last_only=last_logits_only)
         logits = nn.functional.linear(h, self.model.embed_tokens.weight)  # tied head, no sqrt(H) here
         cap = self.config.final_logit_softcapping
         if cap is not None:
