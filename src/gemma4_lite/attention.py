@@ -45,10 +45,8 @@ def grouped_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     groups = heads // k.shape[1]
     q = q.reshape(batch, k.shape[1], groups * length, dim)
     scores = torch.matmul(q, k.transpose(-1, -2))
-    if mask is not None:
-        if groups > 1:
-            mask = mask.repeat(groups, 1)
-        scores.masked_fill_(~mask, float("-inf"))
+    if mask is not None:  # the same [S, T] mask for every query head of the group
+        scores.view(batch, k.shape[1], groups, length, -1).masked_fill_(~mask, float("-inf"))
     probs = F.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
     return torch.matmul(probs, v).view(batch, heads, length, dim)
 
