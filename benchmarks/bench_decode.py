@@ -46,6 +46,9 @@ CONFIGS = {
                                     top_k_experts=4, moe_intermediate_size=256),
 }
 
+# The tiny presets: almost no arithmetic, so they measure per-step overhead alone (--tiny).
+TINY_CONFIGS = {name: Gemma4Config.from_preset(name) for name in ("dense-tiny", "e2b-tiny", "26b-a4b-tiny")}
+
 
 def _timed(fn) -> float:
     start = time.perf_counter()
@@ -107,6 +110,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--tiny", action="store_true", help="the tiny presets: per-step overhead alone")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from hf_reference import build_hf_model
@@ -114,7 +118,7 @@ def main() -> None:
     transformers.logging.set_verbosity_error()
 
     rows = []
-    for name, config in CONFIGS.items():
+    for name, config in (TINY_CONFIGS if args.tiny else CONFIGS).items():
         reference = build_hf_model(config, seed=0)
         with tempfile.TemporaryDirectory() as folder:
             reference.save_pretrained(folder)
