@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "_build" / "html"
@@ -35,6 +34,7 @@ REQUIRED = os.environ.get("BOOK_SITE_REQUIRED", "") == "1"
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from colab_cell import repository_url  # noqa: E402
+from test_book import _toc_files  # noqa: E402
 
 
 def _skip_or_fail(reason: str):
@@ -45,20 +45,7 @@ def _skip_or_fail(reason: str):
 
 def _toc_pages() -> list[tuple[str, bool]]:
     """(html path relative to the site root, is_notebook) for the root and every toc entry."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
-    entries = [toc["root"]]
-
-    def walk(node):
-        if isinstance(node, dict):
-            if "file" in node:
-                entries.append(node["file"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk({k: v for k, v in toc.items() if k != "root"})
+    entries = _toc_files()
     pages = []
     for entry in entries:
         stem = re.sub(r"\.(ipynb|md)$", "", entry)
