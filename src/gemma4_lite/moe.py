@@ -107,9 +107,12 @@ def dispatch_sorted(x: torch.Tensor, gate_up: torch.Tensor, down: torch.Tensor,
 def grouped_mm_applies(x: torch.Tensor, gate_up: torch.Tensor, down: torch.Tensor,
                        weights: torch.Tensor) -> bool:
     """Whether :func:`dispatch_grouped` can hand the work to ``torch._grouped_mm``: the kernel exists,
-    the dtype is one it takes on CPU, every row stride is a multiple of 16 bytes, and no gradient is being
-    recorded (training keeps to the plain, well-trodden autograd path of :func:`dispatch_sorted`)."""
+    the tensors are on the CPU, the dtype is one it takes there, every row stride is a multiple of 16
+    bytes, and no gradient is being recorded (training keeps to the plain, well-trodden autograd path of
+    :func:`dispatch_sorted`)."""
     if not hasattr(torch, "_grouped_mm") or x.dtype not in (torch.float32, torch.bfloat16):
+        return False
+    if x.device.type != "cpu":  # measured and tested on CPU only; GPU kernels have other dtype/arch limits
         return False
     if torch.is_grad_enabled() and any(t.requires_grad for t in (x, gate_up, down, weights)):
         return False
