@@ -22,12 +22,17 @@ def _prompt(config: Gemma4Config, length: int, seed: int) -> torch.Tensor:
     return torch.randint(3, config.vocab_size, (2, length), generator=gen)
 
 
+def _reference_and_ours(name: str, seed: int, folder):
+    """A random transformers model of the family, and ours loaded from what transformers saved."""
+    config = Gemma4Config.from_preset(name)
+    reference = build_hf_model(config, seed=seed)
+    reference.save_pretrained(folder)
+    return config, reference, Gemma4ForCausalLM.from_pretrained(folder)
+
+
 @pytest.mark.parametrize("name", FAMILIES)
 def test_logits_match_transformers(name, tmp_path):
-    config = Gemma4Config.from_preset(name)
-    reference = build_hf_model(config, seed=1)
-    reference.save_pretrained(tmp_path)
-    ours = Gemma4ForCausalLM.from_pretrained(tmp_path)
+    config, reference, ours = _reference_and_ours(name, 1, tmp_path)
     ids = _prompt(config, 5 * config.sliding_window + 3, seed=2)  # longer than the window
     with torch.no_grad():
         expected = reference(ids, use_cache=False).logits
@@ -45,10 +50,7 @@ def test_logits_match_transformers(name, tmp_path):
 
 @pytest.mark.parametrize("name", FAMILIES)
 def test_greedy_generation_matches_transformers(name, tmp_path):
-    config = Gemma4Config.from_preset(name)
-    reference = build_hf_model(config, seed=3)
-    reference.save_pretrained(tmp_path)
-    ours = Gemma4ForCausalLM.from_pretrained(tmp_path)
+    config, reference, ours = _reference_and_ours(name, 3, tmp_path)
     ids = _prompt(config, 2 * config.sliding_window + 5, seed=4)
     new_tokens = 40
     from transformers import GenerationConfig
