@@ -126,11 +126,13 @@ def test_grouped_falls_back_to_sorted_with_gradients_and_both_backpropagate():
         assert torch.equal(got.grad, expected.grad)
 
 
-def test_bfloat16_grouped_matches_sorted():
+def test_bfloat16_takes_the_exact_sorted_path():
+    """In bf16 the grouped kernel would round differently from the reference, so it is not used there."""
     x, gate_up, down, experts, weights = make_case(16, 8, 2, 16, 8, seed=5)
     x, gate_up, down = x.bfloat16(), gate_up.bfloat16(), down.bfloat16()
+    assert not grouped_mm_applies(x, gate_up, down, weights)
+    assert grouped_mm_applies(x.float(), gate_up.float(), down.float(), weights) == hasattr(torch, "_grouped_mm")
     with torch.no_grad():
         a = dispatch_grouped(x, gate_up, down, experts, weights)
         b = dispatch_sorted(x, gate_up, down, experts, weights)
-    assert a.dtype == torch.bfloat16
-    torch.testing.assert_close(a.float(), b.float(), rtol=2e-2, atol=2e-2)
+    assert a.dtype == torch.bfloat16 and torch.equal(a, b)

@@ -68,6 +68,27 @@ def test_greedy_generation_matches_transformers(name, tmp_path):
     assert torch.equal(got, chunked)
 
 
+@pytest.mark.parametrize("name", FAMILIES)
+def test_bfloat16_matches_transformers(name, tmp_path):
+    """Real checkpoints are bf16: norms in fp32, the embedding scale rounded to bf16, softmaxes in fp32 and
+    everything else in bf16, in the reference's order, gives the reference's bits."""
+    from transformers import Gemma4ForCausalLM as HFGemma4ForCausalLM
+
+    config = Gemma4Config.from_preset(name)
+    build_hf_model(config, seed=10).save_pretrained(tmp_path)
+    reference = HFGemma4ForCausalLM.from_pretrained(tmp_path, dtype=torch.bfloat16, attn_implementation="eager")
+    if config.enable_moe_block:
+        reference.set_experts_implementation("eager")
+    ours = Gemma4ForCausalLM.from_pretrained(tmp_path, dtype=torch.bfloat16)
+    assert ours.dtype == torch.bfloat16
+    ids = _prompt(config, 3 * config.sliding_window + 1, seed=11)
+    with torch.no_grad():
+        expected, got = reference(ids).logits, ours(ids)
+    diff = (expected.float() - got.float()).abs().max().item()
+    print(f"{name}: max |bf16 logit difference| vs transformers = {diff:.3e}")
+    assert got.dtype == torch.bfloat16 and diff == 0.0
+
+
 @pytest.mark.parametrize("name", ["e2b-tiny", "26b-a4b-tiny", "31b-tiny"])
 def test_transformers_reads_what_we_save(name, tmp_path):
     from transformers import Gemma4ForCausalLM as HFGemma4ForCausalLM
