@@ -73,6 +73,11 @@ class Gemma4Attention(nn.Module):
             self.v_norm = RMSNorm(self.head_dim, config.rms_norm_eps, with_scale=False)
         self.o_proj = nn.Linear(self.num_heads * self.head_dim, hidden, bias=False)
 
+    def project_q(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """Queries of the new tokens, [B, H, S, D]: projection, QK-norm, RoPE."""
+        q = self.q_norm(self.q_proj(x).view(*x.shape[:2], self.num_heads, self.head_dim))
+        return apply_rope(q, cos, sin).transpose(1, 2)
+
     def project_kv(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys and values of the new tokens, [B, Hkv, S, D], ready for the cache."""
         batch, length, _ = x.shape
@@ -102,8 +107,7 @@ class Gemma4Attention(nn.Module):
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, state: ForwardState) -> torch.Tensor:
         batch, length, _ = x.shape
         if self.is_kv_shared:
-            q = self.q_norm(self.q_proj(x).view(batch, length, self.num_heads, self.head_dim))
-            q = apply_rope(q, cos, sin).transpose(1, 2)
+            q = self.project_q(x, cos, sin)
             k, v, mask = state.shared[self.layer_type]
             if state.last_row_only and mask is not None:
                 mask = mask[-1:]
@@ -111,9 +115,7 @@ class Gemma4Attention(nn.Module):
             if use_packed(self.q_proj):
                 q, k, v = self.project_qkv_packed(x, cos, sin)
             else:
-                q = self.q_norm(self.q_proj(x).view(batch, length, self.num_heads, self.head_dim))
-                q = apply_rope(q, cos, sin).transpose(1, 2)
-                k, v = self.project_kv(x, cos, sin)
+                q, (k, v) = self.project_q(x, cos, sin), self.project_kv(x, cos, sin)
             layer_cache = state.cache.layers[self.layer_idx] if state.cache is not None else None
             if layer_cache is None:
                 mask = state.masks[self.layer_type]
