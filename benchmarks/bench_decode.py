@@ -30,20 +30,20 @@ from gemma4_lite import Gemma4Config, Gemma4ForCausalLM, count_parameters  # noq
 from gemma4_lite.config import layer_pattern  # noqa: E402
 
 PROMPT, NEW_TOKENS = 512, 128
-_COMMON = dict(vocab_size=16384, vocab_size_per_layer_input=16384, hidden_size=512, num_attention_heads=8,
+_COMMON = dict(vocab_size=8192, vocab_size_per_layer_input=8192, hidden_size=512, num_attention_heads=8,
                head_dim=64, global_head_dim=128, sliding_window=128, max_position_embeddings=4096)
 CONFIGS = {
-    "dense (31B-style, K=V)": Gemma4Config(**_COMMON, intermediate_size=2048, num_hidden_layers=8,
+    "dense (31B-style, K=V)": Gemma4Config(**_COMMON, intermediate_size=1536, num_hidden_layers=8,
                                            num_key_value_heads=2, num_global_key_value_heads=1,
                                            attention_k_eq_v=True, layer_types=layer_pattern(8, 4)),
-    "E-style (PLE, KV sharing)": Gemma4Config(**_COMMON, intermediate_size=1536, num_hidden_layers=10,
+    "E-style (PLE, KV sharing)": Gemma4Config(**_COMMON, intermediate_size=1024, num_hidden_layers=10,
                                               num_key_value_heads=1, layer_types=layer_pattern(10, 5),
                                               hidden_size_per_layer_input=64, num_kv_shared_layers=4,
                                               use_double_wide_mlp=True),
     "MoE (26B-style)": Gemma4Config(**_COMMON, intermediate_size=512, num_hidden_layers=8,
                                     num_key_value_heads=2, num_global_key_value_heads=1, attention_k_eq_v=True,
-                                    layer_types=layer_pattern(8, 4), enable_moe_block=True, num_experts=32,
-                                    top_k_experts=4, moe_intermediate_size=256),
+                                    layer_types=layer_pattern(8, 4), enable_moe_block=True, num_experts=16,
+                                    top_k_experts=4, moe_intermediate_size=128),
 }
 
 # The tiny presets: almost no arithmetic, so they measure per-step overhead alone (--tiny).
