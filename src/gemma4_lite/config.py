@@ -91,7 +91,7 @@ class Gemma4Config:
                      f"Use one of {LAYER_TYPES}")
         if self.layer_types[-1] != FULL:
             fail("layer_types", "the last layer must be 'full_attention' (every Gemma 4 ends with a global "
-                 "layer, and transformers silently rewrites it)", "Make layer_types[-1] 'full_attention'")
+                 "layer; transformers rewrites it with only a logged warning)", "Make layer_types[-1] 'full_attention'")
         if not isinstance(self.sliding_window, int) or self.sliding_window < 1:
             fail("sliding_window", f"must be at least 1, got {self.sliding_window!r}",
                  "A window of W lets each query see W keys, itself included")

@@ -24,8 +24,9 @@ PALETTE: dict[str, str] = {
     "masked": "#F4F4F4",     # cells that cannot be attended
     "text": "#222222",
 }
-# Earlier generations, for the lineage chapter.
-GENERATION_COLORS: dict[str, str] = {"Gemma 2": "#B0B0B0", "Gemma 3": "#6E8FB8", "Gemma 4": "#E8734C"}
+# Earlier generations, for the lineage chapter: shades of one neutral hue (newest darkest), so they never
+# read as a layer kind.
+GENERATION_COLORS: dict[str, str] = {"Gemma 2": "#B8B8B8", "Gemma 3": "#7A7A7A", "Gemma 4": "#2B2B2B"}
 
 
 def layer_kind(config: Gemma4Config, layer: int) -> str:

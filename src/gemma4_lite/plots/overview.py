@@ -262,20 +262,22 @@ def plot_kv_per_token(configs: Mapping[str, Gemma4Config], context_length: int,
 def draw_kv_by_layer(ax: "Axes", config: Gemma4Config, context_length: int,
                      dtype: torch.dtype = torch.bfloat16, *, title: str | None = None) -> None:
     """One bar per layer: the KV bytes (MiB) that layer stores after ``context_length`` tokens. KV-shared
-    layers store nothing and are marked by a hatched purple tick on the baseline."""
+    layers store nothing and are marked by a hatched purple tick just below the baseline."""
     from matplotlib.patches import Rectangle
 
     per_layer = kv_cache_layer_bytes(config, context_length, dtype)
     top = max(per_layer) / MIB
     for layer, size in enumerate(per_layer):
         if config.is_kv_shared(layer):
-            ax.add_patch(Rectangle((layer - 0.4, 0), 0.8, 0.035 * top, facecolor="white",
-                                   edgecolor=PALETTE["shared"], hatch="////", linewidth=0.6))
+            # below the axis, so the marker cannot be read as a (tiny) amount of memory
+            ax.add_patch(Rectangle((layer - 0.4, -0.06 * top), 0.8, 0.04 * top, facecolor="white",
+                                   edgecolor=PALETTE["shared"], hatch="////", linewidth=0.6, clip_on=False))
         else:
             kind = "sliding" if config.is_sliding(layer) else "global"
             ax.bar(layer, size / MIB, width=0.8, color=PALETTE[kind])
     ax.set_xlim(-1, config.num_hidden_layers)
-    ax.set_ylim(0, top * 1.08)
+    ax.set_ylim(-0.07 * top, top * 1.08)
+    ax.axhline(0, color=PALETTE["text"], linewidth=0.6)
     ax.spines[["top", "right"]].set_visible(False)
     if title is not None:
         ax.set_title(title, fontsize=9)
