@@ -41,16 +41,14 @@ def layer_colors(config: Gemma4Config) -> list[str]:
 def draw_layer_strip(ax: "Axes", config: Gemma4Config, label: str | None = None, *, y: float = 0.0,
                      height: float = 0.8, show_index: bool = True) -> None:
     """One row of boxes, one per layer: colour = attention kind; a hatched box = KV-shared (it computes no
-    keys or values); a green bar under a box = MoE beside the dense MLP; the double-wide MLP of shared E2B
-    layers is drawn as a thicker outline."""
+    keys or values); a green bar under a box = MoE beside the dense MLP."""
     from matplotlib.patches import Rectangle
 
     for i in range(config.num_hidden_layers):
         shared = config.is_kv_shared(i)
-        wide = config.mlp_width_for(i) > config.intermediate_size
         ax.add_patch(Rectangle((i, y), 0.92, height, facecolor=PALETTE[layer_kind(config, i)],
                                edgecolor=PALETTE["shared"] if shared else "white",
-                               hatch="////" if shared else None, linewidth=2.0 if wide else 0.5))
+                               hatch="////" if shared else None, linewidth=0.5))
         if config.enable_moe_block:
             ax.add_patch(Rectangle((i, y - 0.18), 0.92, 0.12, facecolor=PALETTE["moe"], linewidth=0))
         if show_index and config.num_hidden_layers <= 64 and (i % 5 == 0 or not config.is_sliding(i)):
