@@ -57,3 +57,21 @@ def test_transformers_reads_our_config_the_same_way():
             assert theirs.per_layer_config[layer].head_dim == ours.head_dim_for(layer)
             assert theirs.per_layer_config[layer].num_key_value_heads == ours.kv_heads_for(layer)
         assert theirs.layer_types[-1] == FULL
+
+
+def test_keys_a_file_omits_take_transformers_defaults():
+    pytest.importorskip("transformers")
+    from transformers import Gemma4TextConfig
+
+    given = {"model_type": "gemma4_text", "vocab_size": 512, "global_head_dim": 64,
+             "hidden_size_per_layer_input": 0}
+    ours = Gemma4Config.from_hf(given)
+    theirs = Gemma4TextConfig(**{k: v for k, v in given.items() if k != "model_type"})
+    for name in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                 "sliding_window", "final_logit_softcapping", "max_position_embeddings",
+                 "vocab_size_per_layer_input", "layer_types"):
+        assert getattr(ours, name) == getattr(theirs, name), name
+    for layer in (0, ours.num_hidden_layers - 1):  # a sliding and a global layer
+        assert ours.head_dim_for(layer) == theirs.per_layer_config[layer].head_dim
+        assert ours.kv_heads_for(layer) == theirs.per_layer_config[layer].num_key_value_heads
+    assert ours.final_logit_softcapping is None  # transformers' default, unlike the released files' 30.0

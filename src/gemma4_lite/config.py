@@ -252,8 +252,9 @@ class Gemma4Config:
             raise ValueError("attention_bias=True is not part of any Gemma 4; gemma4_lite has no attention biases")
 
         known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in text.items() if k in known and v is not None}
-        num_layers = values.get("num_hidden_layers", cls.num_hidden_layers)
+        # A key the file leaves out means transformers' default, which is not always our preset default
+        values = {**TRANSFORMERS_DEFAULTS, **{k: v for k, v in text.items() if k in known and v is not None}}
+        num_layers = values["num_hidden_layers"]
         if "layer_types" not in values:
             values["layer_types"] = layer_pattern(num_layers, 6)
         for key, value in (text.get("per_layer_config") or {}).items():
@@ -280,10 +281,10 @@ class Gemma4Config:
             values["global_rope_theta"] = float(rope[FULL].get("rope_theta", 1_000_000.0))
             values["global_partial_rotary_factor"] = float(rope[FULL].get("partial_rotary_factor", 1.0))
             values["global_rope_factor"] = float(rope[FULL].get("factor", 1.0))
-        if "final_logit_softcapping" in text and text["final_logit_softcapping"] is None:
+        if text.get("final_logit_softcapping") is None:
             values["final_logit_softcapping"] = None
-        if text.get("hidden_size_per_layer_input") is None:
-            values["hidden_size_per_layer_input"] = 256 if "hidden_size_per_layer_input" not in text else 0
+        if "hidden_size_per_layer_input" in text and text["hidden_size_per_layer_input"] is None:
+            values["hidden_size_per_layer_input"] = 0
         return cls(**values)
 
     def to_hf_dict(self) -> dict[str, Any]:
@@ -308,6 +309,15 @@ class Gemma4Config:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
 
+
+# transformers' Gemma4TextConfig defaults (5.24.0), applied by from_hf to keys a config file omits.
+TRANSFORMERS_DEFAULTS: dict[str, Any] = dict(
+    vocab_size=262_144, hidden_size=2304, intermediate_size=9216, num_hidden_layers=30, num_attention_heads=8,
+    num_key_value_heads=4, head_dim=256, max_position_embeddings=131_072, rms_norm_eps=1e-6,
+    sliding_window=512, final_logit_softcapping=None, vocab_size_per_layer_input=262_144,
+    hidden_size_per_layer_input=256, attention_k_eq_v=False, num_kv_shared_layers=0, enable_moe_block=False,
+    use_double_wide_mlp=False, tie_word_embeddings=True, pad_token_id=0, bos_token_id=2, eos_token_id=1,
+)
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Released text decoders (HF convert_gemma4_weights.py _VARIANTS; see reference/gemma4_facts.md §1).
