@@ -33,13 +33,19 @@ def test_common_direction_has_the_requested_length():
     assert isinstance(task, RoutingTask) and task.num_clusters == 16
 
 
-def test_zero_bias_routing_is_the_router():
-    torch.manual_seed(0)
+def _random_router(seed: int) -> Gemma4Router:
+    """A router with random projection, scale and per-expert scale (their init value 1 hides bugs)."""
+    torch.manual_seed(seed)
     router = Gemma4Router(16, num_experts=8, top_k=3)
     with torch.no_grad():
         router.proj.weight.normal_()
         router.scale.uniform_(0.5, 1.5)
         router.per_expert_scale.uniform_(0.5, 1.5)
+    return router
+
+
+def test_zero_bias_routing_is_the_router():
+    router = _random_router(0)
     x = torch.randn(10, 16)
     plain, biased = router(x), biased_routing(router, x, torch.zeros(8))
     assert torch.equal(plain.experts, biased.experts)
@@ -124,11 +130,8 @@ def test_the_shared_direction_is_what_causes_the_collapse():
 def test_rescaled_routing_at_scale_one_is_the_router():
     from gemma4_lite.plots.routing import rescaled_routing, scatter_weights
 
-    torch.manual_seed(3)
-    router = Gemma4Router(16, num_experts=8, top_k=3)
+    router = _random_router(3)
     with torch.no_grad():
-        router.proj.weight.normal_()
-        router.per_expert_scale.uniform_(0.5, 1.5)
         routing = router(torch.randn(5, 16))
     probs, dense = rescaled_routing(routing.logits, 3, 1.0, router.per_expert_scale.detach())
     torch.testing.assert_close(probs, routing.probs)
