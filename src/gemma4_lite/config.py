@@ -16,6 +16,11 @@ FULL = "full_attention"
 LAYER_TYPES = (SLIDING, FULL)
 
 
+def layers_of_type(layer_types: "list[str] | tuple[str, ...]", kind: str) -> list[int]:
+    """Indices of the layers of one attention kind."""
+    return [i for i, t in enumerate(layer_types) if t == kind]
+
+
 def layer_pattern(num_layers: int, period: int) -> list[str]:
     """``period - 1`` sliding layers then one global layer, repeated (period 5 is 4:1, period 6 is 5:1)."""
     return [FULL if (i + 1) % period == 0 else SLIDING for i in range(num_layers)]
@@ -202,11 +207,11 @@ class Gemma4Config:
 
     @property
     def global_layers(self) -> list[int]:
-        return [i for i, t in enumerate(self.layer_types) if t == FULL]
+        return layers_of_type(self.layer_types, FULL)
 
     @property
     def sliding_layers(self) -> list[int]:
-        return [i for i, t in enumerate(self.layer_types) if t == SLIDING]
+        return layers_of_type(self.layer_types, SLIDING)
 
     # ------------------------------------------------------------------ presets
     @classmethod

@@ -31,7 +31,7 @@ from typing import Iterable, Sequence
 import torch
 
 from . import accounting
-from .config import FULL, SLIDING, Gemma4Config
+from .config import FULL, SLIDING, Gemma4Config, layers_of_type
 from .receptive_field import sliding_only_reach
 
 GENERATIONS = ("Gemma 2", "Gemma 3", "Gemma 4")
@@ -92,11 +92,11 @@ class LineageModel:
     # ------------------------------------------------------------------ derived facts
     @property
     def global_layers(self) -> list[int]:
-        return [i for i, kind in enumerate(self.layer_types) if kind == FULL]
+        return layers_of_type(self.layer_types, FULL)
 
     @property
     def sliding_layers(self) -> list[int]:
-        return [i for i, kind in enumerate(self.layer_types) if kind == SLIDING]
+        return layers_of_type(self.layer_types, SLIDING)
 
     @property
     def ratio(self) -> str:
