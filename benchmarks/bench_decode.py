@@ -30,24 +30,56 @@ from gemma4_lite import Gemma4Config, Gemma4ForCausalLM, count_parameters  # noq
 from gemma4_lite.config import layer_pattern  # noqa: E402
 
 PROMPT, NEW_TOKENS = 512, 128
-_COMMON = dict(vocab_size=8192, vocab_size_per_layer_input=8192, hidden_size=512, num_attention_heads=8,
-               head_dim=64, global_head_dim=128, sliding_window=128, max_position_embeddings=4096)
+_COMMON = dict(
+    vocab_size=8192,
+    vocab_size_per_layer_input=8192,
+    hidden_size=512,
+    num_attention_heads=8,
+    head_dim=64,
+    global_head_dim=128,
+    sliding_window=128,
+    max_position_embeddings=4096,
+)
 CONFIGS = {
-    "dense (31B-style, K=V)": Gemma4Config(**_COMMON, intermediate_size=1536, num_hidden_layers=8,
-                                           num_key_value_heads=2, num_global_key_value_heads=1,
-                                           attention_k_eq_v=True, layer_types=layer_pattern(8, 4)),
-    "E-style (PLE, KV sharing)": Gemma4Config(**_COMMON, intermediate_size=1024, num_hidden_layers=10,
-                                              num_key_value_heads=1, layer_types=layer_pattern(10, 5),
-                                              hidden_size_per_layer_input=64, num_kv_shared_layers=4,
-                                              use_double_wide_mlp=True),
-    "MoE (26B-style)": Gemma4Config(**_COMMON, intermediate_size=512, num_hidden_layers=8,
-                                    num_key_value_heads=2, num_global_key_value_heads=1, attention_k_eq_v=True,
-                                    layer_types=layer_pattern(8, 4), enable_moe_block=True, num_experts=16,
-                                    top_k_experts=4, moe_intermediate_size=128),
+    "dense (31B-style, K=V)": Gemma4Config(
+        **_COMMON,
+        intermediate_size=1536,
+        num_hidden_layers=8,
+        num_key_value_heads=2,
+        num_global_key_value_heads=1,
+        attention_k_eq_v=True,
+        layer_types=layer_pattern(8, 4),
+    ),
+    "E-style (PLE, KV sharing)": Gemma4Config(
+        **_COMMON,
+        intermediate_size=1024,
+        num_hidden_layers=10,
+        num_key_value_heads=1,
+        layer_types=layer_pattern(10, 5),
+        hidden_size_per_layer_input=64,
+        num_kv_shared_layers=4,
+        use_double_wide_mlp=True,
+    ),
+    "MoE (26B-style)": Gemma4Config(
+        **_COMMON,
+        intermediate_size=512,
+        num_hidden_layers=8,
+        num_key_value_heads=2,
+        num_global_key_value_heads=1,
+        attention_k_eq_v=True,
+        layer_types=layer_pattern(8, 4),
+        enable_moe_block=True,
+        num_experts=16,
+        top_k_experts=4,
+        moe_intermediate_size=128,
+    ),
 }
 
 # The tiny presets: almost no arithmetic, so they measure per-step overhead alone (--tiny).
-TINY_CONFIGS = {name: Gemma4Config.from_preset(name) for name in ("dense-tiny", "e2b-tiny", "26b-a4b-tiny")}
+TINY_CONFIGS = {
+    name: Gemma4Config.from_preset(name)
+    for name in ("dense-tiny", "e2b-tiny", "26b-a4b-tiny")
+}
 
 
 def _timed(fn) -> float:
@@ -69,11 +101,13 @@ def ours_runner(model: Gemma4ForCausalLM, prompt: torch.Tensor):
         for _ in range(NEW_TOKENS - 1):
             token = model(token, cache)[:, -1].argmax(-1, keepdim=True)
         return prefilled - start, time.perf_counter() - prefilled
+
     return run
 
 
 def transformers_runner(model, prompt: torch.Tensor):
     """The fastest way to drive transformers: its own cache, one forward call per token, no generate()."""
+
     def run() -> tuple[float, float]:
         start = time.perf_counter()
         out = model(prompt, use_cache=True, logits_to_keep=1)
@@ -85,6 +119,7 @@ def transformers_runner(model, prompt: torch.Tensor):
             cache = out.past_key_values
             token = out.logits[:, -1].argmax(-1, keepdim=True)
         return prefilled - start, time.perf_counter() - prefilled
+
     return run
 
 
@@ -92,17 +127,28 @@ def generate_runner(model, prompt: torch.Tensor):
     """transformers' generate(), the way most people call it; reported as one more decode figure."""
     from transformers import GenerationConfig
 
-    settings = GenerationConfig(do_sample=False, max_new_tokens=NEW_TOKENS, min_new_tokens=0, eos_token_id=None,
-                                pad_token_id=0)
+    settings = GenerationConfig(
+        do_sample=False,
+        max_new_tokens=NEW_TOKENS,
+        min_new_tokens=0,
+        eos_token_id=None,
+        pad_token_id=0,
+    )
     mask = torch.ones_like(prompt)
-    return lambda: _timed(lambda: model.generate(prompt, attention_mask=mask, generation_config=settings))
+    return lambda: _timed(
+        lambda: model.generate(
+            prompt, attention_mask=mask, generation_config=settings
+        )
+    )
 
 
 def weight_read_rate(model: Gemma4ForCausalLM) -> float:
     """Tokens/s if a decode step only had to stream every weight once (memory-bandwidth bound)."""
     weights = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
     sink = torch.empty_like(weights)
-    t = statistics.median(_timed(lambda: sink.copy_(weights)) for _ in range(7))
+    t = statistics.median(
+        _timed(lambda: sink.copy_(weights)) for _ in range(7)
+    )
     return 1.0 / (t / 2)  # a copy reads and writes; a forward pass only reads
 
 
@@ -110,11 +156,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--tiny", action="store_true", help="the tiny presets: per-step overhead alone")
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="the tiny presets: per-step overhead alone",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    from hf_reference import build_hf_model
     import transformers
+    from hf_reference import build_hf_model
+
     transformers.logging.set_verbosity_error()
 
     rows = []
@@ -123,43 +174,88 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             reference.save_pretrained(folder)
             ours = Gemma4ForCausalLM.from_pretrained(folder)
-        prompt = torch.randint(3, config.vocab_size, (1, PROMPT), generator=torch.Generator().manual_seed(0))
-        with torch.inference_mode():  # same weights, same answer, before timing anything
-            assert (reference(prompt).logits - ours(prompt)).abs().max().item() < 1e-4
+        prompt = torch.randint(
+            3,
+            config.vocab_size,
+            (1, PROMPT),
+            generator=torch.Generator().manual_seed(0),
+        )
+        with (
+            torch.inference_mode()
+        ):  # same weights, same answer, before timing anything
+            assert (
+                reference(prompt).logits - ours(prompt)
+            ).abs().max().item() < 1e-4
         # Rounds interleave the implementations so that drifts in machine load hit them all alike.
-        runs: dict[str, list] = {"ours": [], "eager": [], "sdpa": [], "generate": []}
+        runs: dict[str, list] = {
+            "ours": [],
+            "eager": [],
+            "sdpa": [],
+            "generate": [],
+        }
         with torch.inference_mode():
             for round_ in range(args.repeats + 1):
                 timings = {"ours": ours_runner(ours, prompt)()}
                 for impl in ("eager", "sdpa"):
                     reference.set_attn_implementation(impl)
                     timings[impl] = transformers_runner(reference, prompt)()
-                timings["generate"] = generate_runner(reference, prompt)()  # sdpa, the default
+                timings["generate"] = generate_runner(
+                    reference, prompt
+                )()  # sdpa, the default
                 if round_:  # round 0 warms up caches and allocators
                     for key, value in timings.items():
                         runs[key].append(value)
-        med = {key: (statistics.median(v[0] for v in values), statistics.median(v[1] for v in values))
-               if key != "generate" else statistics.median(values) for key, values in runs.items()}
-        prefill = {key: PROMPT / med[key][0] for key in ("ours", "eager", "sdpa")}
-        decode = {key: (NEW_TOKENS - 1) / med[key][1] for key in ("ours", "eager", "sdpa")}
+        med = {
+            key: (
+                statistics.median(v[0] for v in values),
+                statistics.median(v[1] for v in values),
+            )
+            if key != "generate"
+            else statistics.median(values)
+            for key, values in runs.items()
+        }
+        prefill = {
+            key: PROMPT / med[key][0] for key in ("ours", "eager", "sdpa")
+        }
+        decode = {
+            key: (NEW_TOKENS - 1) / med[key][1]
+            for key in ("ours", "eager", "sdpa")
+        }
         decode_generate = NEW_TOKENS / (med["generate"] - med["sdpa"][0])
         bound = weight_read_rate(ours)
         params = count_parameters(config)["total"] / 1e6
         best_prefill = max(prefill["eager"], prefill["sdpa"])
         best_decode = max(decode["eager"], decode["sdpa"], decode_generate)
-        rows.append((name, params, prefill["ours"] / best_prefill, decode["ours"] / best_decode,
-                     decode["ours"] / decode_generate, decode["ours"] / bound))
-        print(f"{name}: tokens/s prefill ours {prefill['ours']:.0f}, eager {prefill['eager']:.0f}, sdpa "
-              f"{prefill['sdpa']:.0f}; decode ours {decode['ours']:.1f}, eager {decode['eager']:.1f}, sdpa "
-              f"{decode['sdpa']:.1f}, generate {decode_generate:.1f}; bandwidth bound {bound:.1f}", file=sys.stderr)
+        rows.append(
+            (
+                name,
+                params,
+                prefill["ours"] / best_prefill,
+                decode["ours"] / best_decode,
+                decode["ours"] / decode_generate,
+                decode["ours"] / bound,
+            )
+        )
+        print(
+            f"{name}: tokens/s prefill ours {prefill['ours']:.0f}, eager {prefill['eager']:.0f}, sdpa "
+            f"{prefill['sdpa']:.0f}; decode ours {decode['ours']:.1f}, eager {decode['eager']:.1f}, sdpa "
+            f"{decode['sdpa']:.1f}, generate {decode_generate:.1f}; bandwidth bound {bound:.1f}",
+            file=sys.stderr,
+        )
 
-    print(f"\ngemma4_lite vs transformers {transformers.__version__}, torch {torch.__version__}, "
-          f"{args.threads} threads, fp32, batch 1, prompt {PROMPT}, {NEW_TOKENS} new tokens\n")
-    print("| config | params | prefill vs best transformers | decode vs best transformers | "
-          "decode vs transformers generate() | decode / bandwidth bound |")
+    print(
+        f"\ngemma4_lite vs transformers {transformers.__version__}, torch {torch.__version__}, "
+        f"{args.threads} threads, fp32, batch 1, prompt {PROMPT}, {NEW_TOKENS} new tokens\n"
+    )
+    print(
+        "| config | params | prefill vs best transformers | decode vs best transformers | "
+        "decode vs transformers generate() | decode / bandwidth bound |"
+    )
     print("|---|---|---|---|---|---|")
     for name, params, prefill, decode, vs_generate, vs_bound in rows:
-        print(f"| {name} | {params:.0f}M | {prefill:.2f}x | {decode:.2f}x | {vs_generate:.2f}x | {vs_bound:.2f} |")
+        print(
+            f"| {name} | {params:.0f}M | {prefill:.2f}x | {decode:.2f}x | {vs_generate:.2f}x | {vs_bound:.2f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -28,14 +28,14 @@ CONFIG_PATH = ROOT / "_config.yml"
 # Colab; torch must never appear here.
 COLAB_EXTRA_PACKAGES = ("safetensors", "ipywidgets")
 
-_TEMPLATE = '''\
+_TEMPLATE = """\
 # Set-up. On Colab this installs the book's package from the repository; it never touches Colab's torch.
 # Locally (after the README's set-up) it does nothing.
 import sys, subprocess
 if "google.colab" in sys.modules:
     REPO_URL = "{repo_url}"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", f"git+{{REPO_URL}}"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", {extras}], check=True)'''
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", {extras}], check=True)"""
 
 
 def repository_url(config_path: Path = CONFIG_PATH) -> str:
@@ -66,7 +66,11 @@ def _is_colab_guard(test: ast.expr) -> bool:
 
 def _strings_in(node: ast.AST) -> list[str]:
     """Every string constant inside ``node`` (f-string pieces included)."""
-    return [n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+    return [
+        n.value
+        for n in ast.walk(node)
+        if isinstance(n, ast.Constant) and isinstance(n.value, str)
+    ]
 
 
 def check_setup_cell(source: str, repo_url: str) -> list[str]:
@@ -75,7 +79,9 @@ def check_setup_cell(source: str, repo_url: str) -> list[str]:
     for line in source.splitlines():
         stripped = line.lstrip()
         if stripped.startswith(("!", "%")):
-            problems.append(f"shell escapes and magics are not allowed in the set-up cell: {stripped!r}")
+            problems.append(
+                f"shell escapes and magics are not allowed in the set-up cell: {stripped!r}"
+            )
     if problems:
         return problems
     try:
@@ -85,8 +91,12 @@ def check_setup_cell(source: str, repo_url: str) -> list[str]:
 
     urls = set(re.findall(r"https?://[^\s\"'}]+", source))
     if repo_url not in urls:
-        problems.append(f"the set-up cell must contain the repository URL {repo_url!r} exactly")
-    stray = sorted(u for u in urls if "github.com" in u and u.rstrip("/") != repo_url)
+        problems.append(
+            f"the set-up cell must contain the repository URL {repo_url!r} exactly"
+        )
+    stray = sorted(
+        u for u in urls if "github.com" in u and u.rstrip("/") != repo_url
+    )
     if stray:
         problems.append(f"the set-up cell names another repository: {stray}")
 
@@ -98,25 +108,37 @@ def check_setup_cell(source: str, repo_url: str) -> list[str]:
                 guarded.update(id(n) for n in ast.walk(stmt))
 
     pip_calls = [
-        node for node in ast.walk(tree)
-        if isinstance(node, ast.Call) and any(s == "pip" or s.startswith("pip ") for s in _strings_in(node))
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and any(s == "pip" or s.startswith("pip ") for s in _strings_in(node))
     ]
     if not pip_calls:
-        problems.append("the set-up cell never calls pip to install the package on Colab")
+        problems.append(
+            "the set-up cell never calls pip to install the package on Colab"
+        )
     installs_repo = False
     for call in pip_calls:
         text = ast.unparse(call)
         if id(call) not in guarded:
-            problems.append(f'pip runs outside `if "google.colab" in sys.modules:`: {text}')
+            problems.append(
+                f'pip runs outside `if "google.colab" in sys.modules:`: {text}'
+            )
         args = _strings_in(call)
         if any(re.search(r"\btorch", a) for a in args):
-            problems.append(f"a pip call mentions torch (Colab's build must not be touched): {text}")
+            problems.append(
+                f"a pip call mentions torch (Colab's build must not be touched): {text}"
+            )
         if "REPO_URL" in text or repo_url in text:
             installs_repo = True
             if "--no-deps" not in args:
-                problems.append(f"the package must be installed with --no-deps: {text}")
+                problems.append(
+                    f"the package must be installed with --no-deps: {text}"
+                )
     if pip_calls and not installs_repo:
-        problems.append("no pip call installs the package from the repository URL")
+        problems.append(
+            "no pip call installs the package from the repository URL"
+        )
     return problems
 
 

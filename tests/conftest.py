@@ -22,6 +22,7 @@ torch.set_num_threads(1)
 def _quiet_transformers():
     try:
         import transformers
+
         transformers.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
     except ImportError:

@@ -25,11 +25,19 @@ def randomise(model: torch.nn.Module, seed: int, std: float = 0.08) -> None:
     """Random weights everywhere, including the gains and scalars whose init value 1 hides bugs
     (norm weights, layer_scalar, router scale, per-expert scale)."""
     gen = torch.Generator().manual_seed(seed)
-    for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
+    for name, tensor in list(model.named_parameters()) + list(
+        model.named_buffers()
+    ):
         if "inv_freq" in name or "embed_scale" in name:
             continue
-        if name.endswith("layer_scalar") or "norm" in name or name.endswith(("router.scale", "per_expert_scale")):
-            tensor.copy_(torch.empty(tensor.shape).uniform_(0.5, 1.5, generator=gen))
+        if (
+            name.endswith("layer_scalar")
+            or "norm" in name
+            or name.endswith(("router.scale", "per_expert_scale"))
+        ):
+            tensor.copy_(
+                torch.empty(tensor.shape).uniform_(0.5, 1.5, generator=gen)
+            )
         else:
             tensor.copy_(torch.randn(tensor.shape, generator=gen) * std)
 
@@ -38,8 +46,9 @@ def build_hf_model(config: Gemma4Config, seed: int = 0):
     from transformers import Gemma4ForCausalLM as HFGemma4ForCausalLM
 
     torch.manual_seed(seed)
-    model = HFGemma4ForCausalLM._from_config(hf_config(config), attn_implementation="eager",
-                                              dtype=torch.float32)
+    model = HFGemma4ForCausalLM._from_config(
+        hf_config(config), attn_implementation="eager", dtype=torch.float32
+    )
     if config.enable_moe_block:
         model.set_experts_implementation("eager")
     randomise(model, seed)

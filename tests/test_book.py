@@ -70,9 +70,15 @@ def _code_cells(nb):
 
 def test_config_names_one_repository_and_colab():
     config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
-    assert config["repository"]["url"] == "https://github.com/paper-x-code/dissecting-gemma4"
+    assert (
+        config["repository"]["url"]
+        == "https://github.com/paper-x-code/dissecting-gemma4"
+    )
     assert config["repository"]["branch"] == "main"
-    assert config["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+    assert (
+        config["launch_buttons"]["colab_url"]
+        == "https://colab.research.google.com"
+    )
     assert config["execute"]["execute_notebooks"] == "off"
     assert config["only_build_toc_files"] is True
     assert config["bibtex_bibfiles"] == ["book/references.bib"]
@@ -84,7 +90,9 @@ def test_docs_name_only_the_configured_repository():
     for name in ("README.md", "CONTRIBUTING.md"):
         text = (ROOT / name).read_text(encoding="utf-8")
         for found in re.findall(r"github(?:\.com)?/([\w.-]+/[\w.-]+)", text):
-            assert f"https://github.com/{found}" == url, f"{name} names {found}, not {url}"
+            assert f"https://github.com/{found}" == url, (
+                f"{name} names {found}, not {url}"
+            )
 
 
 def test_canonical_setup_cell_passes_its_own_check():
@@ -93,7 +101,9 @@ def test_canonical_setup_cell_passes_its_own_check():
 
 def test_contributing_shows_the_canonical_setup_cell():
     text = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
-    assert setup_cell_source() in text, "CONTRIBUTING.md must show the cell printed by tests/colab_cell.py"
+    assert setup_cell_source() in text, (
+        "CONTRIBUTING.md must show the cell printed by tests/colab_cell.py"
+    )
 
 
 # --- (b) table of contents -------------------------------------------------------------------------
@@ -106,7 +116,9 @@ def test_every_toc_entry_exists():
 
 def test_every_notebook_is_in_the_toc():
     listed = {Path(entry).with_suffix("").as_posix() for entry in _toc_files()}
-    orphans = [nb.relative_to(ROOT).with_suffix("").as_posix() for nb in NOTEBOOKS]
+    orphans = [
+        nb.relative_to(ROOT).with_suffix("").as_posix() for nb in NOTEBOOKS
+    ]
     orphans = [name for name in orphans if name not in listed]
     assert not orphans, f"notebooks missing from _toc.yml: {orphans}"
 
@@ -115,8 +127,12 @@ def test_toc_notebooks_live_in_notebooks_folder():
     for entry in _toc_files():
         path = _resolve(entry)
         if path is not None and path.suffix == ".ipynb":
-            assert path.parent == NOTEBOOK_DIR, f"{entry}: notebooks belong in notebooks/"
-            assert re.match(r"^\d\d_[a-z0-9_]+$", path.stem), f"{entry}: use a two-digit order prefix"
+            assert path.parent == NOTEBOOK_DIR, (
+                f"{entry}: notebooks belong in notebooks/"
+            )
+            assert re.match(r"^\d\d_[a-z0-9_]+$", path.stem), (
+                f"{entry}: use a two-digit order prefix"
+            )
 
 
 # --- (a) Colab set-up cell -------------------------------------------------------------------------
@@ -127,7 +143,10 @@ def test_first_code_cell_is_the_colab_setup(path):
     cells = [c for c in _code_cells(_read(path)) if c.source.strip()]
     assert cells, f"{path.name} has no code cell"
     problems = check_setup_cell(cells[0].source, repository_url())
-    assert not problems, f"{path.name}: first code cell is not a valid set-up cell:\n" + "\n".join(problems)
+    assert not problems, (
+        f"{path.name}: first code cell is not a valid set-up cell:\n"
+        + "\n".join(problems)
+    )
 
 
 # --- (c) committed with outputs --------------------------------------------------------------------
@@ -140,7 +159,9 @@ def test_notebook_is_committed_executed(path):
     for index, cell in enumerate(_code_cells(nb)):
         if not cell.source.strip():
             continue
-        assert cell.execution_count is not None, f"{path.name}: code cell {index} was never executed"
+        assert cell.execution_count is not None, (
+            f"{path.name}: code cell {index} was never executed"
+        )
         counts.append(cell.execution_count)
         for output in cell.get("outputs", []):
             assert output.output_type != "error", (
@@ -160,8 +181,15 @@ def test_ignored_outputs_are_explained(path):
         tags = set(cell.get("metadata", {}).get("tags", []))
         if not tags.intersection(IGNORE_TAGS):
             continue
-        comments = [line for line in cell.source.splitlines() if line.lstrip().startswith("#")]
-        assert any(re.search(r"because|varies", line, re.IGNORECASE) for line in comments), (
+        comments = [
+            line
+            for line in cell.source.splitlines()
+            if line.lstrip().startswith("#")
+        ]
+        assert any(
+            re.search(r"because|varies", line, re.IGNORECASE)
+            for line in comments
+        ), (
             f"{path.name}: code cell {index} is tagged {sorted(tags & set(IGNORE_TAGS))} but has no "
             "'# ... because ...' or '# ... varies ...' comment saying why"
         )
@@ -172,11 +200,17 @@ def test_ignored_outputs_are_explained(path):
 
 def _prose_sources():
     for page in sorted(BOOK_DIR.glob("*.md")):
-        yield page.relative_to(ROOT).as_posix(), page.read_text(encoding="utf-8")
+        yield (
+            page.relative_to(ROOT).as_posix(),
+            page.read_text(encoding="utf-8"),
+        )
     for path in NOTEBOOKS:
         for index, cell in enumerate(_read(path).cells):
             if cell.cell_type == "markdown":
-                yield f"{path.relative_to(ROOT).as_posix()} (markdown cell {index})", cell.source
+                yield (
+                    f"{path.relative_to(ROOT).as_posix()} (markdown cell {index})",
+                    cell.source,
+                )
 
 
 def test_no_placeholders_in_prose():
@@ -190,10 +224,18 @@ def test_no_placeholders_in_prose():
 
 def test_bibliography_is_cited():
     text = "\n".join(source for _, source in _prose_sources())
-    keys = set(re.findall(r"^@\w+\{([^,]+),", (BOOK_DIR / "references.bib").read_text(encoding="utf-8"), re.M))
+    keys = set(
+        re.findall(
+            r"^@\w+\{([^,]+),",
+            (BOOK_DIR / "references.bib").read_text(encoding="utf-8"),
+            re.M,
+        )
+    )
     cited = set()
     for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", text):
         cited.update(key.strip() for key in group.split(","))
     unknown = cited - keys
-    assert not unknown, f"citations with no entry in book/references.bib: {sorted(unknown)}"
+    assert not unknown, (
+        f"citations with no entry in book/references.bib: {sorted(unknown)}"
+    )
     assert cited, "no page cites anything"

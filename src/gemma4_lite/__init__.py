@@ -1,7 +1,7 @@
 """gemma4_lite: the Gemma 4 text decoders (E2B, E4B, 26B-A4B, 31B) from scratch, for the book
 "Dissecting Gemma 4: Architecture from the Ground Up"."""
 
-from .accounting import count_parameters, kv_cache_bytes, kv_cache_layer_bytes, naive_kv_cache_bytes
+from .accounting import count_parameters, kv_cache_bytes, kv_cache_layer_bytes
 from .config import FULL, PRESETS, RELEASED, SLIDING, Gemma4Config
 from .generation import generate
 from .kv_cache import Gemma4Cache, GlobalKVCache, RingKVCache
@@ -9,8 +9,20 @@ from .loading import CheckpointError
 from .model import Gemma4ForCausalLM, Gemma4TextModel
 
 __all__ = [
-    "Gemma4Config", "Gemma4ForCausalLM", "Gemma4TextModel", "Gemma4Cache", "RingKVCache", "GlobalKVCache",
-    "CheckpointError", "generate", "count_parameters", "kv_cache_bytes", "kv_cache_layer_bytes",
-    "naive_kv_cache_bytes", "PRESETS", "RELEASED", "SLIDING", "FULL",
+    "Gemma4Config",
+    "Gemma4ForCausalLM",
+    "Gemma4TextModel",
+    "Gemma4Cache",
+    "RingKVCache",
+    "GlobalKVCache",
+    "CheckpointError",
+    "generate",
+    "count_parameters",
+    "kv_cache_bytes",
+    "kv_cache_layer_bytes",
+    "PRESETS",
+    "RELEASED",
+    "SLIDING",
+    "FULL",
 ]
 __version__ = "0.1.0"

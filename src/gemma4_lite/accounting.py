@@ -20,13 +20,23 @@ def layer_parameters(config: Gemma4Config, layer: int) -> dict[str, int]:
     heads, kv_heads = config.num_attention_heads, config.kv_heads_for(layer)
     attention = 2 * h * heads * d + d  # q_proj, o_proj, q_norm
     if not config.is_kv_shared(layer):
-        attention += h * kv_heads * d + d  # k_proj, k_norm (the V-norm has no gain)
+        attention += (
+            h * kv_heads * d + d
+        )  # k_proj, k_norm (the V-norm has no gain)
         if not config.k_eq_v_for(layer):
             attention += h * kv_heads * d  # v_proj
-    parts = {"attention": attention, "mlp": 3 * h * config.mlp_width_for(layer), "norms": 4 * h,
-             "per_layer_input": 0, "router": 0, "experts": 0}
+    parts = {
+        "attention": attention,
+        "mlp": 3 * h * config.mlp_width_for(layer),
+        "norms": 4 * h,
+        "per_layer_input": 0,
+        "router": 0,
+        "experts": 0,
+    }
     if config.hidden_size_per_layer_input:
-        parts["per_layer_input"] = 2 * h * config.hidden_size_per_layer_input + h
+        parts["per_layer_input"] = (
+            2 * h * config.hidden_size_per_layer_input + h
+        )
     if config.enable_moe_block:
         e = config.num_experts
         parts["router"] = e * h + h + e
@@ -44,11 +54,22 @@ def count_parameters(config: Gemma4Config) -> dict[str, int]:
     ``per_layer_input``, ``router``, ``experts`` summed over layers; ``active_per_token`` (what one token
     touches: only top-k of the experts); ``total_without_embeddings``; ``total_without_per_layer_table``.
     """
-    totals = {"attention": 0, "mlp": 0, "norms": 0, "per_layer_input": 0, "router": 0, "experts": 0}
+    totals = {
+        "attention": 0,
+        "mlp": 0,
+        "norms": 0,
+        "per_layer_input": 0,
+        "router": 0,
+        "experts": 0,
+    }
     for layer in range(config.num_hidden_layers):
         for key, value in layer_parameters(config, layer).items():
             totals[key] += value
-    h, p, layers = config.hidden_size, config.hidden_size_per_layer_input, config.num_hidden_layers
+    h, p, layers = (
+        config.hidden_size,
+        config.hidden_size_per_layer_input,
+        config.num_hidden_layers,
+    )
     embedding = config.vocab_size * h
     ple_table = config.vocab_size_per_layer_input * layers * p if p else 0
     ple_other = h * layers * p + p if p else 0
@@ -56,7 +77,11 @@ def count_parameters(config: Gemma4Config) -> dict[str, int]:
     total = embedding + ple_table + ple_other + sum(totals.values())
     active = total
     if config.enable_moe_block:
-        active -= totals["experts"] * (config.num_experts - config.top_k_experts) // config.num_experts
+        active -= (
+            totals["experts"]
+            * (config.num_experts - config.top_k_experts)
+            // config.num_experts
+        )
     return {
         "total": total,
         "embedding": embedding,
@@ -73,8 +98,12 @@ def dtype_bytes(dtype: torch.dtype) -> int:
     return torch.empty((), dtype=dtype).element_size()
 
 
-def kv_cache_layer_bytes(config: Gemma4Config, context_length: int, dtype: torch.dtype = torch.bfloat16,
-                         batch_size: int = 1) -> list[int]:
+def kv_cache_layer_bytes(
+    config: Gemma4Config,
+    context_length: int,
+    dtype: torch.dtype = torch.bfloat16,
+    batch_size: int = 1,
+) -> list[int]:
     """Bytes of keys plus values each layer stores after ``context_length`` tokens.
 
     Sliding layers keep at most the window; global layers keep everything with their own head size and KV
@@ -89,70 +118,27 @@ def kv_cache_layer_bytes(config: Gemma4Config, context_length: int, dtype: torch
         if config.is_kv_shared(layer):
             out.append(0)
             continue
-        tokens = min(context_length, config.sliding_window) if config.is_sliding(layer) else context_length
-        out.append(2 * batch_size * tokens * config.kv_heads_for(layer) * config.head_dim_for(layer) * size)
+        tokens = (
+            min(context_length, config.sliding_window)
+            if config.is_sliding(layer)
+            else context_length
+        )
+        out.append(
+            2
+            * batch_size
+            * tokens
+            * config.kv_heads_for(layer)
+            * config.head_dim_for(layer)
+            * size
+        )
     return out
 
 
-def kv_cache_bytes(config: Gemma4Config, context_length: int, dtype: torch.dtype = torch.bfloat16,
-                   batch_size: int = 1) -> int:
+def kv_cache_bytes(
+    config: Gemma4Config,
+    context_length: int,
+    dtype: torch.dtype = torch.bfloat16,
+    batch_size: int = 1,
+) -> int:
     """Exact KV-cache bytes for ``context_length`` tokens (see :func:`kv_cache_layer_bytes`)."""
     return sum(kv_cache_layer_bytes(config, context_length, dtype, batch_size))
-
-
-def naive_kv_cache_bytes(config: Gemma4Config, context_length: int, dtype: torch.dtype = torch.bfloat16,
-                         batch_size: int = 1) -> int:
-    """The common back-of-envelope figure: every layer global, with the sliding layers' KV heads and head
-    size, no window and no sharing. Off by large factors for Gemma 4; kept to show by how much."""
-    per_layer = 2 * batch_size * context_length * config.num_key_value_heads * config.head_dim * dtype_bytes(dtype)
-    return per_layer * config.num_hidden_layers
-
-
-# ------------------------------------------------------------------ one layer, per token (chapter "Expert
-# architecture"): what a layer stores, what one token touches, and what it costs in FLOPs.
-LAYER_PARTS = ("attention", "attention_scores", "mlp", "router", "experts", "norms", "per_layer_input")
-
-
-def layer_token_budget(config: Gemma4Config, layer: int, context_length: int = 4096) -> dict[str, dict[str, int]]:
-    """Parameters stored, parameters one token uses, and FLOPs per token for one decoder layer, by part.
-
-    Returns ``{part: {"stored": ..., "active": ..., "flops": ...}}`` for the parts in :data:`LAYER_PARTS`
-    plus a ``"total"`` row. Conventions:
-
-    * A multiply-add is 2 FLOPs, so a weight matrix costs 2 FLOPs per token per parameter. Norms, the
-      activation and the softmax are elementwise and left out (they are under 0.1% of the total).
-    * ``attention`` is the projections (q, k, v, o); ``attention_scores`` has no parameters and costs
-      2 * heads * head_dim FLOPs for q.k and again for the weighted sum of values, per visible key. A token
-      at position ``context_length - 1`` sees ``min(context_length, W)`` keys in a sliding layer and
-      ``context_length`` keys in a global one.
-    * ``router``: the projection to E scores (plus its two scale vectors, which cost no matmul).
-    * ``experts``: all E experts are stored; a token runs ``top_k`` of them, so ``active`` is k/E of the
-      stored experts. KV-shared layers still project their queries but not keys or values.
-
-    ``stored`` summed over layers equals :func:`count_parameters` without the embedding and the final norm;
-    ``active`` summed likewise equals its ``active_per_token`` (tested in ``tests/test_routing.py``).
-    """
-    params = layer_parameters(config, layer)
-    h, d = config.hidden_size, config.head_dim_for(layer)
-    heads = config.num_attention_heads
-    keys = min(context_length, config.sliding_window) if config.is_sliding(layer) else context_length
-    norm_gains = {"attention": 2 * d if not config.is_kv_shared(layer) else d}  # q_norm (+ k_norm)
-    rows: dict[str, dict[str, int]] = {}
-    for part in LAYER_PARTS:
-        stored = params.get(part, 0)
-        active = stored
-        flops = 2 * (stored - norm_gains.get(part, 0))
-        if part == "attention_scores":
-            flops = 2 * 2 * heads * d * keys
-        elif part == "router":
-            flops = 2 * config.num_experts * h if config.enable_moe_block else 0
-        elif part == "experts" and config.enable_moe_block:
-            active = stored * config.top_k_experts // config.num_experts
-            flops = 2 * active
-        elif part == "norms":
-            flops = 0
-        elif part == "per_layer_input":
-            flops = 2 * (stored - h) if stored else 0
-        rows[part] = {"stored": stored, "active": active, "flops": flops}
-    rows["total"] = {key: sum(row[key] for row in rows.values()) for key in ("stored", "active", "flops")}
-    return rows

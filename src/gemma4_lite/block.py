@@ -29,7 +29,9 @@ class Gemma4DecoderLayer(nn.Module):
         self.post_attention_layernorm = RMSNorm(hidden, eps)
         self.pre_feedforward_layernorm = RMSNorm(hidden, eps)
         self.post_feedforward_layernorm = RMSNorm(hidden, eps)
-        self.register_buffer("layer_scalar", torch.ones(1))  # loaded from the checkpoint
+        self.register_buffer(
+            "layer_scalar", torch.ones(1)
+        )  # loaded from the checkpoint
         self.has_per_layer_input = config.hidden_size_per_layer_input > 0
         if self.has_per_layer_input:
             dim = config.hidden_size_per_layer_input
@@ -38,8 +40,12 @@ class Gemma4DecoderLayer(nn.Module):
             self.post_per_layer_input_norm = RMSNorm(hidden, eps)
         self.has_moe = config.enable_moe_block
         if self.has_moe:
-            self.router = Gemma4Router(hidden, config.num_experts, config.top_k_experts, eps)
-            self.experts = Gemma4Experts(config.num_experts, hidden, config.moe_intermediate_size)
+            self.router = Gemma4Router(
+                hidden, config.num_experts, config.top_k_experts, eps
+            )
+            self.experts = Gemma4Experts(
+                config.num_experts, hidden, config.moe_intermediate_size
+            )
             self.pre_feedforward_layernorm_2 = RMSNorm(hidden, eps)
             self.post_feedforward_layernorm_1 = RMSNorm(hidden, eps)
             self.post_feedforward_layernorm_2 = RMSNorm(hidden, eps)
@@ -49,11 +55,21 @@ class Gemma4DecoderLayer(nn.Module):
         their own pre-norm."""
         flat = residual.reshape(-1, residual.shape[-1])
         routing = self.router(flat)
-        y = self.experts(self.pre_feedforward_layernorm_2(flat), routing.experts, routing.weights)
+        y = self.experts(
+            self.pre_feedforward_layernorm_2(flat),
+            routing.experts,
+            routing.weights,
+        )
         return self.post_feedforward_layernorm_2(y.reshape(residual.shape))
 
-    def forward(self, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, state: ForwardState,
-                per_layer_input: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        h: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        state: ForwardState,
+        per_layer_input: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         attn = self.self_attn(self.input_layernorm(h), cos, sin, state)
         h = h + self.post_attention_layernorm(attn)
         m = self.mlp(self.pre_feedforward_layernorm(h))

@@ -27,8 +27,13 @@ if TYPE_CHECKING:
 MULTIMODAL_PREFIX = "model.language_model."
 TEXT_PREFIX = "model."
 # Parts of multimodal checkpoints that are not the text decoder.
-NON_TEXT_PREFIXES = ("model.vision_tower.", "model.audio_tower.", "model.embed_vision.", "model.embed_audio.",
-                     "model.multi_modal_projector.")
+NON_TEXT_PREFIXES = (
+    "model.vision_tower.",
+    "model.audio_tower.",
+    "model.embed_vision.",
+    "model.embed_audio.",
+    "model.multi_modal_projector.",
+)
 UNSAFE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 
 
@@ -43,24 +48,34 @@ def safetensors_files(directory: Path) -> list[Path]:
         files = sorted({directory / name for name in weight_map.values()})
         absent = [f.name for f in files if not f.is_file()]
         if absent:
-            raise CheckpointError(f"{index.name} names shards that are not in {directory}: {', '.join(absent)}")
+            raise CheckpointError(
+                f"{index.name} names shards that are not in {directory}: {', '.join(absent)}"
+            )
         return files
     single = directory / "model.safetensors"
     if single.is_file():
         return [single]
-    unsafe = sorted(p.name for p in directory.iterdir() if p.suffix in UNSAFE_SUFFIXES)
+    unsafe = sorted(
+        p.name for p in directory.iterdir() if p.suffix in UNSAFE_SUFFIXES
+    )
     if unsafe:
-        raise CheckpointError(f"{directory} holds only pickle-based weights ({', '.join(unsafe)}). gemma4_lite "
-                              "loads safetensors only and never unpickles files, which can run arbitrary code; "
-                              "convert them with a trusted tool first")
-    raise CheckpointError(f"no model.safetensors or model.safetensors.index.json in {directory}")
+        raise CheckpointError(
+            f"{directory} holds only pickle-based weights ({', '.join(unsafe)}). gemma4_lite "
+            "loads safetensors only and never unpickles files, which can run arbitrary code; "
+            "convert them with a trusted tool first"
+        )
+    raise CheckpointError(
+        f"no model.safetensors or model.safetensors.index.json in {directory}"
+    )
 
 
 def checkpoint_name(key: str) -> str | None:
     """Our parameter name for a checkpoint key, or ``None`` for keys that are not the text decoder."""
     if key.startswith(MULTIMODAL_PREFIX):
-        return TEXT_PREFIX + key[len(MULTIMODAL_PREFIX):]
-    if key.startswith(NON_TEXT_PREFIXES) or key == "lm_head.weight":  # the head is tied to embed_tokens
+        return TEXT_PREFIX + key[len(MULTIMODAL_PREFIX) :]
+    if (
+        key.startswith(NON_TEXT_PREFIXES) or key == "lm_head.weight"
+    ):  # the head is tied to embed_tokens
         return None
     return key
 
@@ -68,13 +83,23 @@ def checkpoint_name(key: str) -> str | None:
 def _unused_shared_kv(config: Gemma4Config) -> set[str]:
     names = set()
     for i in range(config.first_kv_shared_layer, config.num_hidden_layers):
-        for part in ("k_proj.weight", "v_proj.weight", "k_norm.weight", "v_norm.weight"):
+        for part in (
+            "k_proj.weight",
+            "v_proj.weight",
+            "k_norm.weight",
+            "v_norm.weight",
+        ):
             names.add(f"model.layers.{i}.self_attn.{part}")
     return names
 
 
-def load_pretrained(cls: type["Gemma4ForCausalLM"], directory: str | Path, *, dtype: torch.dtype | None = None,
-                    device: torch.device | str = "cpu") -> "Gemma4ForCausalLM":
+def load_pretrained(
+    cls: type["Gemma4ForCausalLM"],
+    directory: str | Path,
+    *,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str = "cpu",
+) -> "Gemma4ForCausalLM":
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"{directory} is not a directory")
@@ -97,7 +122,9 @@ def load_pretrained(cls: type["Gemma4ForCausalLM"], directory: str | Path, *, dt
                     continue
                 shape = tuple(handle.get_slice(key).get_shape())
                 if shape != expected[name]:
-                    misshaped.append(f"{key}: checkpoint {list(shape)}, config expects {list(expected[name])}")
+                    misshaped.append(
+                        f"{key}: checkpoint {list(shape)}, config expects {list(expected[name])}"
+                    )
                     misshaped_names.add(name)
                     continue
                 tensors[name] = handle.get_tensor(key)
@@ -111,20 +138,34 @@ def load_pretrained(cls: type["Gemma4ForCausalLM"], directory: str | Path, *, dt
 
     if dtype is None:
         dtype = tensors["model.embed_tokens.weight"].dtype
-    state = {name: t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)
-             for name, t in tensors.items()}
+    state = {
+        name: t.to(
+            device=device, dtype=dtype if t.is_floating_point() else t.dtype
+        )
+        for name, t in tensors.items()
+    }
     model.load_state_dict(state, strict=True, assign=True)
     # Non-persistent buffers (RoPE frequencies) were created on the meta device; build them for real.
-    model.model.rotary = nn.ModuleDict({kind: RotaryTable(inv_freq_for(config, kind)).to(device)
-                                        for kind in LAYER_TYPES if kind in config.layer_types})
+    model.model.rotary = nn.ModuleDict(
+        {
+            kind: RotaryTable(inv_freq_for(config, kind)).to(device)
+            for kind in LAYER_TYPES
+            if kind in config.layer_types
+        }
+    )
     return model.eval()
 
 
 def save_pretrained(model: "Gemma4ForCausalLM", directory: str | Path) -> None:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = {name: t.detach().contiguous().cpu() for name, t in model.state_dict().items()}
-    save_file(state, str(directory / "model.safetensors"), metadata={"format": "pt"})
+    state = {
+        name: t.detach().contiguous().cpu()
+        for name, t in model.state_dict().items()
+    }
+    save_file(
+        state, str(directory / "model.safetensors"), metadata={"format": "pt"}
+    )
     config = model.config.to_hf_dict()
     config["dtype"] = str(model.dtype).replace("torch.", "")
     (directory / "config.json").write_text(json.dumps(config, indent=2) + "\n")

@@ -9,7 +9,9 @@ from __future__ import annotations
 import torch
 
 
-def visible(q_pos: torch.Tensor, k_pos: torch.Tensor, window: int | None) -> torch.Tensor:
+def visible(
+    q_pos: torch.Tensor, k_pos: torch.Tensor, window: int | None
+) -> torch.Tensor:
     """[len(q_pos), len(k_pos)] mask from absolute positions; negative key positions mark empty slots."""
     q = q_pos[:, None]
     k = k_pos[None, :]
@@ -17,18 +19,3 @@ def visible(q_pos: torch.Tensor, k_pos: torch.Tensor, window: int | None) -> tor
     if window is not None:
         mask &= k > q - window
     return mask
-
-
-def causal_mask(length: int, device: torch.device | str | None = None) -> torch.Tensor:
-    pos = torch.arange(length, device=device)
-    return visible(pos, pos, None)
-
-
-def sliding_window_mask(length: int, window: int, device: torch.device | str | None = None) -> torch.Tensor:
-    pos = torch.arange(length, device=device)
-    return visible(pos, pos, window)
-
-
-def naive_sliding_window_mask(length: int, window: int) -> list[list[bool]]:
-    """Two nested loops, the definition written out; the chapter checks the tensor version against it."""
-    return [[q - window < k <= q for k in range(length)] for q in range(length)]

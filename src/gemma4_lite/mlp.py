@@ -23,8 +23,12 @@ class GeGLUMLP(nn.Module):
         self.down_proj = nn.Linear(intermediate_size, hidden_size, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if use_packed(self.gate_proj):  # inference: one matmul for gate and up (same bits, see packing.py)
-            gate, up = F.linear(x, packed_weight(self, [self.gate_proj, self.up_proj])).chunk(2, dim=-1)
+        if use_packed(
+            self.gate_proj
+        ):  # inference: one matmul for gate and up (same bits, see packing.py)
+            gate, up = F.linear(
+                x, packed_weight(self, [self.gate_proj, self.up_proj])
+            ).chunk(2, dim=-1)
         else:
             gate, up = self.gate_proj(x), self.up_proj(x)
         return self.down_proj(gelu_tanh(gate) * up)

@@ -1,10 +1,12 @@
-"""Mixture of Experts as in Gemma 4 26B-A4B: the router, the experts, three exact ways to dispatch tokens
-to experts, and the training-time balancing losses. Chapters: "Router design", "Expert architecture".
+"""Mixture of Experts as in Gemma 4 26B-A4B: the router, the experts and two
+exact ways to dispatch tokens to them. Chapters: "Router design", "Expert
+architecture"; the teaching dispatchers and the balancing losses live in
+``gemma4_lite.book``.
 """
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -15,9 +17,11 @@ from .norms import RMSNorm
 
 
 class Routing(NamedTuple):
-    logits: torch.Tensor   # [N, E] router scores before the softmax
-    probs: torch.Tensor    # [N, E] fp32 softmax over all experts
-    weights: torch.Tensor  # [N, k] renormalised top-k probabilities times the per-expert scale
+    logits: torch.Tensor  # [N, E] router scores before the softmax
+    probs: torch.Tensor  # [N, E] fp32 softmax over all experts
+    weights: (
+        torch.Tensor
+    )  # [N, k] renormalised top-k probabilities times the per-expert scale
     experts: torch.Tensor  # [N, k] chosen expert ids, best first
 
 
@@ -28,62 +32,44 @@ class Gemma4Router(nn.Module):
     Its input is the residual stream itself, not the pre-FFN-normed tensor the dense MLP sees.
     """
 
-    def __init__(self, hidden_size: int, num_experts: int, top_k: int, eps: float = 1e-6) -> None:
+    def __init__(
+        self, hidden_size: int, num_experts: int, top_k: int, eps: float = 1e-6
+    ) -> None:
         super().__init__()
         self.top_k = top_k
         self.norm = RMSNorm(hidden_size, eps, with_scale=False)
         self.proj = nn.Linear(hidden_size, num_experts, bias=False)
         self.scale = nn.Parameter(torch.ones(hidden_size))
         self.per_expert_scale = nn.Parameter(torch.ones(num_experts))
-        self.scalar_root_size = hidden_size ** -0.5
-        self.record = False  # set True to keep the last decision in ``self.last`` (routing figures)
-        self.last: Routing | None = None
+        self.scalar_root_size = hidden_size**-0.5
 
     def forward(self, x: torch.Tensor) -> Routing:
         z = self.norm(x) * self.scale * self.scalar_root_size
         logits = self.proj(z)
         probs = F.softmax(logits, dim=-1, dtype=torch.float32)
         top_p, top_i = torch.topk(probs, self.top_k, dim=-1)
-        weights = top_p / top_p.sum(dim=-1, keepdim=True) * self.per_expert_scale[top_i]
-        routing = Routing(logits, probs, weights, top_i)
-        if self.record:
-            self.last = Routing(*(t.detach() for t in routing))
-        return routing
+        weights = (
+            top_p
+            / top_p.sum(dim=-1, keepdim=True)
+            * self.per_expert_scale[top_i]
+        )
+        return Routing(logits, probs, weights, top_i)
 
 
-def _expert_ffn(x: torch.Tensor, gate_up: torch.Tensor, down: torch.Tensor) -> torch.Tensor:
+def expert_ffn(
+    x: torch.Tensor, gate_up: torch.Tensor, down: torch.Tensor
+) -> torch.Tensor:
     gate, up = F.linear(x, gate_up).chunk(2, dim=-1)
     return F.linear(gelu_tanh(gate) * up, down)
 
 
-def dispatch_token_loop(x: torch.Tensor, gate_up: torch.Tensor, down: torch.Tensor,
-                        experts: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """The definition: for every token, for every chosen expert, run that expert. Slow and obvious."""
-    out = torch.zeros_like(x)
-    for t in range(x.shape[0]):
-        for e in sorted(range(experts.shape[1]), key=lambda slot: int(experts[t, slot])):
-            idx = int(experts[t, e])
-            y = _expert_ffn(x[t:t + 1], gate_up[idx], down[idx]) * weights[t, e]
-            out[t] += y[0].to(out.dtype)
-    return out
-
-
-def dispatch_expert_loop(x: torch.Tensor, gate_up: torch.Tensor, down: torch.Tensor,
-                         experts: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """For every expert, find its tokens with a boolean mask and run them as one batch (the
-    transformers "eager" scheme). One pass over all E experts, used or not."""
-    out = torch.zeros_like(x)
-    for e in range(gate_up.shape[0]):
-        token, slot = torch.where(experts == e)
-        if token.numel() == 0:
-            continue
-        y = _expert_ffn(x[token], gate_up[e], down[e]) * weights[token, slot, None]
-        out.index_add_(0, token, y.to(out.dtype))
-    return out
-
-
-def dispatch_sorted(x: torch.Tensor, gate_up: torch.Tensor, down: torch.Tensor,
-                    experts: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+def dispatch_sorted(
+    x: torch.Tensor,
+    gate_up: torch.Tensor,
+    down: torch.Tensor,
+    experts: torch.Tensor,
+    weights: torch.Tensor,
+) -> torch.Tensor:
     """Sort the N*k (token, expert) assignments by expert once, then run each used expert on one
     contiguous slice. No per-expert search, no pass over unused experts."""
     flat_expert = experts.reshape(-1)
@@ -98,14 +84,21 @@ def dispatch_sorted(x: torch.Tensor, gate_up: torch.Tensor, down: torch.Tensor,
         if count == 0:
             continue
         end = begin + count
-        y = _expert_ffn(x_sorted[begin:end], gate_up[e], down[e]) * w_sorted[begin:end, None]
+        y = (
+            expert_ffn(x_sorted[begin:end], gate_up[e], down[e])
+            * w_sorted[begin:end, None]
+        )
         out.index_add_(0, token[begin:end], y.to(out.dtype))
         begin = end
     return out
 
 
-def grouped_mm_applies(x: torch.Tensor, gate_up: torch.Tensor, down: torch.Tensor,
-                       weights: torch.Tensor) -> bool:
+def grouped_mm_applies(
+    x: torch.Tensor,
+    gate_up: torch.Tensor,
+    down: torch.Tensor,
+    weights: torch.Tensor,
+) -> bool:
     """Whether :func:`dispatch_grouped` can hand the work to ``torch._grouped_mm``: the kernel exists,
     the tensors are fp32 and on the CPU, every row stride is a multiple of 16
     bytes, and no gradient is being recorded (training keeps to the plain, well-trodden autograd path of
@@ -114,17 +107,30 @@ def grouped_mm_applies(x: torch.Tensor, gate_up: torch.Tensor, down: torch.Tenso
     # longer match the reference bit for bit (tests/test_parity.py checks bf16 too)
     if not hasattr(torch, "_grouped_mm") or x.dtype != torch.float32:
         return False
-    if x.device.type != "cpu":  # measured and tested on CPU only; GPU kernels have other dtype/arch limits
+    if (
+        x.device.type != "cpu"
+    ):  # measured and tested on CPU only; GPU kernels have other dtype/arch limits
         return False
-    if torch.is_grad_enabled() and any(t.requires_grad for t in (x, gate_up, down, weights)):
+    if torch.is_grad_enabled() and any(
+        t.requires_grad for t in (x, gate_up, down, weights)
+    ):
         return False
     size = x.element_size()
     hidden, intermediate = gate_up.shape[2], down.shape[2]
-    return (hidden * size) % 16 == 0 and (intermediate * size) % 16 == 0 and gate_up.dtype == x.dtype
+    return (
+        (hidden * size) % 16 == 0
+        and (intermediate * size) % 16 == 0
+        and gate_up.dtype == x.dtype
+    )
 
 
-def dispatch_grouped(x: torch.Tensor, gate_up: torch.Tensor, down: torch.Tensor,
-                     experts: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+def dispatch_grouped(
+    x: torch.Tensor,
+    gate_up: torch.Tensor,
+    down: torch.Tensor,
+    experts: torch.Tensor,
+    weights: torch.Tensor,
+) -> torch.Tensor:
     """The sorted scheme with the per-expert Python loop moved into one kernel call per projection:
     ``torch._grouped_mm`` multiplies consecutive row groups (one group per expert, boundaries given by the
     cumulative counts) by their own expert matrix. It computes the same products as
@@ -135,59 +141,42 @@ def dispatch_grouped(x: torch.Tensor, gate_up: torch.Tensor, down: torch.Tensor,
     flat_expert = experts.reshape(-1)
     order = torch.argsort(flat_expert, stable=True)
     token = order // experts.shape[1]
-    ends = torch.cumsum(torch.bincount(flat_expert, minlength=gate_up.shape[0]), 0).to(torch.int32)
+    ends = torch.cumsum(
+        torch.bincount(flat_expert, minlength=gate_up.shape[0]), 0
+    ).to(torch.int32)
     x_sorted = x[token]
-    gate, up = torch._grouped_mm(x_sorted, gate_up.transpose(1, 2), offs=ends).chunk(2, dim=-1)
-    y = torch._grouped_mm((gelu_tanh(gate) * up).contiguous(), down.transpose(1, 2), offs=ends)
+    gate, up = torch._grouped_mm(
+        x_sorted, gate_up.transpose(1, 2), offs=ends
+    ).chunk(2, dim=-1)
+    y = torch._grouped_mm(
+        (gelu_tanh(gate) * up).contiguous(), down.transpose(1, 2), offs=ends
+    )
     y = y * weights.reshape(-1)[order, None]
     out = torch.zeros_like(x)
     out.index_add_(0, token, y.to(out.dtype))
     return out
 
 
-DISPATCHERS: dict[str, Callable[..., torch.Tensor]] = {
-    "token_loop": dispatch_token_loop,
-    "expert_loop": dispatch_expert_loop,
-    "sorted": dispatch_sorted,
-    "grouped": dispatch_grouped,
-}
-
-
 class Gemma4Experts(nn.Module):
     """E GeGLU experts stored as two 3-D tensors, in the checkpoint's layout:
     ``gate_up_proj`` [E, 2*I, H] (gate rows first) and ``down_proj`` [E, H, I]."""
 
-    def __init__(self, num_experts: int, hidden_size: int, intermediate_size: int) -> None:
+    def __init__(
+        self, num_experts: int, hidden_size: int, intermediate_size: int
+    ) -> None:
         super().__init__()
-        self.gate_up_proj = nn.Parameter(torch.empty(num_experts, 2 * intermediate_size, hidden_size))
-        self.down_proj = nn.Parameter(torch.empty(num_experts, hidden_size, intermediate_size))
-        # The fastest exact scheme on CPU (measured in "Expert architecture"); it falls back to "sorted"
-        # wherever torch._grouped_mm does not apply, e.g. while training.
-        self.dispatch = "grouped"
+        self.gate_up_proj = nn.Parameter(
+            torch.empty(num_experts, 2 * intermediate_size, hidden_size)
+        )
+        self.down_proj = nn.Parameter(
+            torch.empty(num_experts, hidden_size, intermediate_size)
+        )
 
-    def forward(self, x: torch.Tensor, experts: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        return DISPATCHERS[self.dispatch](x, self.gate_up_proj, self.down_proj, experts, weights)
-
-
-# ---------------------------------------------------------------------------------------- training losses
-def load_balancing_loss(probs: torch.Tensor, experts: torch.Tensor, num_experts: int) -> torch.Tensor:
-    """Switch-Transformer auxiliary loss for one layer: ``E * sum_e f_e * P_e``.
-
-    ``f_e`` is the fraction of the N*k routing assignments that went to expert e (not differentiable),
-    ``P_e`` the mean router probability of e over the N tokens (differentiable). It equals 1 when both are
-    uniform and grows as routing concentrates.
-    """
-    counts = torch.bincount(experts.reshape(-1), minlength=num_experts).to(probs.dtype)
-    fraction = counts / experts.numel()
-    mean_prob = probs.reshape(-1, num_experts).mean(dim=0)  # over all tokens, also for [B, S, E] input
-    return num_experts * torch.sum(fraction * mean_prob)
-
-
-def router_z_loss(logits: torch.Tensor) -> torch.Tensor:
-    """ST-MoE z-loss: the mean squared log-partition, which keeps router logits small."""
-    return torch.logsumexp(logits.float(), dim=-1).pow(2).mean()
-
-
-def expert_load(experts: torch.Tensor, num_experts: int) -> torch.Tensor:
-    """How many routing assignments each expert received."""
-    return torch.bincount(experts.reshape(-1), minlength=num_experts)
+    def forward(
+        self, x: torch.Tensor, experts: torch.Tensor, weights: torch.Tensor
+    ) -> torch.Tensor:
+        # the fastest exact scheme on CPU (chapter "Expert architecture"); it is
+        # dispatch_sorted wherever torch._grouped_mm does not apply
+        return dispatch_grouped(
+            x, self.gate_up_proj, self.down_proj, experts, weights
+        )

@@ -26,7 +26,9 @@ def rms_normalize(x: torch.Tensor, eps: float) -> torch.Tensor:
 class RMSNorm(nn.Module):
     """RMSNorm over the last dimension; ``with_scale=False`` gives the no-gain variant (V-norm, router)."""
 
-    def __init__(self, dim: int, eps: float = 1e-6, with_scale: bool = True) -> None:
+    def __init__(
+        self, dim: int, eps: float = 1e-6, with_scale: bool = True
+    ) -> None:
         super().__init__()
         self.eps = eps
         self.with_scale = with_scale
@@ -35,4 +37,6 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight = self.weight.float() if self.with_scale else None
-        return F.rms_norm(x.float(), (x.shape[-1],), weight, self.eps).to(x.dtype)
+        return F.rms_norm(x.float(), (x.shape[-1],), weight, self.eps).to(
+            x.dtype
+        )

@@ -23,14 +23,19 @@ def packed_weight(owner: nn.Module, linears: list[nn.Linear]) -> torch.Tensor:
     if cached is not None and cached[0] == addresses:
         return cached[1]
     with torch.inference_mode(False), torch.no_grad():
-        stacked = torch.cat([linear.weight.detach() for linear in linears], dim=0)
+        stacked = torch.cat(
+            [linear.weight.detach() for linear in linears], dim=0
+        )
         start = 0
         for linear in linears:
             rows = linear.weight.shape[0]
             # .data keeps the Parameter object (and any optimiser's reference to it) and only moves storage
-            linear.weight.data = stacked[start:start + rows]
+            linear.weight.data = stacked[start : start + rows]
             start += rows
-    owner.__dict__["_packed_weight"] = (tuple(linear.weight.data_ptr() for linear in linears), stacked)
+    owner.__dict__["_packed_weight"] = (
+        tuple(linear.weight.data_ptr() for linear in linears),
+        stacked,
+    )
     return stacked
 
 

@@ -16,14 +16,27 @@ from .config import FULL, Gemma4Config
 
 def default_inv_freq(head_dim: int, theta: float) -> torch.Tensor:
     """``theta^(-2j/d)`` for every pair ``j < d/2``."""
-    return 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim))
+    return 1.0 / (
+        theta
+        ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim)
+    )
 
 
-def proportional_inv_freq(head_dim: int, theta: float, partial_rotary_factor: float,
-                          factor: float = 1.0) -> torch.Tensor:
+def proportional_inv_freq(
+    head_dim: int,
+    theta: float,
+    partial_rotary_factor: float,
+    factor: float = 1.0,
+) -> torch.Tensor:
     """Rotate ``int(p * d // 2)`` pairs with exponents over the *full* ``d``; the rest get frequency 0."""
     rotated = int(partial_rotary_factor * head_dim // 2)
-    freqs = 1.0 / (theta ** (torch.arange(0, 2 * rotated, 2, dtype=torch.int64).float() / head_dim))
+    freqs = 1.0 / (
+        theta
+        ** (
+            torch.arange(0, 2 * rotated, 2, dtype=torch.int64).float()
+            / head_dim
+        )
+    )
     freqs = torch.cat([freqs, torch.zeros(head_dim // 2 - rotated)])
     return freqs / factor
 
@@ -31,9 +44,15 @@ def proportional_inv_freq(head_dim: int, theta: float, partial_rotary_factor: fl
 def inv_freq_for(config: Gemma4Config, layer_type: str) -> torch.Tensor:
     if layer_type == FULL:
         if config.global_rope_type == "proportional":
-            return proportional_inv_freq(int(config.global_head_dim), config.global_rope_theta,
-                                         config.global_partial_rotary_factor, config.global_rope_factor)
-        return default_inv_freq(int(config.global_head_dim), config.global_rope_theta)
+            return proportional_inv_freq(
+                int(config.global_head_dim),
+                config.global_rope_theta,
+                config.global_partial_rotary_factor,
+                config.global_rope_factor,
+            )
+        return default_inv_freq(
+            int(config.global_head_dim), config.global_rope_theta
+        )
     return default_inv_freq(config.head_dim, config.sliding_rope_theta)
 
 
@@ -43,7 +62,9 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+def apply_rope(
+    x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+) -> torch.Tensor:
     """``x``: [B, S, heads, D]; ``cos``/``sin``: [S, D]."""
     cos = cos[:, None, :]
     sin = sin[:, None, :]
@@ -63,14 +84,27 @@ class RotaryTable(nn.Module):
         self._sin: torch.Tensor | None = None
 
     def _build(self, length: int) -> None:
-        positions = torch.arange(length, dtype=torch.int64, device=self.inv_freq.device).float()
+        positions = torch.arange(
+            length, dtype=torch.int64, device=self.inv_freq.device
+        ).float()
         freqs = positions[:, None] * self.inv_freq.float()[None, :]
         emb = torch.cat((freqs, freqs), dim=-1)
         self._cos, self._sin = emb.cos(), emb.sin()
 
-    def forward(self, start: int, length: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, start: int, length: int, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         end = start + length
-        if self._cos is None or self._cos.shape[0] < end or self._cos.device != self.inv_freq.device:
-            self._build(max(end, 2 * (self._cos.shape[0] if self._cos is not None else 256)))
+        if (
+            self._cos is None
+            or self._cos.shape[0] < end
+            or self._cos.device != self.inv_freq.device
+        ):
+            self._build(
+                max(
+                    end,
+                    2 * (self._cos.shape[0] if self._cos is not None else 256),
+                )
+            )
         cos, sin = self._cos[start:end], self._sin[start:end]
         return cos.to(dtype), sin.to(dtype)

@@ -1,0 +1,60 @@
+"""Small helpers the chapters share: showing the package's own source, and checking exercise answers."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from typing import Any, Callable
+
+
+def show_source(obj: Any, *, lines: tuple[int, int] | None = None) -> Any:
+    """Display the source of a package function or class (the notebooks never copy package code).
+
+    Returns an IPython ``Code`` object (syntax-highlighted in Jupyter and on the website); ``lines``
+    selects a 1-based inclusive range of the object's lines.
+    """
+    source = inspect.getsource(obj)
+    if lines is not None:
+        source = "\n".join(source.splitlines()[lines[0] - 1 : lines[1]])
+    try:
+        from IPython.display import Code
+    except ImportError:  # plain Python: just the text
+        return source
+    return Code(source, language="python")
+
+
+def check_answer(
+    answer: Any,
+    expected: Any,
+    *,
+    tol: float = 1e-6,
+    validate: Callable[[Any], bool] | None = None,
+) -> str:
+    """Compare an exercise answer with the expected value and say so in one line.
+
+    ``None`` means "not attempted yet" (the notebook still runs end to end). Numbers are compared with a
+    relative tolerance, sequences element by element, anything else with ``==`` or ``validate``.
+    """
+    if answer is None:
+        message = "Not attempted yet: replace None with your answer and run this cell again."
+    else:
+        ok = (
+            validate(answer)
+            if validate is not None
+            else _same(answer, expected, tol)
+        )
+        message = (
+            "Correct."
+            if ok
+            else f"Not quite: {answer!r} is not what the model gives. Try again."
+        )
+    print(message)
+    return message
+
+
+def _same(a: Any, b: Any, tol: float) -> bool:
+    if isinstance(b, (int, float)) and isinstance(a, (int, float)):
+        return math.isclose(float(a), float(b), rel_tol=tol, abs_tol=tol)
+    if isinstance(b, (list, tuple)) and isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y, tol) for x, y in zip(a, b))
+    return a == b

@@ -1,0 +1,193 @@
+"""The book's figures: one palette and the shared drawing helpers. Chapter-specific figures live in the
+submodules of this package (``plots.attention``, ``plots.moe``, ...), all drawing with these colours.
+
+matplotlib is imported lazily, so the model code never needs it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+from ...config import Gemma4Config
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+# One colour per kind of layer, used by every figure in the book.
+PALETTE: dict[str, str] = {
+    "sliding": "#4C9BE8",  # sliding-window (local) attention
+    "global": "#E8734C",  # global (full) attention
+    "shared": "#9B7FD1",  # layers that reuse another layer's keys/values
+    "moe": "#3BAA74",  # mixture-of-experts feed-forward
+    "dense": "#8C8C8C",  # dense feed-forward / neutral
+    "highlight": "#F2C14E",  # the one thing a figure points at
+    "masked": "#F4F4F4",  # cells that cannot be attended
+    "text": "#222222",
+}
+# Earlier generations, for the lineage chapter: shades of one neutral hue (newest darkest), so they never
+# read as a layer kind.
+GENERATION_COLORS: dict[str, str] = {
+    "Gemma 2": "#B8B8B8",
+    "Gemma 3": "#7A7A7A",
+    "Gemma 4": "#2B2B2B",
+}
+
+
+def layer_kind(config: Gemma4Config, layer: int) -> str:
+    """``"global"`` or ``"sliding"``: the attention kind that sets a layer's base colour."""
+    return "sliding" if config.is_sliding(layer) else "global"
+
+
+def layer_colors(config: Gemma4Config) -> list[str]:
+    return [
+        PALETTE[layer_kind(config, i)] for i in range(config.num_hidden_layers)
+    ]
+
+
+def draw_layer_strip(
+    ax: "Axes",
+    config: Gemma4Config,
+    label: str | None = None,
+    *,
+    y: float = 0.0,
+    height: float = 0.8,
+    show_index: bool = True,
+) -> None:
+    """One row of boxes, one per layer: colour = attention kind; a hatched box = KV-shared (it computes no
+    keys or values); a green bar under a box = MoE beside the dense MLP."""
+    from matplotlib.patches import Rectangle
+
+    for i in range(config.num_hidden_layers):
+        shared = config.is_kv_shared(i)
+        ax.add_patch(
+            Rectangle(
+                (i, y),
+                0.92,
+                height,
+                facecolor=PALETTE[layer_kind(config, i)],
+                edgecolor=PALETTE["shared"] if shared else "white",
+                hatch="////" if shared else None,
+                linewidth=0.5,
+            )
+        )
+        if config.enable_moe_block:
+            ax.add_patch(
+                Rectangle(
+                    (i, y - 0.18),
+                    0.92,
+                    0.12,
+                    facecolor=PALETTE["moe"],
+                    linewidth=0,
+                )
+            )
+        if (
+            show_index
+            and config.num_hidden_layers <= 64
+            and (i % 5 == 0 or not config.is_sliding(i))
+        ):
+            ax.text(
+                i + 0.46,
+                y + height / 2,
+                str(i),
+                ha="center",
+                va="center",
+                fontsize=6,
+                color="white" if not config.is_sliding(i) else PALETTE["text"],
+            )
+    if label:
+        ax.text(
+            -1.0, y + height / 2, label, ha="right", va="center", fontsize=9
+        )
+
+
+def layer_strip_legend(
+    ax: "Axes", *, moe: bool = True, shared: bool = True
+) -> None:
+    from matplotlib.patches import Patch
+
+    handles = [
+        Patch(facecolor=PALETTE["sliding"], label="sliding window"),
+        Patch(facecolor=PALETTE["global"], label="global"),
+    ]
+    if shared:
+        handles.append(
+            Patch(
+                facecolor="white",
+                edgecolor=PALETTE["shared"],
+                hatch="////",
+                label="KV-shared",
+            )
+        )
+    if moe:
+        handles.append(
+            Patch(facecolor=PALETTE["moe"], label="MoE + dense MLP")
+        )
+    ax.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.08),
+        ncol=len(handles),
+        frameon=False,
+        fontsize=8,
+    )
+
+
+def plot_layer_strips(
+    configs: dict[str, Gemma4Config],
+    *,
+    figsize: tuple[float, float] | None = None,
+) -> Any:
+    """The layer pattern of several configs as stacked strips (the book's "at a glance" figure)."""
+    import matplotlib.pyplot as plt
+
+    depth = max(c.num_hidden_layers for c in configs.values())
+    fig, ax = plt.subplots(figsize=figsize or (10, 0.65 * len(configs) + 0.9))
+    for row, (name, config) in enumerate(configs.items()):
+        draw_layer_strip(ax, config, name, y=-row * 1.2)
+    ax.set_xlim(-1.2, depth + 0.2)
+    ax.set_ylim(-1.2 * (len(configs) - 1) - 0.4, 1.0)
+    ax.axis("off")
+    layer_strip_legend(
+        ax,
+        moe=any(c.enable_moe_block for c in configs.values()),
+        shared=any(c.num_kv_shared_layers for c in configs.values()),
+    )
+    fig.tight_layout()
+    return fig
+
+
+def mask_heatmap(
+    ax: "Axes",
+    mask: Any,
+    *,
+    color: str = PALETTE["sliding"],
+    title: str | None = None,
+    highlight: Sequence[tuple[int, int]] = (),
+) -> None:
+    """A boolean [queries, keys] mask: coloured where attention is allowed."""
+    import numpy as np
+    from matplotlib.colors import ListedColormap
+
+    data = np.asarray(mask, dtype=float)
+    ax.imshow(
+        data,
+        cmap=ListedColormap([PALETTE["masked"], color]),
+        vmin=0,
+        vmax=1,
+        interpolation="nearest",
+    )
+    for q, k in highlight:
+        ax.add_patch(
+            __import__("matplotlib.patches", fromlist=["Rectangle"]).Rectangle(
+                (k - 0.5, q - 0.5),
+                1,
+                1,
+                fill=False,
+                edgecolor=PALETTE["highlight"],
+                linewidth=2,
+            )
+        )
+    ax.set_xlabel("key position")
+    ax.set_ylabel("query position")
+    if title:
+        ax.set_title(title, fontsize=10)

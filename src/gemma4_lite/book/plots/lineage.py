@@ -1,0 +1,440 @@
+"""Figures for "The evolution from Gemma 3" (notebooks/03_evolution_from_gemma3.ipynb).
+
+Layer kinds use :data:`PALETTE`; generations use :data:`GENERATION_COLORS`. matplotlib is imported inside
+the functions, as in the rest of :mod:`gemma4_lite.plots`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+from ... import accounting
+from ..lineage import (
+    LineageModel,
+    context_grid,
+    global_share,
+    kv_cache_bytes,
+    kv_curve,
+    shaped_like,
+    short_tokens,
+    sliding_reach,
+)
+from . import GENERATION_COLORS, PALETTE
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+GIB = 2**30
+# Two models of one generation in one figure: the second gets a dashed line.
+_LINESTYLES = ("-", "--", ":")
+
+
+def _styles(models: Sequence[LineageModel]) -> list[tuple[str, str]]:
+    seen: dict[str, int] = {}
+    out = []
+    for m in models:
+        k = seen.get(m.generation, 0)
+        seen[m.generation] = k + 1
+        out.append(
+            (
+                GENERATION_COLORS[m.generation],
+                _LINESTYLES[k % len(_LINESTYLES)],
+            )
+        )
+    return out
+
+
+def _context_axis(ax: "Axes", contexts: Sequence[int]) -> None:
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(list(contexts))
+    ax.set_xticklabels([short_tokens(n) for n in contexts])
+    ax.minorticks_off()
+    ax.set_xlabel("context length (tokens)")
+
+
+def _gib_axis(
+    ax: "Axes", label: str = "KV cache, bf16, batch 1 (GiB)"
+) -> None:
+    """A log y axis in GiB labelled at 1-2-5 steps (0.2, 0.5, 1, 2, 5, 10, ...)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.set_ylabel(label)
+
+
+def _shade(color: str, amount: float) -> tuple[float, float, float]:
+    """``color`` blended towards white (amount < 0) or black (amount > 0)."""
+    from matplotlib.colors import to_rgb
+
+    r, g, b = to_rgb(color)
+    target = 0.0 if amount > 0 else 1.0
+    a = abs(amount)
+    return (r + (target - r) * a, g + (target - g) * a, b + (target - b) * a)
+
+
+# ---------------------------------------------------------------------------------------------- strips
+def plot_lineage_strips(
+    models: Sequence[LineageModel],
+    *,
+    figsize: tuple[float, float] | None = None,
+) -> Any:
+    """One row of boxes per model (blue sliding, orange global); the last layer is outlined, since
+    whether it is global is one of the changes between Gemma 3 and Gemma 4."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch, Rectangle
+
+    depth = max(m.num_layers for m in models)
+    fig, ax = plt.subplots(
+        figsize=figsize or (11, 0.62 * len(models) + 1.0), dpi=100
+    )
+    for row, m in enumerate(models):
+        y = -row * 1.25
+        for i, kind in enumerate(m.layer_types):
+            colour = (
+                PALETTE["sliding"]
+                if kind == "sliding_attention"
+                else PALETTE["global"]
+            )
+            last = i == m.num_layers - 1
+            ax.add_patch(
+                Rectangle(
+                    (i, y),
+                    0.9,
+                    0.8,
+                    facecolor=colour,
+                    edgecolor=PALETTE["text"] if last else "white",
+                    linewidth=1.6 if last else 0.4,
+                )
+            )
+        ax.text(
+            -1.0,
+            y + 0.4,
+            m.name,
+            ha="right",
+            va="center",
+            fontsize=9,
+            color=PALETTE["text"],
+        )
+        ax.text(
+            depth + 1.0,
+            y + 0.4,
+            f"{m.ratio}   W={m.sliding_window}   {short_tokens(m.max_context)}",
+            ha="left",
+            va="center",
+            fontsize=8.5,
+            color=PALETTE["text"],
+        )
+    ax.set_xlim(-11, depth + 14)
+    ax.set_ylim(-1.25 * (len(models) - 1) - 0.3, 1.0)
+    ax.axis("off")
+    handles = [
+        Patch(facecolor=PALETTE["sliding"], label="sliding window (local)"),
+        Patch(facecolor=PALETTE["global"], label="global"),
+        Patch(
+            facecolor="white",
+            edgecolor=PALETTE["text"],
+            linewidth=1.6,
+            label="last layer",
+        ),
+    ]
+    ax.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.02),
+        ncol=3,
+        frameon=False,
+        fontsize=8.5,
+    )
+    ax.set_title(
+        "Layer patterns: local:global ratio, window, maximum context",
+        fontsize=10.5,
+    )
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------- KV curves
+def plot_kv_vs_context(
+    ax: "Axes",
+    models: Sequence[LineageModel],
+    contexts: Sequence[int],
+    *,
+    label_below: Sequence[str] = (),
+) -> None:
+    """bf16 KV-cache GiB against context, each model drawn only up to its own maximum context (a dot and
+    a label mark the end; models named in ``label_below`` get their label under the dot)."""
+    top = 0.0
+    for m, (colour, style) in zip(models, _styles(models)):
+        xs, ys = kv_curve(m, contexts)
+        gib = [y / GIB for y in ys]
+        top = max(top, gib[-1])
+        ax.plot(
+            xs, gib, color=colour, linestyle=style, linewidth=2.2, label=m.name
+        )
+        ax.plot(
+            xs[-1],
+            gib[-1],
+            "o",
+            color=colour,
+            markersize=7,
+            markeredgecolor="white",
+            zorder=3,
+        )
+        below = m.name in label_below
+        ax.annotate(
+            f"{gib[-1]:.1f} GiB at {short_tokens(xs[-1])}",
+            (xs[-1], gib[-1]),
+            textcoords="offset points",
+            xytext=(6, -13) if below else (-8, 7),
+            ha="left" if below else "right",
+            fontsize=8,
+            color=PALETTE["text"],
+        )
+    _context_axis(ax, contexts)
+    _gib_axis(ax)
+    ax.set_ylim(top=top * 2.2)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8.5, loc="upper left", frameon=False)
+
+
+def plot_global_share(
+    ax: "Axes", models: Sequence[LineageModel], contexts: Sequence[int]
+) -> None:
+    """Share of the KV bytes held by global layers, against context (same cut-off and end marks). Curves
+    that coincide exactly are drawn once and named together in the legend."""
+    drawn: dict[tuple[float, ...], int] = {}
+    labels: list[str] = []
+    lines = []
+    for m, (colour, style) in zip(models, _styles(models)):
+        xs, _ = kv_curve(m, contexts)
+        share = [100 * global_share(m, n) for n in xs]
+        key = tuple(round(v, 9) for v in share) + tuple(float(x) for x in xs)
+        if key in drawn:
+            labels[drawn[key]] += (
+                f" = {m.name.replace(m.generation + ' ', '')}"
+            )
+            continue
+        drawn[key] = len(labels)
+        labels.append(m.name)
+        (line,) = ax.plot(
+            xs, share, color=colour, linestyle=style, linewidth=2.2
+        )
+        lines.append(line)
+        ax.plot(
+            xs[-1],
+            share[-1],
+            "o",
+            color=colour,
+            markersize=7,
+            markeredgecolor="white",
+            zorder=3,
+        )
+    _context_axis(ax, contexts)
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("KV bytes in global layers (%)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(lines, labels, fontsize=8.5, loc="lower right", frameon=False)
+
+
+def plot_kv_lineage(
+    models: Sequence[LineageModel],
+    contexts: Sequence[int] | None = None,
+    *,
+    label_below: Sequence[str] = (),
+) -> Any:
+    """The chapter's main figure: KV bytes (left) and the global layers' share of them (right)."""
+    import matplotlib.pyplot as plt
+
+    contexts = list(contexts or context_grid())
+    fig, (left, right) = plt.subplots(
+        1,
+        2,
+        figsize=(12, 4.6),
+        dpi=100,
+        gridspec_kw={"width_ratios": [1.35, 1]},
+    )
+    plot_kv_vs_context(left, models, contexts, label_below=label_below)
+    left.set_title(
+        "KV cache against context, up to each model's maximum", fontsize=10.5
+    )
+    plot_global_share(right, models, contexts)
+    right.set_title(
+        "Where the bytes live: share in global layers", fontsize=10.5
+    )
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------- reach
+def plot_sliding_reach(models: Sequence[LineageModel]) -> Any:
+    """Per model: how far back local layers alone can carry information, L x (W - 1), against the maximum
+    context. Where the bar stops short of the tick, only the global layers reach the start of the context."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(models) + 1.2), dpi=100)
+    for row, m in enumerate(models):
+        reach = sliding_reach(m.num_layers, m.sliding_window)
+        ax.barh(row, reach, color=GENERATION_COLORS[m.generation], height=0.6)
+        ax.plot(
+            [m.max_context] * 2,
+            [row - 0.42, row + 0.42],
+            color=PALETTE["text"],
+            linewidth=2,
+        )
+        ratio = reach / m.max_context
+        ax.text(
+            max(reach, m.max_context) * 1.2,
+            row,
+            f"{reach:,} tokens = {ratio:.2f} x its context",
+            va="center",
+            fontsize=8.5,
+        )
+    ax.set_yticks(range(len(models)))
+    ax.set_yticklabels([m.name for m in models], fontsize=9)
+    ax.invert_yaxis()
+    ax.set_xscale("log", base=2)
+    ticks = [2**k for k in range(12, 20)]
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([short_tokens(t) for t in ticks])
+    ax.minorticks_off()
+    ax.set_xlim(2**12, 2**21)
+    ax.set_xlabel(
+        "tokens (bars: layers x (W - 1); black tick: maximum context)"
+    )
+    ax.set_title(
+        "Reach through sliding windows alone, against the context to cover",
+        fontsize=10.5,
+    )
+    ax.grid(True, axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------- what-ifs
+def ratio_label(sliding_per_global: int | None) -> str:
+    return (
+        "all global"
+        if sliding_per_global is None
+        else f"{sliding_per_global}:1"
+    )
+
+
+def plot_shaped_curve(
+    ax: "Axes",
+    preset: str,
+    window: int,
+    sliding_per_global: int | None,
+    contexts: Sequence[int],
+    *,
+    reference: LineageModel | None = None,
+    mark_context: int | None = None,
+) -> int:
+    """KV GiB of ``preset`` re-shaped to ``window`` and ``sliding_per_global`` (the widget's panel), with
+    the released model as a grey reference. Returns the bytes at ``mark_context`` (or the last context)."""
+    config = shaped_like(
+        preset, window=window, sliding_per_global=sliding_per_global
+    )
+    ys = [accounting.kv_cache_bytes(config, n) / GIB for n in contexts]
+    if reference is not None:
+        ref = [kv_cache_bytes(reference, n) / GIB for n in contexts]
+        ax.plot(
+            contexts,
+            ref,
+            color=PALETTE["dense"],
+            linewidth=1.5,
+            linestyle="--",
+            label=f"released ({reference.ratio}, W={reference.sliding_window})",
+        )
+    ax.plot(
+        contexts,
+        ys,
+        color=GENERATION_COLORS["Gemma 4"],
+        linewidth=2.4,
+        label=f"{ratio_label(sliding_per_global)}, W={window}",
+    )
+    at = mark_context if mark_context is not None else contexts[-1]
+    value = accounting.kv_cache_bytes(config, at)
+    ax.plot(
+        at,
+        value / GIB,
+        "o",
+        color=PALETTE["highlight"],
+        markersize=8,
+        markeredgecolor=PALETTE["text"],
+    )
+    _context_axis(ax, contexts)
+    _gib_axis(ax)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8.5, loc="upper left", frameon=False)
+    return value
+
+
+def plot_window_ratio_grid(
+    preset: str,
+    windows: Sequence[int],
+    ratios: Sequence[int | None],
+    contexts: Sequence[int] | None = None,
+    *,
+    released: tuple[int, int] = (1024, 5),
+) -> Any:
+    """Static twin of the widget: one panel per local:global ratio, one line per window (darker = wider),
+    all panels on the same axes; a yellow dot marks the released setting ``(window, ratio)`` at the
+    longest context."""
+    import matplotlib.pyplot as plt
+
+    contexts = list(contexts or context_grid())
+    fig, axes = plt.subplots(
+        1, len(ratios), figsize=(3.3 * len(ratios), 3.9), dpi=100, sharey=True
+    )
+    for ax, ratio in zip(axes, ratios):
+        for k, window in enumerate(windows):
+            config = shaped_like(
+                preset, window=window, sliding_per_global=ratio
+            )
+            ys = [accounting.kv_cache_bytes(config, n) / GIB for n in contexts]
+            amount = -0.55 + 1.0 * k / max(len(windows) - 1, 1)
+            ax.plot(
+                contexts,
+                ys,
+                color=_shade(PALETTE["sliding"], amount),
+                linewidth=2.0,
+                label=f"W={window}",
+            )
+            if (window, ratio) == released:
+                ax.plot(
+                    contexts[-1],
+                    ys[-1],
+                    "o",
+                    color=PALETTE["highlight"],
+                    markersize=9,
+                    markeredgecolor=PALETTE["text"],
+                    zorder=3,
+                    label="released 31B",
+                )
+        ax.set_title(f"local:global = {ratio_label(ratio)}", fontsize=10)
+        _context_axis(ax, contexts)
+        ax.set_xticks(contexts[::2])
+        ax.set_xticklabels([short_tokens(n) for n in contexts[::2]])
+        _gib_axis(ax, "")
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylabel("KV cache, bf16 (GiB)")
+    for ax in axes[1:]:
+        ax.tick_params(labelleft=False)
+    handles, labels = [], []
+    for ax in axes:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            if label not in labels:
+                handles.append(h)
+                labels.append(label)
+    axes[0].legend(
+        handles, labels, fontsize=8.5, loc="upper left", frameon=False
+    )
+    fig.suptitle(
+        f"A {preset.upper()}-shaped model: KV cache for other windows and ratios",
+        fontsize=11,
+    )
+    fig.tight_layout()
+    return fig

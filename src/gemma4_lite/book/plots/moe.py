@@ -1,0 +1,599 @@
+"""Figures for Part 2 (mixture of experts): how dispatch groups tokens by expert, what one layer stores and
+uses per token, and routing seen layer by layer. Chapters: "Expert architecture" and "When MoE meets
+hybrid attention". Every colour comes from the book's PALETTE.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from ...config import Gemma4Config
+from . import PALETTE, layer_kind
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+# Colours of the parts of a layer (attention takes the colour of the layer's kind).
+PART_COLORS: dict[str, str] = {
+    "attention_sliding": PALETTE["sliding"],
+    "attention_global": PALETTE["global"],
+    "mlp": PALETTE["dense"],
+    "router": PALETTE["highlight"],
+    "experts": PALETTE["moe"],
+    "embedding": "#C9B79C",
+}
+PART_LABELS: dict[str, str] = {
+    "attention": "attention projections",
+    "attention_scores": "attention scores (q·k, weights·v)",
+    "mlp": "dense MLP",
+    "router": "router",
+    "experts": "experts",
+}
+
+
+def _millions(value: float) -> str:
+    return f"{value / 1e6:,.1f}M"
+
+
+def _expert_cmap():
+    from matplotlib.colors import LinearSegmentedColormap
+
+    return LinearSegmentedColormap.from_list(
+        "moe", ["#FFFFFF", PALETTE["moe"], "#145A38"]
+    )
+
+
+# ------------------------------------------------------------------------------------ chapter 05
+def plot_dispatch_sorting(
+    experts: Any, num_experts: int, *, figsize: tuple[float, float] = (10, 3.2)
+) -> Any:
+    """Left: the [tokens, k] table of chosen experts as the router returns it. Right: the same N*k
+    assignments after one stable sort by expert id: each expert's tokens are now one contiguous run, so
+    each used expert runs once on a block of rows."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    table = np.asarray(experts)
+    n, k = table.shape
+    flat = table.reshape(-1)
+    order = np.argsort(flat, kind="stable")
+    cmap = (
+        plt.get_cmap("tab20", num_experts)
+        if num_experts <= 20
+        else plt.get_cmap("turbo", num_experts)
+    )
+
+    fig, (left, right) = plt.subplots(
+        1,
+        2,
+        figsize=figsize,
+        gridspec_kw={"width_ratios": [k + 2, n * k / 2.4]},
+    )
+    left.imshow(
+        table, cmap=cmap, vmin=-0.5, vmax=num_experts - 0.5, aspect="auto"
+    )
+    for t in range(n):
+        for s in range(k):
+            left.text(
+                s,
+                t,
+                str(table[t, s]),
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white",
+            )
+    left.set_xticks(range(k), [f"{s + 1}" for s in range(k)])
+    left.set_yticks(range(n), [f"token {t}" for t in range(n)])
+    left.set_xlabel("choice (best first)")
+    left.set_title("router output: experts[N, k]", fontsize=10)
+
+    sorted_experts = flat[order][None, :]
+    right.imshow(
+        sorted_experts,
+        cmap=cmap,
+        vmin=-0.5,
+        vmax=num_experts - 0.5,
+        aspect="auto",
+    )
+    for j, pos in enumerate(order):
+        right.text(
+            j,
+            0,
+            f"{flat[pos]}",
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="white",
+        )
+        right.text(
+            j,
+            0.62,
+            f"t{pos // k}",
+            ha="center",
+            va="top",
+            fontsize=7,
+            color=PALETTE["text"],
+        )
+    bounds = np.flatnonzero(np.diff(sorted_experts[0])) + 0.5
+    for b in bounds:
+        right.axvline(b, color=PALETTE["text"], linewidth=1.5)
+    right.set_ylim(0.95, -0.6)
+    right.set_yticks([])
+    right.set_xticks([])
+    right.set_xlabel(
+        "N·k assignments, one block per used expert (token below each cell)"
+    )
+    right.set_title("after one stable argsort", fontsize=10)
+    for side in ("top", "right", "left", "bottom"):
+        right.spines[side].set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_dispatch_ratios(
+    ratios: Mapping[int, Mapping[str, float]],
+    *,
+    reference: str = "grouped",
+    figsize: tuple[float, float] = (8, 3.2),
+) -> Any:
+    """Bars of time relative to ``reference`` (1 = as fast), one group per token count, on a log axis."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    counts = list(ratios)
+    names = list(next(iter(ratios.values())))
+    colors = {
+        "token_loop": PALETTE["highlight"],
+        "expert_loop": PALETTE["dense"],
+        "sorted": PALETTE["shared"],
+        "grouped": PALETTE["moe"],
+    }
+    fig, ax = plt.subplots(figsize=figsize)
+    width = 0.8 / len(names)
+    for j, name in enumerate(names):
+        values = [ratios[n][name] for n in counts]
+        x = np.arange(len(counts)) + (j - (len(names) - 1) / 2) * width
+        ax.bar(
+            x,
+            values,
+            width,
+            label=name,
+            color=colors.get(name, PALETTE["highlight"]),
+        )
+    ax.set_yscale("log")
+    ax.axhline(1.0, color=PALETTE["text"], linewidth=0.8)
+    ax.set_xticks(
+        range(len(counts)),
+        [f"{n} token{'s' if n > 1 else ''}" for n in counts],
+    )
+    ax.set_ylabel(f"time / time of {reference}")
+    ax.legend(frameon=False, fontsize=8, ncol=len(names), loc="upper left")
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def _budget_stack(
+    ax: "Axes",
+    y: float,
+    budget: Mapping[str, Mapping[str, int]],
+    key: str,
+    kind: str,
+    scale: float,
+    height: float = 0.6,
+) -> float:
+    left = 0.0
+    for part in ("attention", "attention_scores", "mlp", "router", "experts"):
+        value = budget[part][key] / scale
+        if value <= 0:
+            continue
+        color = (
+            PART_COLORS[f"attention_{kind}"]
+            if part.startswith("attention")
+            else PART_COLORS[part]
+        )
+        ax.barh(
+            y,
+            value,
+            left=left,
+            height=height,
+            color=color,
+            edgecolor="white",
+            linewidth=0.6,
+            hatch="..." if part == "attention_scores" else None,
+        )
+        left += value
+    return left
+
+
+def plot_layer_budget(
+    budgets: Mapping[str, Mapping[str, Mapping[str, int]]],
+    *,
+    context_length: int,
+    figsize: tuple[float, float] = (10, 4.6),
+) -> Any:
+    """Three panels for one sliding and one global layer: parameters stored, parameters one token uses,
+    and FLOPs per token (at ``context_length``), each stacked by part."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    fig, axes = plt.subplots(3, 1, figsize=figsize, sharey=True)
+    panels = [
+        ("stored", 1e6, "parameters stored (millions)"),
+        ("active", 1e6, "parameters one token uses (millions)"),
+        ("flops", 1e6, f"MFLOPs per token (context {context_length:,})"),
+    ]
+    for ax, (key, scale, title) in zip(axes, panels):
+        for row, (kind, budget) in enumerate(budgets.items()):
+            end = _budget_stack(ax, row, budget, key, kind, scale)
+            ax.text(end, row, f"  {end:,.0f}", va="center", fontsize=8)
+        ax.set_title(title, fontsize=9, loc="left")
+        ax.set_yticks(
+            range(len(budgets)), [f"{kind} layer" for kind in budgets]
+        )
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.set_xlim(0, ax.get_xlim()[1] * 1.08)
+        ax.invert_yaxis() if ax is axes[0] else None
+    handles = [
+        Patch(facecolor=PALETTE["sliding"], label="attention (sliding)"),
+        Patch(facecolor=PALETTE["global"], label="attention (global)"),
+        Patch(
+            facecolor="white",
+            edgecolor=PALETTE["text"],
+            hatch="...",
+            label="scores (no weights)",
+        ),
+        Patch(facecolor=PART_COLORS["mlp"], label="dense MLP 2112"),
+        Patch(facecolor=PART_COLORS["router"], label="router"),
+        Patch(facecolor=PART_COLORS["experts"], label="experts"),
+    ]
+    fig.legend(
+        handles=handles, loc="lower center", ncol=6, frameon=False, fontsize=8
+    )
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig
+
+
+def plot_active_vs_total(
+    grid: Mapping[int, Mapping[int, tuple[int, int]]],
+    *,
+    released: tuple[int, int],
+    figsize: tuple[float, float] = (9, 3.6),
+) -> Any:
+    """The widget's static twin. ``grid[width][top_k] = (active, stored)`` parameters of one layer. Left:
+    active parameters per token against top-k, one line per expert width; right: stored parameters per
+    expert width (top-k does not change them). The released (width, k) is marked."""
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(
+        1, 2, figsize=figsize, gridspec_kw={"width_ratios": [3, 2]}
+    )
+    widths = sorted(grid)
+    shades = plt.get_cmap("Greens")(
+        [0.45 + 0.5 * i / max(len(widths) - 1, 1) for i in range(len(widths))]
+    )
+    for width, shade in zip(widths, shades):
+        ks = sorted(grid[width])
+        left.plot(
+            ks,
+            [grid[width][k][0] / 1e6 for k in ks],
+            marker="o",
+            markersize=3,
+            color=shade,
+            label=f"expert width {width}",
+        )
+    w0, k0 = released
+    left.plot(
+        [k0],
+        [grid[w0][k0][0] / 1e6],
+        marker="*",
+        markersize=14,
+        color=PALETTE["highlight"],
+        markeredgecolor=PALETTE["text"],
+        linestyle="none",
+        label=f"released: {k0} of 128, width {w0}",
+    )
+    left.set_xlabel("experts per token (top-k)")
+    left.set_ylabel("active parameters per layer (M)")
+    left.legend(frameon=False, fontsize=8)
+    stored = [grid[w][min(grid[w])][1] / 1e6 for w in widths]
+    bars = right.bar([str(w) for w in widths], stored, color=shades)
+    for bar, value in zip(bars, stored):
+        right.text(
+            bar.get_x() + bar.get_width() / 2,
+            value,
+            f"{value:,.0f}",
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
+    right.set_xlabel("expert width")
+    right.set_ylabel("stored parameters per layer (M)")
+    for ax in (left, right):
+        ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------------------------ chapter 06
+def _layer_title(
+    ax: "Axes", config: Gemma4Config, layer: int, fontsize: int = 9
+) -> None:
+    kind = layer_kind(config, layer)
+    ax.set_title(
+        f"layer {layer} ({kind})",
+        fontsize=fontsize,
+        color=PALETTE[kind],
+        fontweight="bold",
+    )
+
+
+def draw_token_expert_map(
+    ax: "Axes",
+    assignment: Any,
+    config: Gemma4Config,
+    layer: int,
+    *,
+    token_labels: Sequence[str] | None = None,
+    vmax: float | None = None,
+) -> Any:
+    """One layer's [tokens, experts] map: colour = the token's combination weight for that expert."""
+    import numpy as np
+
+    data = np.asarray(assignment, dtype=float)
+    image = ax.imshow(
+        data,
+        cmap=_expert_cmap(),
+        vmin=0,
+        vmax=vmax or data.max(),
+        aspect="auto",
+        interpolation="nearest",
+    )
+    _layer_title(ax, config, layer)
+    ax.set_xlabel("expert")
+    step = max(1, data.shape[1] // 8)
+    ax.set_xticks(range(0, data.shape[1], step))
+    if token_labels is not None:
+        ax.set_yticks(
+            range(len(token_labels)),
+            token_labels,
+            fontsize=7,
+            family="monospace",
+        )
+    else:
+        ax.set_ylabel("token position")
+    return image
+
+
+def plot_token_expert_maps(
+    assignments: Sequence[Any],
+    config: Gemma4Config,
+    *,
+    layers: Sequence[int] | None = None,
+    token_labels: Sequence[str] | None = None,
+    columns: int = 3,
+    figsize: tuple[float, float] | None = None,
+) -> Any:
+    """Small multiples of the token-to-expert map, one panel per layer (the widget's static twin)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    layers = list(range(len(assignments))) if layers is None else list(layers)
+    rows = -(-len(layers) // columns)
+    fig, axes = plt.subplots(
+        rows,
+        columns,
+        figsize=figsize or (3.4 * columns, 3.6 * rows),
+        squeeze=False,
+        layout="constrained",
+    )
+    vmax = max(float(np.asarray(assignments[i]).max()) for i in layers)
+    image = None
+    for ax, layer in zip(axes.flat, layers):
+        image = draw_token_expert_map(
+            ax,
+            assignments[layer],
+            config,
+            layer,
+            token_labels=token_labels,
+            vmax=vmax,
+        )
+        if ax not in axes[:, 0]:
+            ax.set_yticklabels([])
+            ax.set_ylabel("")
+    for ax in list(axes.flat)[len(layers) :]:
+        ax.axis("off")
+    fig.colorbar(
+        image, ax=axes, shrink=0.5, aspect=30, label="combination weight"
+    )
+    return fig
+
+
+def plot_expert_usage(
+    usage: Any,
+    config: Gemma4Config,
+    *,
+    title: str | None = None,
+    figsize: tuple[float, float] = (9, 3.2),
+) -> Any:
+    """Heatmap of layers x experts: each expert's share of the layer's assignments, relative to the
+    balanced share 1/E (1.0 = exactly balanced). Row labels are coloured by attention kind."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.colors import TwoSlopeNorm
+
+    data = np.asarray(usage, dtype=float) * config.num_experts
+    fig, ax = plt.subplots(figsize=figsize)
+    top = max(2.0, float(data.max()))
+    image = ax.imshow(
+        data,
+        cmap="PuOr_r",
+        norm=TwoSlopeNorm(vmin=0.0, vcenter=1.0, vmax=top),
+        aspect="auto",
+        interpolation="nearest",
+    )
+    ax.set_yticks(
+        range(data.shape[0]),
+        [f"layer {i} ({layer_kind(config, i)})" for i in range(data.shape[0])],
+    )
+    for label, i in zip(ax.get_yticklabels(), range(data.shape[0])):
+        label.set_color(PALETTE[layer_kind(config, i)])
+    ax.set_xlabel("expert")
+    ax.set_xticks(range(0, data.shape[1], max(1, data.shape[1] // 16)))
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.colorbar(image, ax=ax, label="load / balanced load")
+    fig.tight_layout()
+    return fig
+
+
+def plot_overlap(
+    tables: Mapping[str, Sequence[Mapping[str, float]]],
+    config: Gemma4Config,
+    *,
+    figsize: tuple[float, float] = (9, 3.4),
+) -> Any:
+    """Shared experts per layer (rows of :func:`~gemma4_lite.routing.overlap_table`) for one or more models:
+    neighbouring tokens, repeats of the same token, and any two tokens, against the chance level k^2/E
+    (dashed line) and the load-adjusted chance k^2 sum u^2 (a black tick per layer)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = list(tables)
+    fig, axes = plt.subplots(
+        1, len(names), figsize=figsize, sharey=True, squeeze=False
+    )
+    k = config.top_k_experts
+    width = 0.27
+    for ax, name in zip(axes[0], names):
+        rows = tables[name]
+        layers = np.arange(len(rows))
+        colors = [PALETTE[layer_kind(config, i)] for i in layers]
+        ax.bar(
+            layers - width,
+            [r["adjacent"] for r in rows],
+            width,
+            color=colors,
+            label="neighbouring tokens",
+        )
+        ax.bar(
+            layers,
+            [r["same_token"] for r in rows],
+            width,
+            color=colors,
+            alpha=0.45,
+            hatch="//",
+            edgecolor="white",
+            label="same token, other position",
+        )
+        ax.bar(
+            layers + width,
+            [r["any_pair"] for r in rows],
+            width,
+            color=PALETTE["dense"],
+            alpha=0.6,
+            label="any two tokens",
+        )
+        ax.hlines(
+            [r["load_chance"] for r in rows],
+            layers - 1.5 * width,
+            layers + 1.5 * width,
+            color=PALETTE["text"],
+            linewidth=1.6,
+            label="chance given the layer's load",
+        )
+        ax.axhline(
+            rows[0]["chance"],
+            color=PALETTE["text"],
+            linestyle="--",
+            linewidth=1,
+            label=f"chance k²/E = {rows[0]['chance']:.2f}",
+        )
+        ax.set_xticks(layers, [f"{i}" for i in layers])
+        ax.set_xlabel("layer (blue sliding, orange global)")
+        ax.set_title(name, fontsize=10)
+        ax.set_ylim(0, k)
+        ax.spines[["top", "right"]].set_visible(False)
+    axes[0, 0].set_ylabel(f"shared experts (of k = {k})")
+    axes[0, 0].legend(frameon=False, fontsize=8, loc="upper right", ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def plot_active_parameters(
+    counts: Mapping[str, int],
+    config: Gemma4Config,
+    *,
+    figsize: tuple[float, float] = (9, 3.4),
+) -> Any:
+    """Two stacked bars from :func:`~gemma4_lite.accounting.count_parameters`, each on its own scale:
+    everything stored, and what one token uses (embedding, attention, dense MLP, router, k of the E
+    experts)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    k, e = config.top_k_experts, config.num_experts
+    rest = (
+        counts["norms"]
+        + counts["per_layer_input"]
+        + counts["per_layer_embedding_table"]
+        + counts["per_layer_embedding_other"]
+    )
+    stored = [
+        (
+            "embedding (tied head)",
+            counts["embedding"],
+            PART_COLORS["embedding"],
+        ),
+        ("attention", counts["attention"], PALETTE["sliding"]),
+        ("dense MLP", counts["mlp"], PART_COLORS["mlp"]),
+        ("routers + norms", counts["router"] + rest, PART_COLORS["router"]),
+        ("experts", counts["experts"], PART_COLORS["experts"]),
+    ]
+    active = [
+        (n, v * k // e if n == "experts" else v, c) for n, v, c in stored
+    ]
+    fig, axes = plt.subplots(2, 1, figsize=figsize)
+    for ax, parts, title in zip(
+        axes, (stored, active), ("stored", "used per token")
+    ):
+        total = sum(v for _, v, _ in parts) / 1e9
+        left = 0.0
+        for name, value, color in parts:
+            ax.barh(
+                0,
+                value / 1e9,
+                left=left,
+                color=color,
+                edgecolor="white",
+                linewidth=0.8,
+            )
+            if value / 1e9 > 0.06 * total:
+                ax.text(
+                    left + value / 2e9,
+                    0,
+                    f"{value / 1e9:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                )
+            left += value / 1e9
+        ax.text(
+            left,
+            0,
+            f"  {left:.2f}B",
+            va="center",
+            fontsize=9,
+            fontweight="bold",
+        )
+        ax.set_xlim(0, total * 1.12)
+        ax.set_yticks([0], [title])
+        ax.set_xlabel("parameters (billions)", fontsize=8)
+        ax.spines[["top", "right"]].set_visible(False)
+    handles = [Patch(facecolor=c, label=n) for n, _, c in stored]
+    fig.legend(
+        handles=handles, loc="lower center", ncol=5, frameon=False, fontsize=8
+    )
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig

@@ -1,0 +1,501 @@
+"""Sliding-window layers: what a window costs, what it buys, and how a rolling buffer goes wrong.
+Chapter: "Sliding-window layers" (``notebooks/01_sliding_window_layers.ipynb``).
+
+The model code proper lives in ``masks.py`` (which keys a query may see) and ``kv_cache.py`` (the ring
+buffer). This module holds what the chapter needs around it:
+
+* arithmetic on a config: receptive fields, attention FLOPs per token, the byte and FLOP price of a
+  window (:func:`window_cost`);
+* a trace of the package's :class:`~gemma4_lite.kv_cache.RingKVCache` while it decodes (:func:`ring_trace`);
+* :class:`NaiveRingKVCache`, a ring buffer that is wrong *on purpose* (it commits the chunked-prefill bug),
+  and the experiments that catch it against uncached attention;
+* the reach of sliding layers alone (built on ``receptive_field.py`` from "Global attention layers"), and a
+  switch that silences global attention so the reach can be measured on a real (tiny) network.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ..accounting import count_parameters, dtype_bytes, kv_cache_layer_bytes
+from ..config import SLIDING, Gemma4Config
+from ..kv_cache import Gemma4Cache, RingKVCache
+from ..masks import visible
+from ..model import Gemma4ForCausalLM
+from .receptive_field import reach_by_depth, sliding_only_reach
+from .tiny import tiny_model  # noqa: F401  (the chapter calls sw.tiny_model)
+
+# --------------------------------------------------------------------------------------------------------
+# Receptive fields
+# --------------------------------------------------------------------------------------------------------
+
+
+def sliding_runs(config: Gemma4Config) -> list[int]:
+    """Lengths of the maximal runs of consecutive sliding layers (the stretches between global layers)."""
+    runs, current = [], 0
+    for i in range(config.num_hidden_layers):
+        if config.is_sliding(i):
+            current += 1
+        elif current:
+            runs.append(current)
+            current = 0
+    if current:
+        runs.append(current)
+    return runs
+
+
+def run_receptive_field(window: int, layers: int) -> int:
+    """Positions, the query's own included, that can reach a query through ``layers`` stacked sliding
+    layers: the reach ``layers * (W - 1)`` of :func:`~gemma4_lite.receptive_field.sliding_only_reach`,
+    plus the query itself. One layer gives exactly W."""
+    return int(sliding_only_reach(layers, window)[-1]) + 1
+
+
+def sliding_path_reach(config: Gemma4Config) -> int:
+    """Tokens back that information can come from through sliding attention alone (the global layers'
+    attention switched off, their residual path kept), with cross-layer KV sharing taken into account.
+
+    Dropping the global layers leaves the reach unchanged once their attention is off, so this is
+    :func:`~gemma4_lite.receptive_field.reach_by_depth` over the sliding layers only, each KV-shared layer
+    pointed at its producer. A KV-shared sliding layer reads keys made from its producer's input, which
+    the residual stream has already gone past: the shared layers of E2B/E4B add no reach at all.
+    """
+    layers = config.sliding_layers
+    index = {layer: i for i, layer in enumerate(layers)}
+    producers = [index[config.kv_producer(layer)] for layer in layers]
+    return int(
+        reach_by_depth(
+            [SLIDING] * len(layers), config.sliding_window, producers
+        )[-1]
+    )
+
+
+# --------------------------------------------------------------------------------------------------------
+# FLOPs and bytes
+# --------------------------------------------------------------------------------------------------------
+
+
+def keys_seen(config: Gemma4Config, layer: int, context: int) -> int:
+    """Keys one new query attends to when ``context`` tokens (itself included) exist."""
+    return (
+        min(context, config.sliding_window)
+        if config.is_sliding(layer)
+        else context
+    )
+
+
+def attention_flops_per_token(
+    config: Gemma4Config, layer: int, context: int
+) -> int:
+    """FLOPs of the two attention matmuls for one new token: scores q.k and the weighted sum of values,
+    each 2 * heads * head_dim per key (a multiply and an add). Projections are not included: they cost
+    the same on sliding and global layers of equal shape. KV-shared layers still pay this in full."""
+    return (
+        4
+        * config.num_attention_heads
+        * config.head_dim_for(layer)
+        * keys_seen(config, layer, context)
+    )
+
+
+def model_attention_flops_per_token(
+    config: Gemma4Config, context: int
+) -> dict[str, int]:
+    """Attention-matmul FLOPs per new token summed over sliding and over global layers."""
+    out = {"sliding": 0, "global": 0}
+    for layer in range(config.num_hidden_layers):
+        kind = "sliding" if config.is_sliding(layer) else "global"
+        out[kind] += attention_flops_per_token(config, layer, context)
+    return out
+
+
+def weight_flops_per_token(config: Gemma4Config) -> int:
+    """2 x the weights one token multiplies by: every active layer weight plus the (tied) output head.
+    Embedding and per-layer-embedding *lookups* are free, so their tables are left out."""
+    counts = count_parameters(config)
+    active_layers = (
+        counts["active_per_token"]
+        - counts["embedding"]
+        - counts["per_layer_embedding_table"]
+    )
+    return 2 * (active_layers + config.vocab_size * config.hidden_size)
+
+
+@dataclass(frozen=True)
+class WindowCost:
+    """What a sliding window of ``window`` tokens costs one variant, and what it buys."""
+
+    window: int
+    sliding_layers: (
+        int  # all sliding layers (each one computes attention over W keys)
+    )
+    sliding_layers_with_kv: (
+        int  # those that also store keys and values (not KV-shared)
+    )
+    bytes_per_window_token: (
+        int  # cache bytes one extra window slot costs, over all storing layers
+    )
+    sliding_kv_bytes: int  # the whole sliding cache once it is full: W slots
+    global_bytes_per_token: (
+        int  # what each token of context adds to the global layers' cache
+    )
+    crossover_context: int  # context at which global layers start to hold more bytes than sliding
+    sliding_flops_per_token: int  # attention-matmul FLOPs of all sliding layers for one token (full window)
+    weight_flops_per_token: int  # see weight_flops_per_token
+    run_field: int  # positions one run of sliding layers between two globals can draw on
+    path_field: int  # positions the whole sliding path can draw on (sliding_path_reach + 1)
+
+    @property
+    def sliding_flops_share(self) -> float:
+        """Sliding attention FLOPs as a fraction of the weight FLOPs of the same token."""
+        return self.sliding_flops_per_token / self.weight_flops_per_token
+
+
+def window_cost(
+    config: Gemma4Config,
+    window: int | None = None,
+    dtype: torch.dtype = torch.bfloat16,
+) -> WindowCost:
+    """The window's price tag for ``config`` (or for the same model with another ``window``)."""
+    if window is not None and window != config.sliding_window:
+        config = config.replace(sliding_window=window)
+    size = dtype_bytes(dtype)
+    sliding = config.sliding_layers
+    storing = [i for i in sliding if not config.is_kv_shared(i)]
+    storing_global = [
+        i for i in config.global_layers if not config.is_kv_shared(i)
+    ]
+    per_window_token = sum(
+        2 * config.kv_heads_for(i) * config.head_dim_for(i) * size
+        for i in storing
+    )
+    per_global_token = sum(
+        2 * config.kv_heads_for(i) * config.head_dim_for(i) * size
+        for i in storing_global
+    )
+    sliding_bytes = per_window_token * config.sliding_window
+    return WindowCost(
+        window=config.sliding_window,
+        sliding_layers=len(sliding),
+        sliding_layers_with_kv=len(storing),
+        bytes_per_window_token=per_window_token,
+        sliding_kv_bytes=sliding_bytes,
+        global_bytes_per_token=per_global_token,
+        crossover_context=kv_crossover_context(config),
+        sliding_flops_per_token=model_attention_flops_per_token(
+            config, config.sliding_window
+        )["sliding"],
+        weight_flops_per_token=weight_flops_per_token(config),
+        run_field=run_receptive_field(
+            config.sliding_window, max(sliding_runs(config), default=0)
+        ),
+        path_field=sliding_path_reach(config) + 1,
+    )
+
+
+def kv_crossover_context(config: Gemma4Config) -> int:
+    """Smallest context at which the global layers' cache holds at least as many bytes as the sliding
+    layers' cache. Past the window the sliding side is constant, so this is a ceiling division."""
+    per_sliding = sum(
+        2 * config.kv_heads_for(i) * config.head_dim_for(i)
+        for i in config.sliding_layers
+        if not config.is_kv_shared(i)
+    )
+    per_global = sum(
+        2 * config.kv_heads_for(i) * config.head_dim_for(i)
+        for i in config.global_layers
+        if not config.is_kv_shared(i)
+    )
+    if (
+        per_global >= per_sliding
+    ):  # globals are at least as wide per token: they lead from the first token
+        return 1
+    return math.ceil(per_sliding * config.sliding_window / per_global)
+
+
+def sliding_share_of_kv(
+    config: Gemma4Config, context: int, dtype: torch.dtype = torch.bfloat16
+) -> float:
+    """Fraction of the KV cache at ``context`` tokens that sits in sliding layers."""
+    per_layer = kv_cache_layer_bytes(config, context, dtype)
+    sliding = sum(per_layer[i] for i in config.sliding_layers)
+    return sliding / sum(per_layer)
+
+
+# --------------------------------------------------------------------------------------------------------
+# The package's ring buffer, traced
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RingStep:
+    """The ring right after decoding ``position``: which position each slot holds (-1 = empty), the slot
+    just written, and the positions the query at ``position`` attended to."""
+
+    position: int
+    slot_pos: tuple[int, ...]
+    written_slot: int
+    visible: tuple[int, ...]
+
+
+def ring_trace(window: int, steps: int) -> list[RingStep]:
+    """Decode ``steps`` tokens through a real :class:`RingKVCache` with one head of size one.
+
+    Each key *is* its position (k = v = p), so the keys the cache hands back to the query can be read as
+    positions: that is how ``visible`` is measured rather than recomputed from the window formula.
+    """
+    ring = RingKVCache(1, 1, 1, window, dtype=torch.float64, device="cpu")
+    trace = []
+    for p in range(steps):
+        kv = torch.full((1, 1, 1, 1), float(p), dtype=torch.float64)
+        keys, _, mask = ring.update(kv, kv, p)
+        seen = keys[0, 0, :, 0]
+        if mask is not None:
+            seen = seen[mask[0]]
+        trace.append(
+            RingStep(
+                position=p,
+                slot_pos=tuple(int(s) for s in ring.slot_pos),
+                written_slot=p % ring.size,
+                visible=tuple(sorted(int(x) for x in seen)),
+            )
+        )
+    return trace
+
+
+# --------------------------------------------------------------------------------------------------------
+# A ring buffer with the chunked-prefill bug
+# --------------------------------------------------------------------------------------------------------
+
+
+class NaiveRingKVCache:
+    """A rolling buffer that is wrong on purpose, with the same interface as :class:`RingKVCache`.
+
+    It does what works for decoding one token at a time: write the new keys into their slots ``p % W``
+    first, then let the queries attend to whatever the ring holds (masked by absolute position, so nothing
+    wrong is *seen*). For a chunk of L >= 2 tokens that is longer than the free slots, the chunk's later
+    tokens overwrite keys that its earlier queries still need, so those queries silently lose part of
+    their window; a chunk longer than W even leaves its first queries with no key at all (NaN).
+    """
+
+    def __init__(
+        self,
+        batch_size: int,
+        kv_heads: int,
+        head_dim: int,
+        window: int,
+        *,
+        dtype: torch.dtype,
+        device: torch.device | str,
+    ) -> None:
+        self.window = window
+        self.k = torch.zeros(
+            batch_size, kv_heads, window, head_dim, dtype=dtype, device=device
+        )
+        self.v = torch.zeros_like(self.k)
+        self.slot_pos = torch.full(
+            (window,), -1, dtype=torch.long, device=device
+        )
+        self.seen = 0
+
+    @property
+    def size(self) -> int:
+        return self.k.shape[2]
+
+    def free_slots(self) -> int:
+        return max(self.size - self.seen, 0)
+
+    def update(self, k: torch.Tensor, v: torch.Tensor, start: int):
+        if start != self.seen:
+            raise ValueError(
+                f"ring cache holds {self.seen} tokens but the step starts at position {start}"
+            )
+        length = k.shape[2]
+        positions = torch.arange(start, start + length, device=k.device)
+        for i in range(
+            length
+        ):  # 1. write every new key into its slot (later ones overwrite earlier ones)
+            slot = (start + i) % self.size
+            self.k[:, :, slot] = k[:, :, i]
+            self.v[:, :, slot] = v[:, :, i]
+            self.slot_pos[slot] = start + i
+        self.seen += length
+        mask = visible(
+            positions, self.slot_pos, self.window
+        )  # 2. attend to the ring only
+        return self.k, self.v, mask
+
+    def nbytes(self) -> int:
+        return self.k.nbytes + self.v.nbytes
+
+
+def use_naive_rings(cache: Gemma4Cache) -> int:
+    """Swap every ring buffer of ``cache`` for a :class:`NaiveRingKVCache` of the same shape (before use).
+    Returns how many layers were swapped."""
+    swapped = 0
+    for i, layer in enumerate(cache.layers):
+        if isinstance(layer, RingKVCache):
+            batch, heads, _, dim = layer.k.shape
+            cache.layers[i] = NaiveRingKVCache(
+                batch,
+                heads,
+                dim,
+                layer.window,
+                dtype=layer.k.dtype,
+                device=layer.k.device,
+            )
+            swapped += 1
+    return swapped
+
+
+def new_cache(
+    model: Gemma4ForCausalLM, naive: bool, batch_size: int = 1
+) -> Gemma4Cache:
+    """An empty cache for ``model``: the package's (rings of W slots) or one with naive rings."""
+    cache = model.new_cache(batch_size)
+    if naive:
+        use_naive_rings(cache)
+    return cache
+
+
+def chunk_coverage(
+    window: int, start: int, length: int, naive: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which keys each query of a chunk *needs* and which the cache actually *lets it see*.
+
+    The first ``start`` positions are decoded one at a time, then positions ``start .. start+length-1``
+    arrive as one chunk. Keys carry their own position as value, so "seen" is read from what the cache
+    returns. Both masks are [length, start+length] over absolute key positions.
+    """
+    ring = (
+        NaiveRingKVCache(1, 1, 1, window, dtype=torch.float64, device="cpu")
+        if naive
+        else RingKVCache(1, 1, 1, window, dtype=torch.float64, device="cpu")
+    )
+    for p in range(start):
+        kv = torch.full((1, 1, 1, 1), float(p), dtype=torch.float64)
+        ring.update(kv, kv, p)
+    total = start + length
+    chunk = torch.arange(start, total, dtype=torch.float64).view(
+        1, 1, length, 1
+    )
+    keys, _, mask = ring.update(chunk, chunk, start)
+    key_pos = keys[0, 0, :, 0].long()
+    if mask is None:
+        mask = torch.ones(length, key_pos.numel(), dtype=torch.bool)
+    seen = torch.zeros(length, total, dtype=torch.bool)
+    for q in range(length):
+        seen[q, key_pos[mask[q]]] = True
+    needed = visible(torch.arange(start, total), torch.arange(total), window)
+    return needed, seen
+
+
+def _max_error(got: torch.Tensor, want: torch.Tensor) -> float:
+    diff = (got - want).abs()
+    return float("nan") if torch.isnan(diff).any() else float(diff.max())
+
+
+@torch.no_grad()
+def chunk_error_grid(
+    model: Gemma4ForCausalLM,
+    ids: torch.Tensor,
+    starts: list[int],
+    lengths: list[int],
+    naive: bool,
+) -> list[list[float]]:
+    """Max |logit error| of one prefill chunk against uncached attention, for every (start, length).
+
+    ``grid[i][j]``: decode ``starts[i]`` tokens one by one (exact for both rings), then send ``lengths[j]``
+    tokens as one chunk and compare that chunk's logits with the uncached model's. NaN means a query was
+    left with no key at all.
+    """
+    reference = model(ids)
+    prefix = new_cache(model, naive, ids.shape[0])
+    grid: dict[int, list[float]] = {}
+    for start in sorted(set(starts)):
+        while (
+            prefix.seq_len < start
+        ):  # extend the shared prefix one decode step at a time
+            model(ids[:, prefix.seq_len : prefix.seq_len + 1], prefix)
+        row = []
+        for length in lengths:
+            cache = copy.deepcopy(prefix)
+            got = model(ids[:, start : start + length], cache)
+            row.append(_max_error(got, reference[:, start : start + length]))
+        grid[start] = row
+    return [grid[start] for start in starts]
+
+
+@torch.no_grad()
+def chunked_prefill_error(
+    model: Gemma4ForCausalLM, ids: torch.Tensor, chunk: int, naive: bool
+) -> float:
+    """Prefill the whole of ``ids`` in chunks of ``chunk`` tokens; max |logit error| against uncached."""
+    reference = model(ids)
+    cache = new_cache(model, naive, ids.shape[0])
+    pieces = [
+        model(ids[:, s : s + chunk], cache)
+        for s in range(0, ids.shape[1], chunk)
+    ]
+    return _max_error(torch.cat(pieces, dim=1), reference)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Tiny models, decoding traces and a receptive-field probe
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DecodeTrace:
+    """Per decode step: slots in use in one ring layer, the ring's allocated size, positions held by one
+    global layer; and the largest logit error of cached decoding against the uncached model."""
+
+    ring_filled: list[int]
+    ring_size: list[int]
+    global_held: list[int]
+    ring_holds_last_window: bool
+    max_error: float
+
+
+@torch.no_grad()
+def decode_trace(model: Gemma4ForCausalLM, ids: torch.Tensor) -> DecodeTrace:
+    """Feed ``ids`` one token at a time through the package's cache and record what the caches hold."""
+    config = model.config
+    sliding_layer = next(
+        i for i in config.sliding_layers if not config.is_kv_shared(i)
+    )
+    global_layer = next(
+        i for i in config.global_layers if not config.is_kv_shared(i)
+    )
+    reference = model(ids)
+    cache = model.new_cache(ids.shape[0])
+    filled, sizes, held, outputs, exact_window = [], [], [], [], True
+    for p in range(ids.shape[1]):
+        outputs.append(model(ids[:, p : p + 1], cache))
+        ring = cache.layers[sliding_layer]
+        in_ring = sorted(int(s) for s in ring.slot_pos if s >= 0)
+        exact_window &= in_ring == list(
+            range(max(0, p - config.sliding_window + 1), p + 1)
+        )
+        filled.append(len(in_ring))
+        sizes.append(ring.size)
+        held.append(cache.layers[global_layer].seen)
+    return DecodeTrace(
+        filled,
+        sizes,
+        held,
+        exact_window,
+        _max_error(torch.cat(outputs, dim=1), reference),
+    )
+
+
+@torch.no_grad()
+def silence_global_attention(model: Gemma4ForCausalLM) -> None:
+    """Zero the output projection of every global layer: its attention then adds exactly nothing to the
+    residual stream, and only sliding attention can move information between positions."""
+    for i in model.config.global_layers:
+        model.model.layers[i].self_attn.o_proj.weight.zero_()

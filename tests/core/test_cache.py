@@ -1,0 +1,148 @@
+"""Cached decode == uncached == chunked prefill, the ring buffer stays at the window, KV sharing is used."""
+
+import pytest
+import torch
+from conftest import FAMILIES, random_model
+
+from gemma4_lite import GlobalKVCache, RingKVCache
+
+
+def _ids(model, length, seed=0, batch=2):
+    return torch.randint(
+        3,
+        model.config.vocab_size,
+        (batch, length),
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def _run_chunked(model, ids, chunk):
+    cache = model.new_cache(ids.shape[0])
+    pieces = [
+        model(ids[:, s : s + chunk], cache)
+        for s in range(0, ids.shape[1], chunk)
+    ]
+    return torch.cat(pieces, dim=1), cache
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_cached_equals_uncached_for_every_chunk_size(name):
+    model = random_model(name, seed=11)
+    window = model.config.sliding_window
+    ids = _ids(model, 4 * window + 5)
+    with torch.no_grad():
+        full = model(ids)
+        for chunk in (
+            1,
+            3,
+            window - 1,
+            window,
+            window + 1,
+            2 * window + 3,
+            ids.shape[1],
+        ):
+            got, cache = _run_chunked(model, ids, chunk)
+            diff = (got - full).abs().max().item()
+            assert diff <= 1e-4, f"chunk {chunk}: max diff {diff:.2e}"
+            assert cache.seq_len == ids.shape[1]
+
+
+def test_chunked_prefill_then_decode_matches_one_shot():
+    model = random_model("e2b-tiny", seed=12)
+    ids = _ids(model, 37, batch=1)
+    with torch.no_grad():
+        full = model(ids)
+        cache = model.new_cache(1)
+        model(
+            ids[:, :13], cache
+        )  # a chunk longer than the window, not a multiple of it
+        model(ids[:, 13:30], cache)
+        steps = [model(ids[:, i : i + 1], cache) for i in range(30, 37)]
+    assert (torch.cat(steps, 1) - full[:, 30:]).abs().max().item() <= 1e-4
+
+
+def test_ring_buffer_never_exceeds_the_window():
+    model = random_model("dense-tiny", seed=13)
+    window = model.config.sliding_window
+    ids = _ids(model, 10 * window, batch=1)
+    cache = model.new_cache(1)
+    with torch.no_grad():
+        for i in range(ids.shape[1]):
+            model(ids[:, i : i + 1], cache)
+            for layer in cache.layers:
+                if isinstance(layer, RingKVCache):
+                    assert (
+                        layer.k.shape[2] == window
+                        and layer.v.shape[2] == window
+                    )
+    rings = [layer for layer in cache.layers if isinstance(layer, RingKVCache)]
+    globals_ = [
+        layer for layer in cache.layers if isinstance(layer, GlobalKVCache)
+    ]
+    assert rings and globals_
+    # the ring holds exactly the last W positions, each in slot p % W
+    last = ids.shape[1] - 1
+    expected = torch.tensor(
+        [last - ((last - s) % window) for s in range(window)]
+    )
+    assert torch.equal(rings[0].slot_pos, expected)
+    assert globals_[0].seen == ids.shape[1]
+
+
+def test_kv_shared_layers_store_nothing_and_read_their_producer():
+    model = random_model("e2b-tiny", seed=14)
+    config = model.config
+    cache = model.new_cache(1)
+    with torch.no_grad():
+        model(_ids(model, 20, batch=1), cache)
+    for i, layer in enumerate(cache.layers):
+        assert (layer is None) == config.is_kv_shared(i)
+    # producers: the *last* non-shared layer of the same type
+    assert config.first_kv_shared_layer == 6
+    assert [config.kv_producer(i) for i in range(6, 10)] == [5, 5, 5, 4]
+    # The sharing is real: perturbing the producer's k_proj changes shared layers' outputs, and the
+    # shared layers own no key/value weights at all.
+    shared_attn = model.model.layers[6].self_attn
+    assert not hasattr(shared_attn, "k_proj") and not hasattr(
+        shared_attn, "v_proj"
+    )
+    ids = _ids(model, 20, batch=1)
+    captured = {}
+    handle = model.model.layers[6].self_attn.register_forward_hook(
+        lambda m, i, o: captured.setdefault("o", o)
+    )
+    with torch.no_grad():
+        model(ids)
+        before = captured.pop("o")
+        # (a pure rescale would be undone by k_norm, so perturb the direction)
+        model.model.layers[5].self_attn.k_proj.weight.add_(
+            0.1
+            * torch.randn_like(model.model.layers[5].self_attn.k_proj.weight)
+        )
+        model(ids)
+        after = captured.pop("o")
+    handle.remove()
+    assert (before - after).abs().max().item() > 1e-3
+
+
+def test_preallocated_cache_does_not_grow():
+    model = random_model("31b-tiny", seed=15)
+    ids = _ids(model, 50, batch=1)
+    cache = model.new_cache(1, max_length=50)
+    before = cache.nbytes()
+    with torch.no_grad():
+        model(ids[:, :20], cache)
+        for i in range(20, 50):
+            model(ids[:, i : i + 1], cache)
+    assert cache.nbytes() == before
+
+
+def test_cache_position_mismatch_is_an_error():
+    model = random_model("dense-tiny", seed=16)
+    cache = model.new_cache(1)
+    layer = next(
+        layer for layer in cache.layers if isinstance(layer, RingKVCache)
+    )
+    k = torch.zeros(1, 2, 1, 16)
+    with pytest.raises(ValueError, match="starts at position 5"):
+        layer.update(k, k, 5)

@@ -1,0 +1,133 @@
+"""Presets carry the released values; Hugging Face config files are read in both layouts."""
+
+import pytest
+
+from gemma4_lite import RELEASED, Gemma4Config
+from gemma4_lite.config import FULL
+
+
+def test_released_presets():
+    e2b, e4b, big, moe = (
+        Gemma4Config.from_preset(n) for n in ("e2b", "e4b", "31b", "26b-a4b")
+    )
+    assert e2b.global_layers == [4, 9, 14, 19, 24, 29, 34]
+    assert e4b.global_layers == [5, 11, 17, 23, 29, 35, 41]
+    assert len(big.global_layers) == 10 and big.global_layers[-1] == 59
+    assert moe.global_layers == [5, 11, 17, 23, 29]
+    assert (
+        e2b.sliding_window,
+        e4b.sliding_window,
+        big.sliding_window,
+        moe.sliding_window,
+    ) == (512, 512, 1024, 1024)
+    assert (e2b.first_kv_shared_layer, e4b.first_kv_shared_layer) == (15, 24)
+    assert e2b.kv_producer(15) == 13 and e2b.kv_producer(19) == 14
+    assert e4b.kv_producer(24) == 22 and e4b.kv_producer(29) == 23
+    assert e2b.mlp_width_for(14) == 6144 and e2b.mlp_width_for(15) == 12288
+    assert (
+        big.kv_heads_for(0) == 16
+        and big.kv_heads_for(5) == 4
+        and big.k_eq_v_for(5)
+        and not big.k_eq_v_for(0)
+    )
+    assert (
+        moe.kv_heads_for(5) == 2
+        and moe.head_dim_for(5) == 512
+        and moe.head_dim_for(0) == 256
+    )
+    assert (
+        big.max_position_embeddings == 262144
+        and e2b.max_position_embeddings == 131072
+    )
+
+
+@pytest.mark.parametrize("name", RELEASED)
+def test_hf_round_trip(name):
+    config = Gemma4Config.from_preset(name)
+    assert Gemma4Config.from_hf(config.to_hf_dict()) == config
+
+
+def test_multimodal_file_reads_text_config(tmp_path):
+    text = Gemma4Config.from_preset("26b-a4b").to_hf_dict()
+    text["model_type"] = "gemma4_text"
+    path = tmp_path / "config.json"
+    import json
+
+    path.write_text(
+        json.dumps(
+            {"model_type": "gemma4", "text_config": text, "vision_config": {}}
+        )
+    )
+    assert Gemma4Config.from_hf(tmp_path) == Gemma4Config.from_preset(
+        "26b-a4b"
+    )
+
+
+def test_per_layer_config_layout_written_by_newer_transformers():
+    values = Gemma4Config.from_preset("31b-tiny").to_hf_dict()
+    values.pop("global_head_dim")
+    values.pop("num_global_key_value_heads")
+    values["per_layer_config"] = {
+        "5": {"head_dim": 32, "num_key_value_heads": 1}
+    }
+    assert Gemma4Config.from_hf(values) == Gemma4Config.from_preset("31b-tiny")
+
+
+def test_transformers_reads_our_config_the_same_way():
+    pytest.importorskip("transformers")
+    from hf_reference import hf_config
+
+    for name in RELEASED:
+        ours = Gemma4Config.from_preset(name)
+        theirs = hf_config(ours)
+        assert theirs.layer_types == ours.layer_types
+        for layer in ours.global_layers[:1]:
+            assert theirs.per_layer_config[
+                layer
+            ].head_dim == ours.head_dim_for(layer)
+            assert theirs.per_layer_config[
+                layer
+            ].num_key_value_heads == ours.kv_heads_for(layer)
+        assert theirs.layer_types[-1] == FULL
+
+
+def test_keys_a_file_omits_take_transformers_defaults():
+    pytest.importorskip("transformers")
+    from transformers import Gemma4TextConfig
+
+    given = {
+        "model_type": "gemma4_text",
+        "vocab_size": 512,
+        "global_head_dim": 64,
+        "hidden_size_per_layer_input": 0,
+    }
+    ours = Gemma4Config.from_hf(given)
+    theirs = Gemma4TextConfig(
+        **{k: v for k, v in given.items() if k != "model_type"}
+    )
+    for name in (
+        "hidden_size",
+        "intermediate_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "sliding_window",
+        "final_logit_softcapping",
+        "max_position_embeddings",
+        "vocab_size_per_layer_input",
+        "layer_types",
+    ):
+        assert getattr(ours, name) == getattr(theirs, name), name
+    for layer in (
+        0,
+        ours.num_hidden_layers - 1,
+    ):  # a sliding and a global layer
+        assert (
+            ours.head_dim_for(layer) == theirs.per_layer_config[layer].head_dim
+        )
+        assert (
+            ours.kv_heads_for(layer)
+            == theirs.per_layer_config[layer].num_key_value_heads
+        )
+    assert (
+        ours.final_logit_softcapping is None
+    )  # transformers' default, unlike the released files' 30.0
