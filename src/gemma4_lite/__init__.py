@@ -1,28 +1,21 @@
-"""gemma4_lite: the Gemma 4 text decoders (E2B, E4B, 26B-A4B, 31B) from scratch, for the book
-"Dissecting Gemma 4: Architecture from the Ground Up"."""
+"""gemma4_lite: the Gemma 4 text decoders (E2B, E4B, 12B, 26B-A4B, 31B) from
+scratch, for the book "Dissecting Gemma 4: Architecture from the Ground Up".
+
+The core runs the model; ``gemma4_lite.book`` holds what only the chapters
+need and imports the core, never the other way round.
+"""
 
 from .accounting import count_parameters, kv_cache_bytes, kv_cache_layer_bytes
 from .config import FULL, PRESETS, RELEASED, SLIDING, Gemma4Config
-from .generation import generate
+from .generation import generate, generate_stream
 from .kv_cache import Gemma4Cache, GlobalKVCache, RingKVCache
 from .loading import CheckpointError
-from .model import Gemma4ForCausalLM, Gemma4TextModel
+from .model import CausalLMOutput, Gemma4ForCausalLM, Gemma4TextModel
 
 __all__ = [
-    "Gemma4Config",
-    "Gemma4ForCausalLM",
-    "Gemma4TextModel",
-    "Gemma4Cache",
-    "RingKVCache",
-    "GlobalKVCache",
-    "CheckpointError",
-    "generate",
-    "count_parameters",
-    "kv_cache_bytes",
-    "kv_cache_layer_bytes",
-    "PRESETS",
-    "RELEASED",
-    "SLIDING",
-    "FULL",
-]
-__version__ = "0.1.0"
+    "Gemma4Config", "Gemma4ForCausalLM", "Gemma4TextModel", "Gemma4Cache",
+    "RingKVCache", "GlobalKVCache", "CausalLMOutput", "CheckpointError",
+    "generate", "generate_stream", "count_parameters", "kv_cache_bytes",
+    "kv_cache_layer_bytes", "PRESETS", "RELEASED", "SLIDING", "FULL",
+]  # fmt: skip
+__version__ = "0.2.0"

@@ -1,54 +1,143 @@
-"""Text generation with the KV cache: prefill (optionally in chunks), then one token per step.
-Chapter: "The full model"."""
+"""Text generation with the KV cache: prefill (optionally in chunks), then
+one token per step. Chapter: "The full model".
+
+Inputs are checked once, before the loop; each decode step then runs
+:meth:`Gemma4ForCausalLM.logits`, which reads no tensor value on the host.
+The only host read per step is the stop check when EOS ids are in play.
+"""
 
 from __future__ import annotations
+
+from typing import Iterator, Sequence
 
 import torch
 
 from .model import Gemma4ForCausalLM
 
 
-def _filter_logits(
+def filter_logits(
     logits: torch.Tensor, top_k: int | None, top_p: float | None
 ) -> torch.Tensor:
+    """Keep the ``top_k`` best tokens, then the smallest set of the best
+    tokens whose probability reaches ``top_p`` (nucleus); -inf elsewhere."""
     if top_k is not None:
-        kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[
-            ..., -1:
-        ]
+        kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p is not None:
-        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-        cumulative = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
-        # drop a token once the tokens before it already cover top_p; the best token always survives
-        drop = cumulative - torch.softmax(sorted_logits, dim=-1) >= top_p
-        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
-        logits = torch.full_like(logits, float("-inf")).scatter(
-            -1, order, sorted_logits
-        )
+        ordered, order = torch.sort(logits, descending=True, dim=-1)
+        probs = torch.softmax(ordered, dim=-1)
+        # drop a token once the better ones already reach top_p; the best
+        # token always survives
+        drop = probs.cumsum(dim=-1) - probs >= top_p
+        ordered = ordered.masked_fill(drop, float("-inf"))
+        logits = torch.full_like(logits, float("-inf"))
+        logits = logits.scatter(-1, order, ordered)
     return logits
 
 
+def eos_ids(
+    model: Gemma4ForCausalLM, eos_token_id: int | Sequence[int] | None
+) -> list[int]:
+    """The ids that end a sequence: the argument, else the checkpoint's
+    ``generation_config.json``, else ``config.eos_token_id``."""
+    if eos_token_id is None:
+        eos_token_id = model.generation_config.get(
+            "eos_token_id", model.config.eos_token_id
+        )
+    if eos_token_id is None:
+        return []
+    return (
+        [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
+    )
+
+
 @torch.inference_mode()
-def generate(
+def generate_stream(
     model: Gemma4ForCausalLM,
     input_ids: torch.Tensor,
     max_new_tokens: int,
     *,
+    attention_mask: torch.Tensor | None = None,
     temperature: float = 0.0,
     top_k: int | None = None,
     top_p: float | None = None,
     seed: int | None = None,
     prefill_chunk_size: int | None = None,
-    eos_token_id: int | list[int] | None = None,
-) -> torch.Tensor:
-    """Prompt followed by up to ``max_new_tokens`` new tokens, shape [B, S + n].
+    eos_token_id: int | Sequence[int] | None = None,
+    ignore_eos: bool = False,
+) -> Iterator[torch.Tensor]:
+    """Yield the next token of every row, a [B] tensor per step, as soon as
+    it is chosen. Arguments as for :func:`generate`."""
+    input_ids = input_ids[None] if input_ids.dim() == 1 else input_ids
+    _check_settings(max_new_tokens, temperature, top_k, top_p)
+    if prefill_chunk_size is not None and prefill_chunk_size < 1:
+        raise ValueError("prefill_chunk_size must be >= 1")
+    batch, length = input_ids.shape
+    total = length + max_new_tokens
+    if total > model.config.max_position_embeddings:
+        raise ValueError(
+            f"prompt ({length}) + max_new_tokens ({max_new_tokens}) = {total} "
+            f"exceeds the context length of "
+            f"{model.config.max_position_embeddings}"
+        )
+    pad = model.check_input(input_ids, attention_mask=attention_mask)
+    if max_new_tokens == 0:
+        return
+    generator = torch.Generator(device=input_ids.device)
+    if seed is not None:
+        generator.manual_seed(seed)
+    stop = torch.tensor([] if ignore_eos else eos_ids(model, eos_token_id))
+    stop = stop.to(device=input_ids.device, dtype=torch.long)
+    filler = model.config.pad_token_id
 
-    Greedy at ``temperature == 0``; otherwise samples from softmax(logits / temperature), optionally cut to
-    the ``top_k`` best tokens and the smallest set whose probability reaches ``top_p``. ``seed`` makes
-    sampling repeatable. Rows that produced an EOS keep emitting it; generation stops when all rows have.
+    cache = model.new_cache(batch, max_length=total)
+    chunk = prefill_chunk_size or length
+    for begin in range(0, length, chunk):
+        piece = input_ids[:, begin : begin + chunk]
+        logits = model.logits(piece, cache, pad=pad, last_only=True)
+    done = torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
+    for step in range(max_new_tokens):
+        last = logits[:, -1].float()
+        if temperature == 0.0:
+            token = last.argmax(dim=-1)
+        else:
+            last = filter_logits(last / temperature, top_k, top_p)
+            probs = torch.softmax(last, dim=-1)
+            token = torch.multinomial(probs, 1, generator=generator)[:, 0]
+        if len(stop):  # finished rows emit padding, as in transformers
+            token = torch.where(done, filler, token)
+            done |= torch.isin(token, stop)
+        yield token
+        if step + 1 == max_new_tokens or (len(stop) and bool(done.all())):
+            return
+        logits = model.logits(token[:, None], cache)
+
+
+def generate(
+    model: Gemma4ForCausalLM,
+    input_ids: torch.Tensor,
+    max_new_tokens: int,
+    **settings,
+) -> torch.Tensor:
+    """The prompt followed by up to ``max_new_tokens`` new tokens, [B, S + n].
+
+    Greedy at ``temperature == 0``; otherwise samples from
+    softmax(logits / temperature), cut to the ``top_k`` best tokens and to
+    the nucleus of probability ``top_p``; ``seed`` makes sampling repeatable.
+    A row ends at an EOS id (``eos_token_id``, else the checkpoint's
+    generation config, else the model config) and is then filled with the
+    pad id; generation stops when every row has ended, unless
+    ``ignore_eos``. Prompts of different lengths go in one batch padded on
+    the left, with an ``attention_mask`` of 0s then 1s; each row then gets
+    the tokens it would get alone. ``prefill_chunk_size`` prefills the
+    prompt in chunks. :func:`generate_stream` yields tokens as they come.
     """
-    if input_ids.dim() == 1:
-        input_ids = input_ids[None]
+    input_ids = input_ids[None] if input_ids.dim() == 1 else input_ids
+    steps = list(generate_stream(model, input_ids, max_new_tokens, **settings))
+    return torch.cat([input_ids, *(t[:, None] for t in steps)], dim=1)
+
+
+def _check_settings(max_new_tokens, temperature, top_k, top_p) -> None:
     if max_new_tokens < 0:
         raise ValueError("max_new_tokens must be >= 0")
     if temperature < 0:
@@ -57,57 +146,3 @@ def generate(
         raise ValueError("top_k must be >= 1")
     if top_p is not None and not 0.0 < top_p <= 1.0:
         raise ValueError("top_p must be in (0, 1]")
-    if prefill_chunk_size is not None and prefill_chunk_size < 1:
-        raise ValueError("prefill_chunk_size must be >= 1")
-    total = input_ids.shape[1] + max_new_tokens
-    if total > model.config.max_position_embeddings:
-        raise ValueError(
-            f"prompt ({input_ids.shape[1]}) + max_new_tokens ({max_new_tokens}) = {total} exceeds "
-            f"the context length of {model.config.max_position_embeddings}"
-        )
-    model.check_input(input_ids)
-    if max_new_tokens == 0:
-        return input_ids.clone()
-    generator = torch.Generator(device=input_ids.device)
-    if seed is not None:
-        generator.manual_seed(seed)
-    eos = torch.tensor(
-        [eos_token_id]
-        if isinstance(eos_token_id, int)
-        else (eos_token_id or []),
-        dtype=torch.long,
-        device=input_ids.device,
-    )
-
-    batch = input_ids.shape[0]
-    cache = model.new_cache(batch, max_length=total)
-    chunk = prefill_chunk_size or input_ids.shape[1]
-    for begin in range(0, input_ids.shape[1], chunk):
-        logits = model(
-            input_ids[:, begin : begin + chunk], cache, last_logits_only=True
-        )
-
-    out = torch.empty(
-        batch, max_new_tokens, dtype=torch.long, device=input_ids.device
-    )
-    finished = torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
-    produced = 0
-    for step in range(max_new_tokens):
-        last = logits[:, -1].float()
-        if temperature == 0.0:
-            token = last.argmax(dim=-1)
-        else:
-            probs = torch.softmax(
-                _filter_logits(last / temperature, top_k, top_p), dim=-1
-            )
-            token = torch.multinomial(probs, 1, generator=generator)[:, 0]
-        if eos.numel():
-            token = torch.where(finished, eos[0], token)
-            finished |= torch.isin(token, eos)
-        out[:, step] = token
-        produced = step + 1
-        if eos.numel() and bool(finished.all()):
-            break
-        if step + 1 < max_new_tokens:
-            logits = model(token[:, None], cache)
-    return torch.cat([input_ids, out[:, :produced]], dim=1)

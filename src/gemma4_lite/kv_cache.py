@@ -1,156 +1,114 @@
-"""Key/value caches: a ring buffer for sliding layers, a growing buffer for global layers, and nothing
-at all for KV-shared layers (they read their producer's keys and values). Chapter: "Sliding-window layers".
+"""Key/value caches: a ring buffer for sliding layers, a plain buffer for
+global layers, and nothing at all for KV-shared layers (they read their
+producer's keys and values). Chapter: "Sliding-window layers".
 
-Every cache is allocated once and written at explicit positions; nothing is concatenated per decode step.
+Every buffer is allocated once and written at explicit positions; nothing
+is concatenated per decode step. Which cached keys a query may see is worked
+out once per forward pass for all layers (:meth:`Gemma4Cache.masks`).
 """
 
 from __future__ import annotations
 
 import torch
 
-from .config import Gemma4Config
-from .masks import visible
-
-Attended = tuple[torch.Tensor, torch.Tensor, "torch.Tensor | None"]
+from .config import FULL, SLIDING, Gemma4Config
+from .masks import hide_padding, ring_positions, visible
 
 
 class RingKVCache:
-    """The rolling buffer of a sliding layer: W slots, position p lives in slot ``p % W``.
+    """The rolling buffer of a sliding layer: position p lives in slot
+    ``p % size``, and ``size`` is the window (or the cache's ``max_length``
+    when that is shorter: no more positions can arrive).
 
-    A decode step writes its key first and then attends to every filled slot: the ring then holds exactly
-    positions p-W+1 .. p, the window. A prefill *chunk* cannot do that: writing a chunk longer than the
-    free space first would overwrite keys that the chunk's own early queries still need (the classic
-    chunked-prefill bug). So a chunk attends to (old ring contents + the whole chunk) under a mask built
-    from absolute positions, and only afterwards keeps its last W keys.
+    A decode step writes its key first and then attends to every filled
+    slot: the ring then holds exactly positions p-W+1 .. p. A prefill *chunk*
+    cannot do that: writing a chunk longer than the free space first would
+    overwrite keys that the chunk's own early queries still need (the classic
+    chunked-prefill bug). So a chunk attends to the old ring contents plus
+    the whole chunk, and only afterwards keeps its last ``size`` keys.
     """
 
     def __init__(
-        self,
-        batch_size: int,
-        kv_heads: int,
-        head_dim: int,
-        window: int,
-        *,
-        dtype: torch.dtype,
-        device: torch.device | str,
-        capacity: int | None = None,
-    ) -> None:
-        size = window if capacity is None else max(1, min(window, capacity))
-        self.window = window
-        self.k = torch.zeros(
-            batch_size, kv_heads, size, head_dim, dtype=dtype, device=device
-        )
+        self, batch_size: int, kv_heads: int, head_dim: int, size: int, *,
+        dtype: torch.dtype, device: torch.device | str,
+    ) -> None:  # fmt: skip
+        shape = (batch_size, kv_heads, size, head_dim)
+        self.k = torch.zeros(shape, dtype=dtype, device=device)
         self.v = torch.zeros_like(self.k)
-        self.slot_pos = torch.full(
-            (size,), -1, dtype=torch.long, device=device
-        )  # -1: never written
-        self.seen = 0
 
     @property
     def size(self) -> int:
         return self.k.shape[2]
 
-    def update(self, k: torch.Tensor, v: torch.Tensor, start: int) -> Attended:
-        """Store new keys/values for positions ``start..`` and return what the new queries attend to."""
-        if start != self.seen:
-            raise ValueError(
-                f"ring cache holds {self.seen} tokens but the step starts at position {start}"
-            )
+    def update(
+        self, k: torch.Tensor, v: torch.Tensor, start: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store the keys/values of positions ``start..``; return the keys and
+        values the new queries attend to, in the order of
+        :meth:`Gemma4Cache.key_positions`."""
         length, size = k.shape[2], self.size
         if length == 1:
-            slot = start % size
-            self.k[:, :, slot] = k[:, :, 0]
-            self.v[:, :, slot] = v[:, :, 0]
-            self.slot_pos[slot] = start
-            self.seen += 1
-            filled = min(
-                self.seen, size
-            )  # slots fill in order 0, 1, ... before the first wrap
-            return self.k[:, :, :filled], self.v[:, :, :filled], None
-        filled = min(self.seen, size)
-        positions = torch.arange(start, start + length, device=k.device)
-        if filled:
-            keys = torch.cat([self.k[:, :, :filled], k], dim=2)
-            values = torch.cat([self.v[:, :, :filled], v], dim=2)
-            key_pos = torch.cat([self.slot_pos[:filled], positions])
-        else:  # first chunk: nothing cached yet
-            keys, values, key_pos = k, v, positions
-        mask = visible(positions, key_pos, self.window)
+            self.k[:, :, start % size] = k[:, :, 0]
+            self.v[:, :, start % size] = v[:, :, 0]
+            filled = min(start + 1, size)
+            return self.k[:, :, :filled], self.v[:, :, :filled]
+        filled = min(start, size)
+        keys = torch.cat([self.k[:, :, :filled], k], dim=2)
+        values = torch.cat([self.v[:, :, :filled], v], dim=2)
         keep = min(length, size)
-        kept_pos = positions[length - keep :]
-        slots = kept_pos % size
+        end = start + length
+        slots = torch.arange(end - keep, end, device=k.device) % size
         self.k.index_copy_(2, slots, k[:, :, length - keep :])
         self.v.index_copy_(2, slots, v[:, :, length - keep :])
-        self.slot_pos[slots] = kept_pos
-        self.seen += length
-        return keys, values, mask
+        return keys, values
 
     def nbytes(self) -> int:
         return self.k.nbytes + self.v.nbytes
 
 
 class GlobalKVCache:
-    """The cache of a global layer: every position, preallocated when the final length is known and
-    otherwise grown by doubling (never past ``max_length``)."""
+    """The cache of a global layer: every position. Allocated at its final
+    size when the cache knows its ``max_length``; otherwise grown by doubling
+    as tokens arrive, never past ``limit``."""
 
     def __init__(
-        self,
-        batch_size: int,
-        kv_heads: int,
-        head_dim: int,
-        *,
-        dtype: torch.dtype,
-        device: torch.device | str,
-        capacity: int | None,
-        max_length: int,
-    ) -> None:
-        self.max_length = max_length
-        initial = capacity if capacity is not None else min(256, max_length)
-        self.k = torch.zeros(
-            batch_size, kv_heads, initial, head_dim, dtype=dtype, device=device
-        )
+        self, batch_size: int, kv_heads: int, head_dim: int, size: int, *,
+        dtype: torch.dtype, device: torch.device | str, limit: int,
+    ) -> None:  # fmt: skip
+        self.limit = limit
+        shape = (batch_size, kv_heads, size, head_dim)
+        self.k = torch.zeros(shape, dtype=dtype, device=device)
         self.v = torch.zeros_like(self.k)
-        self.seen = 0
 
-    def _reserve(self, length: int) -> None:
-        if length <= self.k.shape[2]:
-            return
-        new_size = min(max(length, 2 * self.k.shape[2]), self.max_length)
-        grown_k = self.k.new_zeros(
-            *self.k.shape[:2], new_size, self.k.shape[3]
-        )
-        grown_v = torch.zeros_like(grown_k)
-        grown_k[:, :, : self.seen] = self.k[:, :, : self.seen]
-        grown_v[:, :, : self.seen] = self.v[:, :, : self.seen]
-        self.k, self.v = grown_k, grown_v
+    def _grow(self, length: int) -> None:
+        size = min(max(length, 2 * self.k.shape[2]), self.limit)
+        k = self.k.new_zeros(*self.k.shape[:2], size, self.k.shape[3])
+        v = torch.zeros_like(k)
+        k[:, :, : self.k.shape[2]] = self.k
+        v[:, :, : self.v.shape[2]] = self.v
+        self.k, self.v = k, v
 
-    def update(self, k: torch.Tensor, v: torch.Tensor, start: int) -> Attended:
-        if start != self.seen:
-            raise ValueError(
-                f"global cache holds {self.seen} tokens but the step starts at position {start}"
-            )
+    def update(
+        self, k: torch.Tensor, v: torch.Tensor, start: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         end = start + k.shape[2]
-        self._reserve(end)
+        if end > self.k.shape[2]:
+            self._grow(end)
         self.k[:, :, start:end] = k
         self.v[:, :, start:end] = v
-        self.seen = end
-        if k.shape[2] == 1:
-            return self.k[:, :, :end], self.v[:, :, :end], None
-        mask = visible(
-            torch.arange(start, end, device=k.device),
-            torch.arange(end, device=k.device),
-            None,
-        )
-        return self.k[:, :, :end], self.v[:, :, :end], mask
+        return self.k[:, :, :end], self.v[:, :, :end]
 
     def nbytes(self) -> int:
         return self.k.nbytes + self.v.nbytes
 
 
 class Gemma4Cache:
-    """One cache entry per layer that computes its own keys/values; ``None`` for KV-shared layers.
+    """One cache per layer that computes its own keys/values; ``None`` for
+    KV-shared layers.
 
-    ``max_length`` (prompt plus new tokens) lets every buffer be allocated once at its final size.
+    With ``max_length`` (prompt plus new tokens) every buffer is allocated
+    once at its final size, and writing past it raises an error. Without it,
+    global buffers grow as needed up to the model's context length.
     """
 
     def __init__(
@@ -162,52 +120,86 @@ class Gemma4Cache:
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
     ) -> None:
-        if (
-            max_length is not None
-            and max_length > config.max_position_embeddings
-        ):
+        limit = config.max_position_embeddings
+        if max_length is not None and not 1 <= max_length <= limit:
             raise ValueError(
-                f"max_length {max_length} exceeds the context length "
-                f"{config.max_position_embeddings} (max_position_embeddings)"
+                f"max_length {max_length} must be between 1 and the "
+                f"context length {limit} (max_position_embeddings)"
             )
         self.config = config
+        self.batch_size = batch_size
+        self.max_length = max_length
         self.seq_len = 0
+        # left padding of each row (set by the first call with a mask)
+        self.pad: torch.Tensor | None = None
+        capacity = max_length or limit
+        self.ring_size = min(config.sliding_window, capacity)
         self.layers: list[RingKVCache | GlobalKVCache | None] = []
         for i in range(config.num_hidden_layers):
+            heads, dim = config.kv_heads_for(i), config.head_dim_for(i)
+            kw = dict(dtype=dtype, device=device)
             if config.is_kv_shared(i):
                 self.layers.append(None)
             elif config.is_sliding(i):
-                self.layers.append(
-                    RingKVCache(
-                        batch_size,
-                        config.kv_heads_for(i),
-                        config.head_dim_for(i),
-                        config.sliding_window,
-                        dtype=dtype,
-                        device=device,
-                        capacity=max_length,
-                    )
+                ring = RingKVCache(
+                    batch_size, heads, dim, self.ring_size, **kw
                 )
+                self.layers.append(ring)
             else:
-                self.layers.append(
-                    GlobalKVCache(
-                        batch_size,
-                        config.kv_heads_for(i),
-                        config.head_dim_for(i),
-                        dtype=dtype,
-                        device=device,
-                        capacity=max_length,
-                        max_length=config.max_position_embeddings,
-                    )
+                size = max_length or min(256, limit)
+                glob = GlobalKVCache(
+                    batch_size, heads, dim, size, limit=capacity, **kw
                 )
+                self.layers.append(glob)
+
+    def check_room(self, length: int) -> None:
+        """Raise before ``length`` more tokens would overflow the cache."""
+        end = self.seq_len + length
+        capacity = self.max_length or self.config.max_position_embeddings
+        if end > capacity:
+            raise ValueError(
+                f"the cache holds {self.seq_len} tokens and was made for at "
+                f"most {capacity}; {length} more would overflow it. Make the "
+                "cache with a larger max_length (prompt plus new tokens)"
+            )
+
+    def key_positions(self, kind: str, start: int, length: int):
+        """Positions of the keys that a chunk of ``length`` tokens at
+        ``start`` attends to, in the order the layer caches return them."""
+        end = start + length
+        device = self.layers_device()
+        if kind == FULL:
+            return torch.arange(end, device=device)
+        if length == 1:
+            return ring_positions(end, self.ring_size, device)
+        old = ring_positions(start, self.ring_size, device)
+        return torch.cat([old, torch.arange(start, end, device=device)])
+
+    def masks(self, start: int, length: int) -> dict[str, torch.Tensor | None]:
+        """The mask of each layer type for a chunk at ``start``; ``None``
+        where a single new token may see every cached key."""
+        out: dict[str, torch.Tensor | None] = {}
+        q_pos = torch.arange(
+            start, start + length, device=self.layers_device()
+        )
+        for kind in set(self.config.layer_types):
+            if length == 1 and self.pad is None:
+                out[kind] = None  # the ring holds exactly the window
+                continue
+            k_pos = self.key_positions(kind, start, length)
+            window = self.config.sliding_window if kind == SLIDING else None
+            mask = visible(q_pos, k_pos, window)
+            if self.pad is not None:
+                mask = hide_padding(mask, q_pos, k_pos, self.pad)
+            out[kind] = mask
+        return out
+
+    def layers_device(self) -> torch.device:
+        return next(c.k.device for c in self.layers if c is not None)
 
     def nbytes(self) -> int:
         """Bytes of key/value storage held right now, over all layers."""
-        return sum(
-            layer.nbytes() for layer in self.layers if layer is not None
-        )
+        return sum(self.layer_nbytes())
 
     def layer_nbytes(self) -> list[int]:
-        return [
-            0 if layer is None else layer.nbytes() for layer in self.layers
-        ]
+        return [0 if c is None else c.nbytes() for c in self.layers]

@@ -1,10 +1,15 @@
-"""Reading and writing Hugging Face-format checkpoints (safetensors only). Chapter: "The full model".
+"""Reading and writing Hugging Face-format checkpoints (safetensors only).
+Chapter: "The full model".
 
-Our module tree uses the checkpoint's own names, so the mapping is nearly the identity: multimodal
-checkpoints put the decoder under ``model.language_model.`` and text-only ones under ``model.``; vision and
-audio towers are skipped, and so are the key/value weights that the official E2B/E4B files still store for
-KV-shared layers (those layers never use them). Anything else that is missing, unexpected or mis-shaped is
-refused with one error that lists every offending key.
+Our module tree uses the checkpoint's own names, so the mapping is nearly the
+identity: multimodal checkpoints put the decoder under
+``model.language_model.`` and text-only ones under ``model.``; the stacked
+projections (``qkv_proj``, ``gate_up_proj``) are the checkpoint's separate
+matrices one above the other. Vision and audio towers are skipped, and so
+are the key/value weights that the official E2B/E4B files still store for
+KV-shared layers (those layers never use them). Anything else that is
+missing, unexpected or mis-shaped is refused with one error that lists every
+offending key. Pickle files are never opened: they can run arbitrary code.
 """
 
 from __future__ import annotations
@@ -18,8 +23,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from .config import LAYER_TYPES, Gemma4Config
-from .rope import RotaryTable, inv_freq_for
+from .attention import Gemma4Attention
+from .config import Gemma4Config
 
 if TYPE_CHECKING:
     from .model import Gemma4ForCausalLM
@@ -38,7 +43,8 @@ UNSAFE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 
 
 class CheckpointError(ValueError):
-    """A checkpoint that does not fit the config; the message lists every problem."""
+    """A checkpoint that does not fit its config; the message lists
+    every problem."""
 
 
 def safetensors_files(directory: Path) -> list[Path]:
@@ -49,7 +55,8 @@ def safetensors_files(directory: Path) -> list[Path]:
         absent = [f.name for f in files if not f.is_file()]
         if absent:
             raise CheckpointError(
-                f"{index.name} names shards that are not in {directory}: {', '.join(absent)}"
+                f"{index.name} names shards that are not in {directory}: "
+                + ", ".join(absent)
             )
         return files
     single = directory / "model.safetensors"
@@ -60,37 +67,65 @@ def safetensors_files(directory: Path) -> list[Path]:
     )
     if unsafe:
         raise CheckpointError(
-            f"{directory} holds only pickle-based weights ({', '.join(unsafe)}). gemma4_lite "
-            "loads safetensors only and never unpickles files, which can run arbitrary code; "
-            "convert them with a trusted tool first"
+            f"{directory} holds only pickle-based weights "
+            f"({', '.join(unsafe)}). gemma4_lite loads safetensors only and "
+            "never unpickles files, which can run arbitrary code; convert "
+            "them with a trusted tool first"
         )
     raise CheckpointError(
         f"no model.safetensors or model.safetensors.index.json in {directory}"
     )
 
 
+# Our stacked matrices and the checkpoint matrices they hold, top to bottom.
+STACKED = {
+    "self_attn.qkv_proj.weight": (
+        "self_attn.q_proj.weight",
+        "self_attn.k_proj.weight",
+        "self_attn.v_proj.weight",
+    ),
+    "mlp.gate_up_proj.weight": ("mlp.gate_proj.weight", "mlp.up_proj.weight"),
+}
+
+
+def checkpoint_layout(model: nn.Module) -> dict[str, list[tuple[str, int]]]:
+    """For each of our tensors, the checkpoint names it holds and their rows
+    (one name, all rows, for everything that is not stacked)."""
+    layout = {}
+    for name, tensor in model.state_dict().items():
+        suffix = next((s for s in STACKED if name.endswith(s)), None)
+        if suffix is None:
+            layout[name] = [(name, tensor.shape[0] if tensor.dim() else 0)]
+            continue
+        prefix = name[: -len(suffix)]
+        owner = model.get_submodule(prefix + suffix.split(".")[0])
+        if isinstance(owner, Gemma4Attention):
+            rows = [n * owner.head_dim for n in owner.heads_per_part]
+        else:  # gate and up: two equal halves
+            rows = [tensor.shape[0] // 2] * 2
+        parts = STACKED[suffix][: len(rows)]
+        layout[name] = [(prefix + p, r) for p, r in zip(parts, rows)]
+    return layout
+
+
 def checkpoint_name(key: str) -> str | None:
-    """Our parameter name for a checkpoint key, or ``None`` for keys that are not the text decoder."""
+    """Our name for a checkpoint key (``model.layers...``), or ``None`` for
+    keys that are not the text decoder."""
     if key.startswith(MULTIMODAL_PREFIX):
         return TEXT_PREFIX + key[len(MULTIMODAL_PREFIX) :]
-    if (
-        key.startswith(NON_TEXT_PREFIXES) or key == "lm_head.weight"
-    ):  # the head is tied to embed_tokens
+    # the head is tied to embed_tokens
+    if key.startswith(NON_TEXT_PREFIXES) or key == "lm_head.weight":
         return None
     return key
 
 
 def _unused_shared_kv(config: Gemma4Config) -> set[str]:
-    names = set()
-    for i in range(config.first_kv_shared_layer, config.num_hidden_layers):
-        for part in (
-            "k_proj.weight",
-            "v_proj.weight",
-            "k_norm.weight",
-            "v_norm.weight",
-        ):
-            names.add(f"model.layers.{i}.self_attn.{part}")
-    return names
+    parts = ("k_proj", "v_proj", "k_norm", "v_norm")
+    return {
+        f"model.layers.{i}.self_attn.{part}.weight"
+        for i in range(config.first_kv_shared_layer, config.num_hidden_layers)
+        for part in parts
+    }
 
 
 def load_pretrained(
@@ -106,29 +141,35 @@ def load_pretrained(
     config = Gemma4Config.from_hf(directory)
     with torch.device("meta"):
         model = cls(config, init=False)
-    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    layout = checkpoint_layout(model)
+    expected = dict(model.state_dict())
+    shapes = {}
+    for ours, parts in layout.items():
+        for name, rows in parts:
+            shapes[name] = (rows, *expected[ours].shape[1:])
     skip = _unused_shared_kv(config)
 
     tensors: dict[str, torch.Tensor] = {}
-    unexpected, misshaped, misshaped_names = [], [], set()
+    unexpected, misshaped, bad = [], [], set()
     for file in safetensors_files(directory):
         with safe_open(str(file), framework="pt") as handle:
             for key in handle.keys():
                 name = checkpoint_name(key)
                 if name is None or name in skip:
                     continue
-                if name not in expected:
+                if name not in shapes:
                     unexpected.append(key)
                     continue
                 shape = tuple(handle.get_slice(key).get_shape())
-                if shape != expected[name]:
+                if shape != shapes[name]:
                     misshaped.append(
-                        f"{key}: checkpoint {list(shape)}, config expects {list(expected[name])}"
+                        f"{key}: checkpoint {list(shape)}, config expects "
+                        f"{list(shapes[name])}"
                     )
-                    misshaped_names.add(name)
+                    bad.add(name)
                     continue
                 tensors[name] = handle.get_tensor(key)
-    missing = sorted(set(expected) - set(tensors) - misshaped_names)
+    missing = sorted(set(shapes) - set(tensors) - bad)
     if missing or unexpected or misshaped:
         lines = [f"checkpoint in {directory} does not match its config.json:"]
         lines += [f"  missing tensor: {name}" for name in missing]
@@ -138,34 +179,33 @@ def load_pretrained(
 
     if dtype is None:
         dtype = tensors["model.embed_tokens.weight"].dtype
-    state = {
-        name: t.to(
-            device=device, dtype=dtype if t.is_floating_point() else t.dtype
-        )
-        for name, t in tensors.items()
-    }
+    state = {}
+    for ours, parts in layout.items():
+        t = torch.cat([tensors[name] for name, _ in parts])
+        state[ours] = t.to(device, dtype if t.is_floating_point() else t.dtype)
     model.load_state_dict(state, strict=True, assign=True)
-    # Non-persistent buffers (RoPE frequencies) were created on the meta device; build them for real.
-    model.model.rotary = nn.ModuleDict(
-        {
-            kind: RotaryTable(inv_freq_for(config, kind)).to(device)
-            for kind in LAYER_TYPES
-            if kind in config.layer_types
-        }
-    )
+    generation = directory / "generation_config.json"
+    if generation.is_file():
+        model.generation_config = json.loads(generation.read_text())
     return model.eval()
 
 
 def save_pretrained(model: "Gemma4ForCausalLM", directory: str | Path) -> None:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = {
-        name: t.detach().contiguous().cpu()
-        for name, t in model.state_dict().items()
-    }
+    ours = model.state_dict()
+    state = {}
+    for name, parts in checkpoint_layout(model).items():
+        rows = [r for _, r in parts] if len(parts) > 1 else None
+        pieces = ours[name].split(rows) if rows else [ours[name]]
+        for (key, _), piece in zip(parts, pieces):
+            state[key] = piece.detach().contiguous().cpu()
     save_file(
         state, str(directory / "model.safetensors"), metadata={"format": "pt"}
     )
     config = model.config.to_hf_dict()
     config["dtype"] = str(model.dtype).replace("torch.", "")
     (directory / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    if model.generation_config:
+        text = json.dumps(model.generation_config, indent=2) + "\n"
+        (directory / "generation_config.json").write_text(text)

@@ -1,21 +1,24 @@
 """The assembled Gemma 4 text decoder. Chapter: "The full model".
 
-Module names equal the Hugging Face checkpoint keys (``model.layers.3.self_attn.q_proj.weight`` ...), so
-loading real weights only strips a prefix (see ``loading.py``).
+Module names are the Hugging Face checkpoint keys
+(``model.layers.3.self_attn.o_proj.weight`` ...), except that projections
+reading the same input are stacked (``qkv_proj``, ``gate_up_proj``); the one
+mapping between the two lives in ``loading.py``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from .attention import ForwardState
 from .block import Gemma4DecoderLayer
-from .config import FULL, LAYER_TYPES, SLIDING, Gemma4Config
+from .config import SLIDING, Gemma4Config
 from .kv_cache import Gemma4Cache
-from .masks import visible
+from .masks import hide_padding, visible
 from .norms import RMSNorm
 from .ple import ScaledEmbedding, per_layer_inputs
 from .rope import RotaryTable, inv_freq_for
@@ -25,97 +28,134 @@ class Gemma4TextModel(nn.Module):
     def __init__(self, config: Gemma4Config) -> None:
         super().__init__()
         self.config = config
+        hidden, layers = config.hidden_size, config.num_hidden_layers
         self.embed_tokens = ScaledEmbedding(
-            config.vocab_size, config.hidden_size, config.hidden_size**0.5
+            config.vocab_size, hidden, hidden**0.5
         )
         self.layers = nn.ModuleList(
-            Gemma4DecoderLayer(config, i)
-            for i in range(config.num_hidden_layers)
+            Gemma4DecoderLayer(config, i) for i in range(layers)
         )
-        self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.norm = RMSNorm(hidden, config.rms_norm_eps)
         if config.hidden_size_per_layer_input:
             dim = config.hidden_size_per_layer_input
             self.embed_tokens_per_layer = ScaledEmbedding(
-                config.vocab_size_per_layer_input,
-                config.num_hidden_layers * dim,
-                dim**0.5,
+                config.vocab_size_per_layer_input, layers * dim, dim**0.5
             )
             self.per_layer_model_projection = nn.Linear(
-                config.hidden_size, config.num_hidden_layers * dim, bias=False
+                hidden, layers * dim, bias=False
             )
             self.per_layer_projection_norm = RMSNorm(dim, config.rms_norm_eps)
-        self.rotary = nn.ModuleDict(
-            {
-                kind: RotaryTable(inv_freq_for(config, kind))
-                for kind in LAYER_TYPES
-                if kind in config.layer_types
-            }
-        )
+        self.rope = {
+            kind: RotaryTable(inv_freq_for(config, kind))
+            for kind in set(config.layer_types)
+        }
+        self.lends_kv = [config.stores_shared_kv(i) for i in range(layers)]
 
     def forward(
         self,
         input_ids: torch.Tensor,
         cache: Gemma4Cache | None = None,
         *,
+        pad: torch.Tensor | None = None,
         last_only: bool = False,
     ) -> torch.Tensor:
-        """Final-normed hidden states [B, S, H] for ``input_ids`` [B, S], continuing ``cache`` if given.
-
-        ``last_only`` returns only the last position ([B, 1, H]); KV-shared layers then run on that position
-        alone, since they write no cache and nothing later reads their other positions.
-        """
+        """Final-normed hidden states [B, S, H] for ``input_ids`` [B, S],
+        continuing ``cache`` if given. ``pad`` [B] counts each row's left
+        padding. ``last_only`` returns the last position only ([B, 1, H]);
+        KV-shared layers then run on it alone, since they write no cache
+        and nothing after them reads the other positions."""
         start = cache.seq_len if cache is not None else 0
-        length = input_ids.shape[1]
-        h = self.embed_tokens(input_ids)
-        ple = (
-            per_layer_inputs(self, input_ids, h)
-            if self.config.hidden_size_per_layer_input
-            else None
-        )
-        state = ForwardState(start=start, cache=cache)
-        if cache is None:
-            pos = torch.arange(length, device=input_ids.device)
-            state.masks = {
-                FULL: visible(pos, pos, None),
-                SLIDING: visible(pos, pos, self.config.sliding_window),
-            }
-        tables = {
-            kind: table(start, length, h.dtype)
-            for kind, table in self.rotary.items()
-        }
-        for i, layer in enumerate(self.layers):
-            if (
-                last_only
-                and i == self.config.first_kv_shared_layer
-                and h.shape[1] > 1
-            ):
-                h = h[:, -1:]
-                ple = ple[:, -1:] if ple is not None else None
-                tables = {
-                    kind: (cos[-1:], sin[-1:])
-                    for kind, (cos, sin) in tables.items()
-                }
-                state.last_row_only = True
-            cos, sin = tables[self.config.layer_types[i]]
-            h = layer(
-                h, cos, sin, state, ple[:, :, i] if ple is not None else None
-            )
         if cache is not None:
-            cache.seq_len += length
+            cache.pad = pad if pad is not None else cache.pad
+            pad = cache.pad
+        h = self.embed_tokens(input_ids)
+        ple = None
+        if self.config.hidden_size_per_layer_input:
+            ple = per_layer_inputs(self, input_ids, h)
+        rope, masks = self.rope_and_masks(h, start, cache, pad)
+        shared: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        for i, layer in enumerate(self.layers):
+            if last_only and i == self.config.first_kv_shared_layer:
+                h, ple, rope, masks = _last_position(h, ple, rope, masks)
+            kind = self.config.layer_types[i]
+            h, kv = layer(
+                h, rope[kind], masks[kind],
+                cache.layers[i] if cache is not None else None, start,
+                ple[:, :, i] if ple is not None else None, shared.get(kind),
+            )  # fmt: skip
+            if self.lends_kv[i]:
+                shared[kind] = kv
+        if cache is not None:
+            cache.seq_len += input_ids.shape[1]
         return self.norm(h[:, -1:] if last_only else h)
+
+    def rope_and_masks(
+        self,
+        h: torch.Tensor,
+        start: int,
+        cache: Gemma4Cache | None,
+        pad: torch.Tensor | None,
+    ) -> tuple[dict, dict]:
+        """cos/sin and the attention mask of each layer type, computed once
+        per forward pass for all layers."""
+        length, end = h.shape[1], start + h.shape[1]
+        steps = torch.arange(start, end, device=h.device)
+        positions = None
+        if pad is not None:  # a left-padded row starts counting at its text
+            positions = (steps[None] - pad[:, None]).clamp(min=0)
+        rope = {
+            kind: table(start, end, h.dtype, h.device, positions)
+            for kind, table in self.rope.items()
+        }
+        if cache is not None:
+            return rope, cache.masks(start, length)
+        masks = {}
+        for kind in rope:
+            window = self.config.sliding_window if kind == SLIDING else None
+            mask = visible(steps, steps, window)
+            masks[kind] = (
+                mask if pad is None else hide_padding(mask, steps, steps, pad)
+            )
+        return rope, masks
+
+
+def _last_position(h, ple, rope, masks):
+    rope = {
+        kind: (cos[:, -1:], sin[:, -1:]) for kind, (cos, sin) in rope.items()
+    }
+    masks = {k: m if m is None else m[..., -1:, :] for k, m in masks.items()}
+    return h[:, -1:], None if ple is None else ple[:, -1:], rope, masks
+
+
+class CausalLMOutput(NamedTuple):
+    loss: torch.Tensor
+    logits: torch.Tensor
+
+
+def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy as transformers defines it: the logits at
+    position t predict ``labels[t + 1]``; labels of -100 are ignored."""
+    shifted = F.pad(labels, (0, 1), value=-100)[:, 1:]
+    return F.cross_entropy(
+        logits.flatten(0, 1).float(), shifted.flatten(), ignore_index=-100
+    )
 
 
 class Gemma4ForCausalLM(nn.Module):
     """Gemma 4 text decoder with its tied, soft-capped language-model head.
 
-    ``model(input_ids)`` returns logits [B, S, V]. Pass a cache from :meth:`new_cache` to prefill or decode
-    incrementally.
+    ``model(input_ids)`` returns logits [B, S, V]; with ``labels`` it returns
+    ``(loss, logits)``. Pass a cache from :meth:`new_cache` to prefill or
+    decode incrementally, and an ``attention_mask`` [B, cached + S] of 0s
+    then 1s for left-padded batches (the cache remembers the padding).
     """
 
     def __init__(self, config: Gemma4Config, *, init: bool = True) -> None:
         super().__init__()
         self.config = config
         self.model = Gemma4TextModel(config)
+        # generation defaults read from generation_config.json, if any
+        self.generation_config: dict = {}
         if init:
             init_weights(self)
 
@@ -130,63 +170,90 @@ class Gemma4ForCausalLM(nn.Module):
     def new_cache(
         self, batch_size: int = 1, max_length: int | None = None
     ) -> Gemma4Cache:
-        """An empty cache; give ``max_length`` (prompt + new tokens) to allocate every buffer once."""
+        """An empty cache; give ``max_length`` (prompt + new tokens) to
+        allocate every buffer once at its final size."""
         return Gemma4Cache(
-            self.config,
-            batch_size,
-            max_length=max_length,
-            dtype=self.dtype,
-            device=self.device,
-        )
+            self.config, batch_size, max_length=max_length,
+            dtype=self.dtype, device=self.device,
+        )  # fmt: skip
 
     def check_input(
-        self, input_ids: torch.Tensor, cache: Gemma4Cache | None = None
-    ) -> None:
-        """Reject what would otherwise give a silent wrong answer or an obscure index error."""
+        self,
+        input_ids: torch.Tensor,
+        cache: Gemma4Cache | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor | None:
+        """Reject what would otherwise give a silent wrong answer or an
+        obscure index error; return each row's left padding, if any."""
         if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
             raise ValueError(
-                "input_ids must be a 2-D tensor [batch, sequence] of token ids"
+                "input_ids must be a 2-D tensor [batch, sequence]"
             )
         if input_ids.dtype not in (torch.int64, torch.int32):
             raise ValueError(
-                f"input_ids must hold integer token ids, got dtype {input_ids.dtype}"
+                f"input_ids must hold integer token ids, not {input_ids.dtype}"
             )
-        if input_ids.shape[1] == 0:
+        batch, length = input_ids.shape
+        if length == 0:
             raise ValueError("input_ids is empty: give at least one token")
         low, high = int(input_ids.min()), int(input_ids.max())
-        if low < 0 or high >= self.config.vocab_size:
-            bad = low if low < 0 else high
+        vocab = self.config.vocab_size
+        if low < 0 or high >= vocab:
             raise ValueError(
-                f"token id {bad} is out of range: the vocabulary has ids 0..{self.config.vocab_size - 1}"
+                f"token id {low if low < 0 else high} is out of range: the "
+                f"vocabulary has ids 0..{vocab - 1}"
             )
         start = cache.seq_len if cache is not None else 0
-        end = start + input_ids.shape[1]
-        if end > self.config.max_position_embeddings:
+        limit = self.config.max_position_embeddings
+        if start + length > limit:
             raise ValueError(
-                f"sequence would reach {end} tokens, past the context length of "
-                f"{self.config.max_position_embeddings} (max_position_embeddings)"
+                f"sequence would reach {start + length} tokens, past the "
+                f"context length of {limit} (max_position_embeddings)"
             )
-        if (
-            cache is not None
-            and cache.layers
-            and input_ids.shape[0] != _cache_batch(cache)
-        ):
-            raise ValueError(
-                f"input batch {input_ids.shape[0]} does not match the cache's batch {_cache_batch(cache)}"
-            )
+        if cache is not None:
+            if batch != cache.batch_size:
+                raise ValueError(
+                    f"input batch {batch} does not match the cache's batch "
+                    f"{cache.batch_size}"
+                )
+        if attention_mask is None:
+            return None
+        return left_padding(attention_mask, batch, start + length)
 
     def forward(
         self,
         input_ids: torch.Tensor,
         cache: Gemma4Cache | None = None,
         *,
-        last_logits_only: bool = False,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        last_only: bool = False,
+    ) -> torch.Tensor | CausalLMOutput:
+        pad = self.check_input(input_ids, cache, attention_mask)
+        if labels is not None and labels.shape != input_ids.shape:
+            raise ValueError("labels must have the shape of input_ids")
+        if labels is not None and last_only:
+            raise ValueError("a loss needs every position: drop last_only")
+        logits = self.logits(input_ids, cache, pad=pad, last_only=last_only)
+        if labels is None:
+            return logits
+        return CausalLMOutput(causal_lm_loss(logits, labels), logits)
+
+    def logits(
+        self,
+        input_ids: torch.Tensor,
+        cache: Gemma4Cache | None = None,
+        *,
+        pad: torch.Tensor | None = None,
+        last_only: bool = False,
     ) -> torch.Tensor:
-        self.check_input(input_ids, cache)
-        h = self.model(input_ids.long(), cache, last_only=last_logits_only)
-        logits = nn.functional.linear(
-            h, self.model.embed_tokens.weight
-        )  # tied head, no sqrt(H) here
+        """The forward pass without the input checks, which read tensor
+        values on the host: ``generate`` checks once, then decodes with it."""
+        if cache is not None:
+            cache.check_room(input_ids.shape[1])
+        h = self.model(input_ids, cache, pad=pad, last_only=last_only)
+        # the tied head: the embedding matrix, without the sqrt(H) scale
+        logits = F.linear(h, self.model.embed_tokens.weight)
         cap = self.config.final_logit_softcapping
         if cap is not None:
             logits = torch.tanh(logits / cap) * cap
@@ -199,29 +266,48 @@ class Gemma4ForCausalLM(nn.Module):
         dtype: torch.dtype | None = None,
         device: torch.device | str = "cpu",
     ) -> "Gemma4ForCausalLM":
-        """Load a Hugging Face-format folder (``config.json`` + safetensors). See ``loading.py``."""
+        """Load a Hugging Face-format folder (``config.json`` + safetensors,
+        optionally ``generation_config.json``). See ``loading.py``."""
         from .loading import load_pretrained
 
         return load_pretrained(cls, directory, dtype=dtype, device=device)
 
     def save_pretrained(self, directory: str | Path) -> None:
-        """Write ``config.json`` and ``model.safetensors`` that transformers' Gemma4ForCausalLM reads."""
+        """Write ``config.json`` and ``model.safetensors`` that transformers'
+        Gemma4ForCausalLM reads (and ``generation_config.json`` if set)."""
         from .loading import save_pretrained
 
         save_pretrained(self, directory)
 
 
-def _cache_batch(cache: Gemma4Cache) -> int:
-    for layer in cache.layers:
-        if layer is not None:
-            return layer.k.shape[0]
-    return 0
+def left_padding(
+    attention_mask: torch.Tensor, batch: int, length: int
+) -> torch.Tensor:
+    """Each row's count of leading 0s, after checking that the mask is
+    [batch, length] of 0s followed by 1s (only left padding is supported)."""
+    if tuple(attention_mask.shape) != (batch, length):
+        raise ValueError(
+            f"attention_mask must be [{batch}, {length}] (cached tokens plus "
+            f"new ones), got {list(attention_mask.shape)}"
+        )
+    mask = attention_mask.long()
+    if not bool(((mask == 0) | (mask == 1)).all()):
+        raise ValueError("attention_mask must hold only 0s and 1s")
+    if not bool((mask[:, 1:] >= mask[:, :-1]).all()):
+        raise ValueError(
+            "attention_mask must be left padding (0s, then 1s); right padding "
+            "would put pad tokens inside the sequence"
+        )
+    if not bool(mask[:, -1].all()):
+        raise ValueError("every row of attention_mask needs a real token")
+    return length - mask.sum(dim=1)
 
 
 @torch.no_grad()
 def init_weights(model: Gemma4ForCausalLM, std: float = 0.02) -> None:
-    """Fresh weights as transformers initialises them: N(0, std) matrices and tables with the pad row
-    zeroed, norms and scales at 1. (Tests randomise the 1s, which would otherwise hide bugs.)"""
+    """Fresh weights as transformers initialises them: N(0, std) matrices and
+    tables with the pad row zeroed, norms and scales at 1. (Tests randomise
+    the 1s, which would otherwise hide bugs.)"""
     pad = model.config.pad_token_id
     for module in model.modules():
         if isinstance(module, nn.Linear):

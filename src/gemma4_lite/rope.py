@@ -1,25 +1,23 @@
-"""Rotary position embeddings: the default kind on sliding layers and the "proportional" kind on global
-layers. Chapter: "Global attention layers".
+"""Rotary position embeddings: the default kind on sliding layers and the
+"proportional" kind on global layers. Chapter: "Global attention layers".
 
-Proportional RoPE keeps the full head size in the frequency exponent, rotates only the first
-``factor * head_dim / 2`` pairs and gives the remaining pairs frequency 0 (they pass through unchanged).
-This is *not* the usual partial RoPE, which rotates a contiguous slice with a smaller denominator.
+Proportional RoPE keeps the full head size in the frequency exponent, rotates
+only the first ``factor * head_dim / 2`` pairs and gives the remaining pairs
+frequency 0 (they pass through unchanged). This is *not* the usual partial
+RoPE, which rotates a contiguous slice with a smaller denominator.
 """
 
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from .config import FULL, Gemma4Config
 
 
 def default_inv_freq(head_dim: int, theta: float) -> torch.Tensor:
     """``theta^(-2j/d)`` for every pair ``j < d/2``."""
-    return 1.0 / (
-        theta
-        ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim)
-    )
+    exponents = torch.arange(0, head_dim, 2, device="cpu").float() / head_dim
+    return 1.0 / (theta**exponents)
 
 
 def proportional_inv_freq(
@@ -28,32 +26,27 @@ def proportional_inv_freq(
     partial_rotary_factor: float,
     factor: float = 1.0,
 ) -> torch.Tensor:
-    """Rotate ``int(p * d // 2)`` pairs with exponents over the *full* ``d``; the rest get frequency 0."""
+    """Rotate ``int(p * d // 2)`` pairs with exponents over the *full* ``d``;
+    the rest get frequency 0."""
     rotated = int(partial_rotary_factor * head_dim // 2)
-    freqs = 1.0 / (
-        theta
-        ** (
-            torch.arange(0, 2 * rotated, 2, dtype=torch.int64).float()
-            / head_dim
-        )
-    )
-    freqs = torch.cat([freqs, torch.zeros(head_dim // 2 - rotated)])
-    return freqs / factor
+    exponents = torch.arange(0, 2 * rotated, 2, device="cpu").float()
+    freqs = 1.0 / (theta ** (exponents / head_dim))
+    zeros = torch.zeros(head_dim // 2 - rotated, device="cpu")
+    return torch.cat([freqs, zeros]) / factor
 
 
 def inv_freq_for(config: Gemma4Config, layer_type: str) -> torch.Tensor:
-    if layer_type == FULL:
-        if config.global_rope_type == "proportional":
-            return proportional_inv_freq(
-                int(config.global_head_dim),
-                config.global_rope_theta,
-                config.global_partial_rotary_factor,
-                config.global_rope_factor,
-            )
-        return default_inv_freq(
-            int(config.global_head_dim), config.global_rope_theta
+    if layer_type != FULL:
+        return default_inv_freq(config.head_dim, config.sliding_rope_theta)
+    dim = int(config.global_head_dim)
+    if config.global_rope_type == "proportional":
+        return proportional_inv_freq(
+            dim,
+            config.global_rope_theta,
+            config.global_partial_rotary_factor,
+            config.global_rope_factor,
         )
-    return default_inv_freq(config.head_dim, config.sliding_rope_theta)
+    return default_inv_freq(dim, config.global_rope_theta)
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -65,46 +58,46 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
 def apply_rope(
     x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
 ) -> torch.Tensor:
-    """``x``: [B, S, heads, D]; ``cos``/``sin``: [S, D]."""
-    cos = cos[:, None, :]
-    sin = sin[:, None, :]
+    """``x``: [B, S, heads, D]; ``cos``/``sin``: [B or 1, S, 1, D]."""
     return x * cos + rotate_half(x) * sin
 
 
-class RotaryTable(nn.Module):
-    """cos/sin for one layer type, computed once per position and kept (gpt-fast style), grown on demand.
+class RotaryTable:
+    """cos/sin of one layer type for every position, computed once in fp32
+    and kept (gpt-fast style), grown on demand.
 
-    Values are identical to computing ``position * inv_freq`` in fp32 on every call.
+    A plain object, not a module buffer, on purpose: ``model.to(bfloat16)``
+    must not round the frequencies, so the order of converting and running a
+    model never changes its logits. The table follows the positions' device.
     """
 
     def __init__(self, inv_freq: torch.Tensor) -> None:
-        super().__init__()
-        self.register_buffer("inv_freq", inv_freq, persistent=False)
-        self._cos: torch.Tensor | None = None
-        self._sin: torch.Tensor | None = None
+        self.inv_freq = inv_freq.float()
+        self.cos = self.sin = torch.empty(0, 2 * len(inv_freq))
 
-    def _build(self, length: int) -> None:
-        positions = torch.arange(
-            length, dtype=torch.int64, device=self.inv_freq.device
-        ).float()
-        freqs = positions[:, None] * self.inv_freq.float()[None, :]
-        emb = torch.cat((freqs, freqs), dim=-1)
-        self._cos, self._sin = emb.cos(), emb.sin()
+    def _build(self, length: int, device: torch.device) -> None:
+        # ordinary tensors even when first built under inference_mode, so a
+        # later training step can use them
+        with torch.inference_mode(False):
+            positions = torch.arange(length, device=device).float()
+            freqs = positions[:, None] * self.inv_freq.to(device)[None, :]
+            emb = torch.cat((freqs, freqs), dim=-1)
+            self.cos, self.sin = emb.cos(), emb.sin()
 
-    def forward(
-        self, start: int, length: int, dtype: torch.dtype
+    def __call__(
+        self,
+        start: int,
+        end: int,
+        dtype: torch.dtype,
+        device: torch.device,
+        positions: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        end = start + length
-        if (
-            self._cos is None
-            or self._cos.shape[0] < end
-            or self._cos.device != self.inv_freq.device
-        ):
-            self._build(
-                max(
-                    end,
-                    2 * (self._cos.shape[0] if self._cos is not None else 256),
-                )
-            )
-        cos, sin = self._cos[start:end], self._sin[start:end]
-        return cos.to(dtype), sin.to(dtype)
+        """[1, S, 1, D] for positions ``start..end-1``, or [B, S, 1, D] for
+        explicit per-row ``positions`` [B, S] (left-padded batches)."""
+        if len(self.cos) < end or self.cos.device != device:
+            self._build(max(end, 2 * len(self.cos), 256), device)
+        if positions is None:
+            cos, sin = self.cos[None, start:end], self.sin[None, start:end]
+        else:
+            cos, sin = self.cos[positions], self.sin[positions]
+        return cos[:, :, None].to(dtype), sin[:, :, None].to(dtype)

@@ -5,6 +5,7 @@ import torch
 from conftest import FAMILIES, random_model
 
 from gemma4_lite import GlobalKVCache, RingKVCache
+from gemma4_lite.masks import ring_positions
 
 
 def _ids(model, length, seed=0, batch=2):
@@ -80,13 +81,19 @@ def test_ring_buffer_never_exceeds_the_window():
         layer for layer in cache.layers if isinstance(layer, GlobalKVCache)
     ]
     assert rings and globals_
-    # the ring holds exactly the last W positions, each in slot p % W
+    # the ring holds exactly the last W positions, each in slot p % W: the
+    # same keys, in the same slots, as after a one-shot prefill
+    assert cache.seq_len == ids.shape[1]
+    one_shot = model.new_cache(1)
+    with torch.no_grad():
+        model(ids, one_shot)
+    ring_index = cache.layers.index(rings[0])
+    # (equal up to the last bits: one-row and many-row matmuls round apart)
+    torch.testing.assert_close(rings[0].k, one_shot.layers[ring_index].k)
+    torch.testing.assert_close(rings[0].v, one_shot.layers[ring_index].v)
     last = ids.shape[1] - 1
-    expected = torch.tensor(
-        [last - ((last - s) % window) for s in range(window)]
-    )
-    assert torch.equal(rings[0].slot_pos, expected)
-    assert globals_[0].seen == ids.shape[1]
+    expected = [last - ((last - s) % window) for s in range(window)]
+    assert ring_positions(ids.shape[1], window).tolist() == expected
 
 
 def test_kv_shared_layers_store_nothing_and_read_their_producer():
@@ -103,22 +110,21 @@ def test_kv_shared_layers_store_nothing_and_read_their_producer():
     # The sharing is real: perturbing the producer's k_proj changes shared layers' outputs, and the
     # shared layers own no key/value weights at all.
     shared_attn = model.model.layers[6].self_attn
-    assert not hasattr(shared_attn, "k_proj") and not hasattr(
-        shared_attn, "v_proj"
-    )
+    q_rows = config.num_attention_heads * shared_attn.head_dim
+    assert shared_attn.qkv_proj.out_features == q_rows
+    assert not hasattr(shared_attn, "k_norm")
     ids = _ids(model, 20, batch=1)
     captured = {}
     handle = model.model.layers[6].self_attn.register_forward_hook(
-        lambda m, i, o: captured.setdefault("o", o)
+        lambda m, i, o: captured.update(o=o[0])
     )
     with torch.no_grad():
         model(ids)
         before = captured.pop("o")
         # (a pure rescale would be undone by k_norm, so perturb the direction)
-        model.model.layers[5].self_attn.k_proj.weight.add_(
-            0.1
-            * torch.randn_like(model.model.layers[5].self_attn.k_proj.weight)
-        )
+        producer = model.model.layers[5].self_attn
+        k_rows = producer.qkv_proj.weight[q_rows : 2 * q_rows]
+        k_rows.add_(0.1 * torch.randn_like(k_rows))
         model(ids)
         after = captured.pop("o")
     handle.remove()
@@ -137,12 +143,28 @@ def test_preallocated_cache_does_not_grow():
     assert cache.nbytes() == before
 
 
-def test_cache_position_mismatch_is_an_error():
+def test_writing_past_max_length_is_an_error():
+    # a cache made for 5 tokens on a window-8 model: its ring has 5 slots,
+    # which is only right while no 6th token arrives
     model = random_model("dense-tiny", seed=16)
+    ids = _ids(model, 6, batch=1)
+    cache = model.new_cache(1, max_length=5)
+    with torch.no_grad():
+        model(ids[:, :5], cache)
+        with pytest.raises(ValueError, match="overflow"):
+            model(ids[:, 5:], cache)
+        with pytest.raises(ValueError, match="overflow"):
+            model.logits(ids[:, 5:], cache)  # the unchecked path too
+    with pytest.raises(ValueError, match="max_length"):
+        model.new_cache(1, max_length=model.config.max_position_embeddings + 1)
+
+
+def test_global_cache_grows_past_its_first_allocation():
+    model = random_model("31b-tiny", seed=17)
+    ids = _ids(model, 300, batch=1)  # the first allocation holds 256
     cache = model.new_cache(1)
-    layer = next(
-        layer for layer in cache.layers if isinstance(layer, RingKVCache)
-    )
-    k = torch.zeros(1, 2, 1, 16)
-    with pytest.raises(ValueError, match="starts at position 5"):
-        layer.update(k, k, 5)
+    with torch.no_grad():
+        full = model(ids)
+        pieces = [model(ids[:, :250], cache)]
+        pieces += [model(ids[:, i : i + 1], cache) for i in range(250, 300)]
+    assert (torch.cat(pieces, 1) - full).abs().max().item() <= 1e-4

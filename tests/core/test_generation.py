@@ -1,10 +1,13 @@
-"""generate(): greedy equals an uncached argmax loop; sampling is seeded; EOS stops; chunked prefill agrees."""
+"""generate(): greedy equals an uncached argmax loop; sampling is seeded and
+cut to top-k and the nucleus; EOS ends rows; left-padded batches give each
+row its own tokens; streaming yields what generate returns."""
 
 import pytest
 import torch
-from conftest import random_model
+from conftest import FAMILIES, random_model
 
-from gemma4_lite import generate
+from gemma4_lite import Gemma4ForCausalLM, generate, generate_stream
+from gemma4_lite.generation import filter_logits
 
 
 @pytest.fixture(scope="module")
@@ -13,68 +16,223 @@ def model():
 
 
 def _prompt(model, length=19, batch=2, seed=0):
+    gen = torch.Generator().manual_seed(seed)
     return torch.randint(
-        3,
-        model.config.vocab_size,
-        (batch, length),
-        generator=torch.Generator().manual_seed(seed),
+        3, model.config.vocab_size, (batch, length), generator=gen
     )
+
+
+def _greedy_uncached(model, ids, steps):
+    with torch.no_grad():
+        for _ in range(steps):
+            nxt = model(ids)[:, -1].argmax(-1, keepdim=True)
+            ids = torch.cat([ids, nxt], 1)
+    return ids
 
 
 def test_greedy_equals_uncached_argmax_loop(model):
     ids = _prompt(model)
-    out = generate(model, ids, 12)
-    expected = ids
-    with torch.no_grad():
-        for _ in range(12):
-            nxt = model(expected)[:, -1].argmax(-1, keepdim=True)
-            expected = torch.cat([expected, nxt], 1)
-    assert torch.equal(out, expected)
-    assert torch.equal(out[:, : ids.shape[1]], ids)
+    out = generate(model, ids, 12, ignore_eos=True)
+    assert torch.equal(out, _greedy_uncached(model, ids, 12))
 
 
 @pytest.mark.parametrize("chunk", [1, 5, 8, 9, 100])
 def test_chunked_prefill_gives_the_same_tokens(model, chunk):
     ids = _prompt(model)
-    assert torch.equal(
-        generate(model, ids, 10, prefill_chunk_size=chunk),
-        generate(model, ids, 10),
+    chunked = generate(
+        model, ids, 10, prefill_chunk_size=chunk, ignore_eos=True
     )
+    assert torch.equal(chunked, generate(model, ids, 10, ignore_eos=True))
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_last_only_is_the_last_row_of_the_full_logits(name):
+    # KV-shared layers then run on the last position alone
+    model = random_model(name, seed=32)
+    ids = _prompt(model, length=21)
+    with torch.no_grad():
+        full = model(ids)
+        last = model(ids, last_only=True)
+        cache = model.new_cache(2)
+        cached = model(ids, cache, last_only=True)
+    assert last.shape == (2, 1, model.config.vocab_size)
+    torch.testing.assert_close(last, full[:, -1:], rtol=0, atol=1e-5)
+    torch.testing.assert_close(cached, full[:, -1:], rtol=0, atol=1e-5)
 
 
 def test_sampling_is_reproducible_with_a_seed(model):
     ids = _prompt(model)
-    a = generate(model, ids, 15, temperature=1.0, seed=7)
-    b = generate(model, ids, 15, temperature=1.0, seed=7)
-    c = generate(model, ids, 15, temperature=1.0, seed=8)
+    a = generate(model, ids, 15, temperature=1.0, seed=7, ignore_eos=True)
+    b = generate(model, ids, 15, temperature=1.0, seed=7, ignore_eos=True)
+    c = generate(model, ids, 15, temperature=1.0, seed=8, ignore_eos=True)
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
-def test_top_k_one_is_greedy(model):
-    ids = _prompt(model)
-    assert torch.equal(
-        generate(model, ids, 10, temperature=0.7, top_k=1, seed=3),
-        generate(model, ids, 10),
-    )
+def test_filter_logits_keeps_the_top_k_and_the_nucleus():
+    probs = torch.tensor([[0.05, 0.5, 0.15, 0.3]])
+    logits = probs.log()
+    kept = filter_logits(logits, top_k=2, top_p=None).isfinite()
+    assert kept.tolist() == [[False, True, False, True]]
+    # 0.5 < 0.8, 0.5 + 0.3 reaches 0.8: the nucleus is the two best tokens
+    kept = filter_logits(logits, top_k=None, top_p=0.8).isfinite()
+    assert kept.tolist() == [[False, True, False, True]]
+    kept = filter_logits(logits, top_k=None, top_p=0.81).isfinite()
+    assert kept.tolist() == [[False, True, True, True]]
+    kept = filter_logits(logits, top_k=3, top_p=1e-9).isfinite()
+    assert kept.tolist() == [[False, True, False, False]]
 
 
-def test_top_p_keeps_only_the_nucleus(model):
+def test_top_k_samples_only_among_the_k_best(model):
     ids = _prompt(model, batch=1)
-    # a tiny nucleus always contains just the best token, so sampling becomes greedy
-    assert torch.equal(
-        generate(model, ids, 8, temperature=1.0, top_p=1e-6, seed=1),
-        generate(model, ids, 8),
+    out = generate(
+        model, ids, 12, temperature=2.0, top_k=3, seed=5, ignore_eos=True
     )
+    with torch.no_grad():
+        logits = model(out[:, :-1])[0, ids.shape[1] - 1 :]
+    best = logits.topk(3).indices
+    chosen = out[0, ids.shape[1] :]
+    assert all(int(t) in row.tolist() for t, row in zip(chosen, best))
+    # at temperature 2 the 2nd and 3rd choices do get picked
+    assert any(int(t) != int(row[0]) for t, row in zip(chosen, best))
+
+
+def test_top_p_sampling_follows_the_renormalised_nucleus():
+    # a model-free check of the sampler's statistics: nucleus {1, 3} of
+    # probability 0.8, renormalised to 0.625 / 0.375
+    logits = torch.tensor([0.05, 0.5, 0.15, 0.3]).log().expand(20000, 4)
+    probs = torch.softmax(filter_logits(logits, None, 0.8), -1)
+    gen = torch.Generator().manual_seed(0)
+    draws = torch.multinomial(probs, 1, generator=gen)[:, 0]
+    share = torch.bincount(draws, minlength=4).float() / len(draws)
+    assert share[0] == 0 and share[2] == 0
+    assert abs(share[1].item() - 0.625) < 0.015
+
+
+def test_tiny_top_p_is_greedy(model):
+    ids = _prompt(model, batch=1)
+    sampled = generate(
+        model, ids, 8, temperature=1.0, top_p=1e-6, seed=1, ignore_eos=True
+    )
+    assert torch.equal(sampled, generate(model, ids, 8, ignore_eos=True))
 
 
 def test_eos_stops_generation(model):
     ids = _prompt(model, batch=1)
-    greedy = generate(model, ids, 10)
+    greedy = generate(model, ids, 10, ignore_eos=True)
     eos = int(greedy[0, ids.shape[1] + 3])
     first = (greedy[0, ids.shape[1] :] == eos).nonzero()[0].item()
     stopped = generate(model, ids, 10, eos_token_id=eos)
     assert stopped.shape[1] == ids.shape[1] + first + 1
     assert int(stopped[0, -1]) == eos
+
+
+def test_eos_across_a_batch_pads_finished_rows(model):
+    ids = _prompt(model, batch=2)
+    greedy = generate(model, ids, 10, ignore_eos=True)
+    new = greedy[:, ids.shape[1] :]
+    # an early token of row 0 that row 1 never produces: row 1 runs all 10
+    eos = next(t for t in new[0, :8].tolist() if t not in new[1].tolist())
+    out = generate(model, ids, 10, eos_token_id=eos)
+    first = new[0].tolist().index(eos)
+    assert torch.equal(
+        out[0, ids.shape[1] :][: first + 1], new[0, : first + 1]
+    )
+    assert (
+        out[0, ids.shape[1] + first + 1 :] == model.config.pad_token_id
+    ).all()
+    assert torch.equal(out[1], greedy[1])
+
+
+def test_a_list_of_eos_ids_stops_at_the_first_of_any(model):
+    ids = _prompt(model, batch=1)
+    new = generate(model, ids, 10, ignore_eos=True)[0, ids.shape[1] :].tolist()
+    out = generate(model, ids, 10, eos_token_id=[new[5], new[2]])
+    assert out.shape[1] == ids.shape[1] + min(new.index(new[2]), 5) + 1
+
+
+def test_eos_defaults_to_the_checkpoint_then_the_config(model, tmp_path):
+    ids = _prompt(model, batch=1)
+    new = generate(model, ids, 10, ignore_eos=True)[0, ids.shape[1] :].tolist()
+    eos = new[4]
+    expected_length = ids.shape[1] + new.index(eos) + 1
+    configured = random_model("e2b-tiny", seed=31, eos_token_id=eos)
+    assert generate(configured, ids, 10).shape[1] == expected_length
+    model.generation_config = {"eos_token_id": [eos, 0]}
+    try:
+        model.save_pretrained(tmp_path)
+    finally:
+        model.generation_config = {}
+    loaded = Gemma4ForCausalLM.from_pretrained(tmp_path)
+    assert loaded.generation_config["eos_token_id"] == [eos, 0]
+    assert generate(loaded, ids, 10).shape[1] == expected_length
+
+
+def test_streaming_yields_what_generate_returns(model):
+    ids = _prompt(model)
+    steps = list(generate_stream(model, ids, 9, ignore_eos=True))
+    assert len(steps) == 9 and all(s.shape == (2,) for s in steps)
+    out = generate(model, ids, 9, ignore_eos=True)
+    assert torch.equal(torch.stack(steps, 1), out[:, ids.shape[1] :])
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_left_padded_batch_gives_each_row_its_own_tokens(name):
+    model = random_model(name, seed=33)
+    window = model.config.sliding_window
+    lengths = [2 * window + 3, 5, window + 1]  # across the window and not
+    prompts = [_prompt(model, n, batch=1, seed=n)[0] for n in lengths]
+    width = max(lengths)
+    ids = torch.zeros(len(prompts), width, dtype=torch.long)
+    mask = torch.zeros(len(prompts), width, dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        ids[row, width - len(prompt) :] = prompt
+        mask[row, width - len(prompt) :] = 1
+    batched = generate(
+        model, ids, 2 * window, attention_mask=mask, ignore_eos=True
+    )
+    chunked = generate(
+        model, ids, 2 * window, attention_mask=mask, ignore_eos=True,
+        prefill_chunk_size=3,
+    )  # fmt: skip
+    assert torch.equal(batched, chunked)
+    for row, prompt in enumerate(prompts):
+        alone = generate(model, prompt[None], 2 * window, ignore_eos=True)
+        assert torch.equal(batched[row, width:], alone[0, len(prompt) :])
+    # the uncached forward agrees on the real positions
+    with torch.no_grad():
+        padded = model(ids, attention_mask=mask)
+        for row, prompt in enumerate(prompts):
+            own = model(prompt[None])[0]
+            got = padded[row, width - len(prompt) :]
+            torch.testing.assert_close(got, own, rtol=0, atol=1e-4)
+
+
+def test_bad_attention_masks_are_refused(model):
+    ids = _prompt(model, length=4)
+    for mask, message in [
+        (torch.ones(2, 3), r"must be \[2, 4\]"),
+        (torch.tensor([[1, 1, 0, 1], [1, 1, 1, 1]]), "left padding"),
+        (torch.tensor([[0, 2, 1, 1], [1, 1, 1, 1]]), "only 0s and 1s"),
+        (torch.tensor([[0, 0, 0, 0], [1, 1, 1, 1]]), "real token"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            model(ids, attention_mask=mask)
+
+
+def test_labels_give_the_shifted_cross_entropy(model):
+    ids = _prompt(model)
+    labels = ids.clone()
+    labels[0, :5] = -100  # ignored positions
+    loss, logits = model(ids, labels=labels)
+    by_hand = torch.nn.functional.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]),
+        labels[:, 1:].reshape(-1),
+        ignore_index=-100,
+    )
+    torch.testing.assert_close(loss, by_hand)
+    assert loss.requires_grad
+    with pytest.raises(ValueError, match="shape"):
+        model(ids, labels=labels[:, :-1])
 
 
 def test_bad_generation_arguments(model):
@@ -83,6 +241,10 @@ def test_bad_generation_arguments(model):
         generate(model, ids, 3, temperature=-1)
     with pytest.raises(ValueError, match="top_p"):
         generate(model, ids, 3, temperature=1, top_p=0)
+    with pytest.raises(ValueError, match="top_k"):
+        generate(model, ids, 3, temperature=1, top_k=0)
     with pytest.raises(ValueError, match="prefill_chunk_size"):
         generate(model, ids, 3, prefill_chunk_size=0)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        generate(model, ids, -1)
     assert torch.equal(generate(model, ids, 0), ids)

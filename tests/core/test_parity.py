@@ -49,6 +49,24 @@ def test_logits_match_transformers(name, tmp_path):
     assert expected.std().item() > 0.1
 
 
+@pytest.mark.parametrize("name", ["e2b-tiny", "26b-a4b-tiny"])
+def test_training_loss_matches_transformers(name, tmp_path):
+    config, reference, ours = _reference_and_ours(name, 5, tmp_path)
+    ids = _prompt(config, 2 * config.sliding_window + 1, seed=6)
+    labels = ids.clone()
+    labels[:, :3] = -100
+    expected = reference(ids, labels=labels).loss
+    got = ours(ids, labels=labels).loss
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+    # and the pad-row mask of a left-padded batch matches transformers'
+    mask = torch.ones_like(ids)
+    mask[1, :7] = 0
+    with torch.no_grad():
+        theirs = reference(ids, attention_mask=mask).logits
+        mine = ours(ids, attention_mask=mask)
+    torch.testing.assert_close(mine[:, 7:], theirs[:, 7:], rtol=0, atol=1e-4)
+
+
 @pytest.mark.parametrize("name", FAMILIES)
 def test_greedy_generation_matches_transformers(name, tmp_path):
     config, reference, ours = _reference_and_ours(name, 3, tmp_path)
@@ -70,9 +88,13 @@ def test_greedy_generation_matches_transformers(name, tmp_path):
             generation_config=settings,
             attention_mask=torch.ones_like(ids),
         )
-    got = generate(ours, ids, new_tokens)
+    got = generate(ours, ids, new_tokens, ignore_eos=True)
     chunked = generate(
-        ours, ids, new_tokens, prefill_chunk_size=config.sliding_window + 1
+        ours,
+        ids,
+        new_tokens,
+        prefill_chunk_size=config.sliding_window + 1,
+        ignore_eos=True,
     )
     agree = int(
         (expected[:, ids.shape[1] :] == got[:, ids.shape[1] :])
