@@ -32,6 +32,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 REQUIRED = os.environ.get("BOOK_SITE_REQUIRED", "") == "1"
 
+# Deselected by scripts/test.sh's first step; run on its own with -m site.
+pytestmark = pytest.mark.site
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from colab_cell import repository_url  # noqa: E402
 from test_book import _toc_files  # noqa: E402
