@@ -1,16 +1,22 @@
-"""Prefill and decode speed of gemma4_lite against transformers on the same CPU, weights and config.
+"""Prefill and decode speed of gemma4_lite against transformers on the same
+CPU, weights and config.
 
-Run from the repository root:  python benchmarks/bench_decode.py [--threads 2] [--repeats 3]
+Run from the repository root:
 
-For each config (~20-50M parameters, fp32, batch 1): the same random weights are loaded into both
-implementations (transformers saves, gemma4_lite loads), then
+    python benchmarks/bench_decode.py [--threads 2] [--repeats 3]
+
+For each config (~20-50M parameters, fp32, batch 1): the same random weights
+are loaded into both implementations (transformers saves, gemma4_lite loads),
+then
   * prefill: one forward pass over a 512-token prompt that fills the cache;
   * decode: 128 greedy tokens after that prompt, one at a time, with the cache.
-transformers runs with eager and with sdpa attention through a hand-written cached loop (the fastest way
-to drive it), and through its own `generate`; measurements are interleaved round by round and the median
-is kept. Results are ratios (gemma4_lite speed divided by
-the best transformers speed), because absolute times depend on the machine. The "bandwidth bound" column is
-the decode speed if each token cost only one read of all weights at the measured memory bandwidth.
+transformers runs with eager and with sdpa attention through a hand-written
+cached loop (the fastest way to drive it), and through its own `generate`;
+measurements are interleaved round by round and the median is kept. Results are
+ratios (gemma4_lite speed divided by the best transformers speed), because
+absolute times depend on the machine. The "bandwidth bound" column is the
+decode speed if each token cost only one read of all weights at the measured
+memory bandwidth.
 """
 
 from __future__ import annotations
@@ -75,7 +81,8 @@ CONFIGS = {
     ),
 }
 
-# The tiny presets: almost no arithmetic, so they measure per-step overhead alone (--tiny).
+# The tiny presets: almost no arithmetic, so they measure per-step overhead
+# alone (--tiny).
 TINY_CONFIGS = {
     name: Gemma4Config.from_preset(name)
     for name in ("dense-tiny", "e2b-tiny", "26b-a4b-tiny")
@@ -89,7 +96,9 @@ def _timed(fn) -> float:
 
 
 def ours_runner(model: Gemma4ForCausalLM, prompt: torch.Tensor):
-    """One measurement: (prefill seconds, seconds for NEW_TOKENS - 1 decode steps)."""
+    """One measurement: (prefill seconds, seconds for NEW_TOKENS - 1 decode
+    steps).
+    """
     total = PROMPT + NEW_TOKENS
 
     def run() -> tuple[float, float]:
@@ -106,7 +115,9 @@ def ours_runner(model: Gemma4ForCausalLM, prompt: torch.Tensor):
 
 
 def transformers_runner(model, prompt: torch.Tensor):
-    """The fastest way to drive transformers: its own cache, one forward call per token, no generate()."""
+    """The fastest way to drive transformers: its own cache, one forward call
+    per token, no generate().
+    """
 
     def run() -> tuple[float, float]:
         start = time.perf_counter()
@@ -124,7 +135,9 @@ def transformers_runner(model, prompt: torch.Tensor):
 
 
 def generate_runner(model, prompt: torch.Tensor):
-    """transformers' generate(), the way most people call it; reported as one more decode figure."""
+    """transformers' generate(), the way most people call it; reported as one
+    more decode figure.
+    """
     from transformers import GenerationConfig
 
     settings = GenerationConfig(
@@ -143,7 +156,9 @@ def generate_runner(model, prompt: torch.Tensor):
 
 
 def weight_read_rate(model: Gemma4ForCausalLM) -> float:
-    """Tokens/s if a decode step only had to stream every weight once (memory-bandwidth bound)."""
+    """Tokens/s if a decode step only had to stream every weight once
+    (memory-bandwidth bound).
+    """
     weights = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
     sink = torch.empty_like(weights)
     t = statistics.median(
@@ -186,7 +201,8 @@ def main() -> None:
             assert (
                 reference(prompt).logits - ours(prompt)
             ).abs().max().item() < 1e-4
-        # Rounds interleave the implementations so that drifts in machine load hit them all alike.
+        # Rounds interleave the implementations so that drifts in machine load
+        # hit them all alike.
         runs: dict[str, list] = {
             "ours": [],
             "eager": [],
@@ -237,24 +253,29 @@ def main() -> None:
             )
         )
         print(
-            f"{name}: tokens/s prefill ours {prefill['ours']:.0f}, eager {prefill['eager']:.0f}, sdpa "
-            f"{prefill['sdpa']:.0f}; decode ours {decode['ours']:.1f}, eager {decode['eager']:.1f}, sdpa "
-            f"{decode['sdpa']:.1f}, generate {decode_generate:.1f}; bandwidth bound {bound:.1f}",
+            f"{name}: tokens/s prefill ours {prefill['ours']:.0f}, "
+            f"eager {prefill['eager']:.0f}, sdpa {prefill['sdpa']:.0f}; "
+            f"decode ours {decode['ours']:.1f}, eager {decode['eager']:.1f}, "
+            f"sdpa {decode['sdpa']:.1f}, generate {decode_generate:.1f}; "
+            f"bandwidth bound {bound:.1f}",
             file=sys.stderr,
         )
 
     print(
-        f"\ngemma4_lite vs transformers {transformers.__version__}, torch {torch.__version__}, "
-        f"{args.threads} threads, fp32, batch 1, prompt {PROMPT}, {NEW_TOKENS} new tokens\n"
+        f"\ngemma4_lite vs transformers {transformers.__version__}, "
+        f"torch {torch.__version__}, {args.threads} threads, fp32, batch 1, "
+        f"prompt {PROMPT}, {NEW_TOKENS} new tokens\n"
     )
     print(
-        "| config | params | prefill vs best transformers | decode vs best transformers | "
-        "decode vs transformers generate() | decode / bandwidth bound |"
+        "| config | params | prefill vs best transformers "
+        "| decode vs best transformers "
+        "| decode vs transformers generate() | decode / bandwidth bound |"
     )
     print("|---|---|---|---|---|---|")
     for name, params, prefill, decode, vs_generate, vs_bound in rows:
         print(
-            f"| {name} | {params:.0f}M | {prefill:.2f}x | {decode:.2f}x | {vs_generate:.2f}x | {vs_bound:.2f} |"
+            f"| {name} | {params:.0f}M | {prefill:.2f}x | {decode:.2f}x "
+            f"| {vs_generate:.2f}x | {vs_bound:.2f} |"
         )
 
 

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Run every check of the repository and exit non-zero if any of them fails:
-#   1. the package tests and the book-structure tests (pytest, with pytest-timeout);
-#   2. every notebook in notebooks/ re-executed under strict nbval (outputs compared, not --nbval-lax);
-#   3. the strict website build (scripts/build_book.sh);
-#   4. the browser check of the built site (tests/test_site.py, headless Chromium).
+#   1. lint: ruff check and ruff format --check over src, tests and benchmarks;
+#   2. the package tests and the book-structure tests (pytest, with pytest-timeout),
+#      every test but those marked `site`;
+#   3. every notebook in notebooks/ re-executed under strict nbval (outputs compared, not --nbval-lax);
+#   4. the strict website build (scripts/build_book.sh);
+#   5. the browser check of the built site (tests/test_site.py, marked `site`, headless Chromium).
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -38,8 +40,14 @@ if [[ ${#notebooks[@]} -eq 0 ]]; then
     echo "[test] no notebooks in notebooks/ yet; nbval has nothing to run"
 fi
 
+RUFF="$ROOT/.venv/bin/ruff"
+lint() {
+    "$RUFF" check src tests benchmarks && "$RUFF" format --check src tests benchmarks
+}
+run_step "lint" lint
+
 run_step "package and book tests" \
-    "$PY" -m pytest -p no:cacheprovider -ra --timeout=900 --ignore=tests/test_site.py tests
+    "$PY" -m pytest -p no:cacheprovider -ra --timeout=900 -m "not site" tests
 
 # Notebooks run in a Jupyter kernel with matplotlib's inline backend, exactly as in JupyterLab and on
 # Colab where their committed outputs were produced: under Agg a figure would produce no output at all
@@ -57,7 +65,7 @@ run_step "strict site build" bash scripts/build_book.sh
 
 if [[ -f _build/html/index.html ]] && [[ ! " ${failed[*]} " =~ "strict site build" ]]; then
     run_step "browser check of the site" \
-        env BOOK_SITE_REQUIRED=1 "$PY" -m pytest -p no:cacheprovider -ra --timeout=600 tests/test_site.py
+        env BOOK_SITE_REQUIRED=1 "$PY" -m pytest -p no:cacheprovider -ra --timeout=600 -m site tests/test_site.py
 else
     echo "[test] browser check not run because the site build failed" >&2
     failed+=("browser check of the site")

@@ -1,16 +1,21 @@
-"""The canonical first code cell of every notebook, and the checks it must pass.
+"""The canonical first code cell of every notebook, and the checks it must
+pass.
 
-Notebook authors: run ``python tests/colab_cell.py`` from the repository root and paste the printed
-cell as the first code cell of a new notebook (the same text is in CONTRIBUTING.md). You may add
-imports after it; ``tests/test_book.py`` checks the rules below, not the exact wording.
+Notebook authors: run ``python tests/colab_cell.py`` from the repository root
+and paste the printed cell as the first code cell of a new notebook (the same
+text is in CONTRIBUTING.md). You may add imports after it;
+``tests/test_book.py`` checks the rules below, not the exact wording.
 
 Rules for the set-up cell:
 
-* it names the repository with exactly the URL of ``repository.url`` in ``_config.yml``;
-* every ``pip`` call sits under ``if "google.colab" in sys.modules:``, so the cell does nothing locally;
-* the package is installed with ``--no-deps`` and no ``pip`` call ever mentions torch, so Colab's own
-  PyTorch build is never replaced;
-* no shell escapes (``!pip``) or ``%pip`` magics, which would run everywhere, not only on Colab.
+* it names the repository with exactly the URL of ``repository.url`` in
+  ``_config.yml``;
+* every ``pip`` call sits under ``if "google.colab" in sys.modules:``, so the
+  cell does nothing locally;
+* the package is installed with ``--no-deps`` and no ``pip`` call ever mentions
+  torch, so Colab's own PyTorch build is never replaced;
+* no shell escapes (``!pip``) or ``%pip`` magics, which would run everywhere,
+  not only on Colab.
 """
 
 from __future__ import annotations
@@ -24,8 +29,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_PATH = ROOT / "_config.yml"
 
-# Small runtime dependencies of the package that Colab may lack. numpy and matplotlib ship with
-# Colab; torch must never appear here.
+# Small runtime dependencies of the package that Colab may lack. numpy and
+# matplotlib ship with Colab; torch must never appear here.
 COLAB_EXTRA_PACKAGES = ("safetensors", "ipywidgets")
 
 _TEMPLATE = """\
@@ -35,7 +40,7 @@ import sys, subprocess
 if "google.colab" in sys.modules:
     REPO_URL = "{repo_url}"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", f"git+{{REPO_URL}}"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", {extras}], check=True)"""
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", {extras}], check=True)"""  # noqa: E501
 
 
 def repository_url(config_path: Path = CONFIG_PATH) -> str:
@@ -74,13 +79,16 @@ def _strings_in(node: ast.AST) -> list[str]:
 
 
 def check_setup_cell(source: str, repo_url: str) -> list[str]:
-    """Return a list of problems with a set-up cell; an empty list means the cell is acceptable."""
+    """Return a list of problems with a set-up cell; an empty list means the
+    cell is acceptable.
+    """
     problems: list[str] = []
     for line in source.splitlines():
         stripped = line.lstrip()
         if stripped.startswith(("!", "%")):
             problems.append(
-                f"shell escapes and magics are not allowed in the set-up cell: {stripped!r}"
+                "shell escapes and magics are not allowed in the set-up cell: "
+                f"{stripped!r}"
             )
     if problems:
         return problems
@@ -92,7 +100,8 @@ def check_setup_cell(source: str, repo_url: str) -> list[str]:
     urls = set(re.findall(r"https?://[^\s\"'}]+", source))
     if repo_url not in urls:
         problems.append(
-            f"the set-up cell must contain the repository URL {repo_url!r} exactly"
+            "the set-up cell must contain the repository URL "
+            f"{repo_url!r} exactly"
         )
     stray = sorted(
         u for u in urls if "github.com" in u and u.rstrip("/") != repo_url
@@ -127,7 +136,8 @@ def check_setup_cell(source: str, repo_url: str) -> list[str]:
         args = _strings_in(call)
         if any(re.search(r"\btorch", a) for a in args):
             problems.append(
-                f"a pip call mentions torch (Colab's build must not be touched): {text}"
+                "a pip call mentions torch "
+                f"(Colab's build must not be touched): {text}"
             )
         if "REPO_URL" in text or repo_url in text:
             installs_repo = True

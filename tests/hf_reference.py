@@ -1,4 +1,6 @@
-"""Helpers that build the transformers reference model for parity tests (test-only code)."""
+"""Helpers that build the transformers reference model for parity tests
+(test-only code).
+"""
 
 from __future__ import annotations
 
@@ -22,8 +24,9 @@ def hf_config(config: Gemma4Config):
 
 @torch.no_grad()
 def randomise(model: torch.nn.Module, seed: int, std: float = 0.08) -> None:
-    """Random weights everywhere, including the gains and scalars whose init value 1 hides bugs
-    (norm weights, layer_scalar, router scale, per-expert scale)."""
+    """Random weights everywhere, including the gains and scalars whose init
+    value 1 hides bugs (norm weights, layer_scalar, router scale, per-expert
+    scale)."""
     gen = torch.Generator().manual_seed(seed)
     for name, tensor in list(model.named_parameters()) + list(
         model.named_buffers()

@@ -1,6 +1,7 @@
 """Checks on the book's structure and on the committed notebooks.
 
-These tests read files only; they do not execute notebooks (nbval does that in scripts/test.sh).
+These tests read files only; they do not execute notebooks (nbval does that in
+scripts/test.sh).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def _code_cells(nb):
     return [cell for cell in nb.cells if cell.cell_type == "code"]
 
 
-# --- configuration ---------------------------------------------------------------------------------
+# --- configuration -----------------------------------------------------------
 
 
 def test_config_names_one_repository_and_colab():
@@ -85,7 +86,9 @@ def test_config_names_one_repository_and_colab():
 
 
 def test_docs_name_only_the_configured_repository():
-    """The repository URL lives in _config.yml; README and CONTRIBUTING must not drift from it."""
+    """The repository URL lives in _config.yml; README and CONTRIBUTING must
+    not drift from it.
+    """
     url = repository_url()
     for name in ("README.md", "CONTRIBUTING.md"):
         text = (ROOT / name).read_text(encoding="utf-8")
@@ -106,7 +109,7 @@ def test_contributing_shows_the_canonical_setup_cell():
     )
 
 
-# --- (b) table of contents -------------------------------------------------------------------------
+# --- (b) table of contents ---------------------------------------------------
 
 
 def test_every_toc_entry_exists():
@@ -135,7 +138,7 @@ def test_toc_notebooks_live_in_notebooks_folder():
             )
 
 
-# --- (a) Colab set-up cell -------------------------------------------------------------------------
+# --- (a) Colab set-up cell ---------------------------------------------------
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_nb_id)
@@ -149,7 +152,7 @@ def test_first_code_cell_is_the_colab_setup(path):
     )
 
 
-# --- (c) committed with outputs --------------------------------------------------------------------
+# --- (c) committed with outputs ----------------------------------------------
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_nb_id)
@@ -165,14 +168,16 @@ def test_notebook_is_committed_executed(path):
         counts.append(cell.execution_count)
         for output in cell.get("outputs", []):
             assert output.output_type != "error", (
-                f"{path.name}: code cell {index} is committed with an error: {output.get('ename')}"
+                f"{path.name}: code cell {index} is committed with an "
+                f"error: {output.get('ename')}"
             )
     assert counts == sorted(counts) and len(set(counts)) == len(counts), (
-        f"{path.name}: cells were not run top to bottom in one session (execution counts {counts})"
+        f"{path.name}: cells were not run top to bottom "
+        f"in one session (execution counts {counts})"
     )
 
 
-# --- (d) every ignored output says why -------------------------------------------------------------
+# --- (d) every ignored output says why ---------------------------------------
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_nb_id)
@@ -190,12 +195,13 @@ def test_ignored_outputs_are_explained(path):
             re.search(r"because|varies", line, re.IGNORECASE)
             for line in comments
         ), (
-            f"{path.name}: code cell {index} is tagged {sorted(tags & set(IGNORE_TAGS))} but has no "
+            f"{path.name}: code cell {index} is tagged "
+            f"{sorted(tags & set(IGNORE_TAGS))} but has no "
             "'# ... because ...' or '# ... varies ...' comment saying why"
         )
 
 
-# --- (e) no placeholders ---------------------------------------------------------------------------
+# --- (e) no placeholders -----------------------------------------------------
 
 
 def _prose_sources():
@@ -208,7 +214,8 @@ def _prose_sources():
         for index, cell in enumerate(_read(path).cells):
             if cell.cell_type == "markdown":
                 yield (
-                    f"{path.relative_to(ROOT).as_posix()} (markdown cell {index})",
+                    f"{path.relative_to(ROOT).as_posix()} "
+                    f"(markdown cell {index})",
                     cell.source,
                 )
 

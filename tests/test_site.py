@@ -1,13 +1,15 @@
 """Browser check of the built website.
 
-Serves ``_build/html`` on 127.0.0.1 and drives Debian's headless Chromium over the landing page and
-every page of ``_toc.yml``. For each page it checks that every image rendered, that notebook pages
-carry their Colab launch link, and that the browser console has no error coming from the site itself.
-Failures to reach other hosts (CDNs for require.js and the widget manager) are ignored: the test runs
-without a network. A screenshot of each page is saved in ``_build/screenshots/``.
+Serves ``_build/html`` on 127.0.0.1 and drives Debian's headless Chromium over
+the landing page and every page of ``_toc.yml``. For each page it checks that
+every image rendered, that notebook pages carry their Colab launch link, and
+that the browser console has no error coming from the site itself. Failures to
+reach other hosts (CDNs for require.js and the widget manager) are ignored: the
+test runs without a network. A screenshot of each page is saved in
+``_build/screenshots/``.
 
-Without a built site the test is skipped; ``scripts/test.sh`` builds the site first and sets
-``BOOK_SITE_REQUIRED=1``, which turns every skip into a failure.
+Without a built site the test is skipped; ``scripts/test.sh`` builds the site
+first and sets ``BOOK_SITE_REQUIRED=1``, which turns every skip into a failure.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 REQUIRED = os.environ.get("BOOK_SITE_REQUIRED", "") == "1"
 
+# Deselected by scripts/test.sh's first step; run on its own with -m site.
+pytestmark = pytest.mark.site
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from colab_cell import repository_url  # noqa: E402
 from test_book import _toc_files  # noqa: E402
@@ -40,13 +45,16 @@ from test_book import _toc_files  # noqa: E402
 def _skip_or_fail(reason: str):
     if REQUIRED:
         pytest.fail(
-            f"{reason} (BOOK_SITE_REQUIRED=1, so this is a failure, not a skip)"
+            f"{reason} (BOOK_SITE_REQUIRED=1, "
+            "so this is a failure, not a skip)"
         )
     pytest.skip(reason)
 
 
 def _toc_pages() -> list[tuple[str, bool]]:
-    """(html path relative to the site root, is_notebook) for the root and every toc entry."""
+    """(html path relative to the site root, is_notebook) for the root and
+    every toc entry.
+    """
     entries = _toc_files()
     pages = []
     for entry in entries:
@@ -67,7 +75,8 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 def site_url():
     if not (SITE / "index.html").is_file():
         _skip_or_fail(
-            f"no built site at {SITE}/index.html; run `bash scripts/build_book.sh` first"
+            f"no built site at {SITE}/index.html; "
+            "run `bash scripts/build_book.sh` first"
         )
     handler = functools.partial(_QuietHandler, directory=str(SITE))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -87,7 +96,8 @@ def site_url():
 def browser():
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         _skip_or_fail(
-            "Debian's chromium and chromium-driver are not installed; run `bash scripts/setup.sh`"
+            "Debian's chromium and chromium-driver are not installed; "
+            "run `bash scripts/setup.sh`"
         )
     try:
         from selenium import webdriver
@@ -135,7 +145,8 @@ return imgs.every(img => img.complete);
 
 _IMAGE_REPORT = """
 return Array.from(document.images).map(img => ({
-    src: img.currentSrc || img.src, complete: img.complete, width: img.naturalWidth}));
+    src: img.currentSrc || img.src, complete: img.complete,
+    width: img.naturalWidth}));
 """
 
 _LINKS = (
@@ -144,7 +155,9 @@ _LINKS = (
 
 
 def _own_errors(entries: list[dict], origin: str) -> list[str]:
-    """SEVERE console entries caused by the site itself, not by an unreachable external host."""
+    """SEVERE console entries caused by the site itself, not by an unreachable
+    external host.
+    """
     errors = []
     for entry in entries:
         if entry.get("level") != "SEVERE":
@@ -155,16 +168,20 @@ def _own_errors(entries: list[dict], origin: str) -> list[str]:
         if external and (
             "net::ERR_" in message or "Failed to load resource" in message
         ):
-            continue  # a fetch of another host failed: expected without a network
+            # a fetch of another host failed: expected without a network
+            continue
         if origin in message or not urls:
             errors.append(message)
     return errors
 
 
 def _load(driver, url: str, origin: str) -> None:
-    """Open ``url`` as a first-time visitor would, and wait until its images have settled."""
+    """Open ``url`` as a first-time visitor would, and wait until its images
+    have settled.
+    """
     if driver.current_url.startswith(origin):
-        # Forget what earlier pages stored (theme mode, sidebar position): first-visit errors must show.
+        # Forget what earlier pages stored (theme mode, sidebar position):
+        # first-visit errors must show.
         driver.execute_script(
             "window.localStorage.clear(); window.sessionStorage.clear();"
         )

@@ -11,11 +11,13 @@ from .generation import generate, generate_stream
 from .kv_cache import Gemma4Cache, GlobalKVCache, RingKVCache
 from .loading import CheckpointError
 from .model import CausalLMOutput, Gemma4ForCausalLM, Gemma4TextModel
+from .tokenizer import Tokenizer
 
 __all__ = [
     "Gemma4Config", "Gemma4ForCausalLM", "Gemma4TextModel", "Gemma4Cache",
     "RingKVCache", "GlobalKVCache", "CausalLMOutput", "CheckpointError",
-    "generate", "generate_stream", "count_parameters", "kv_cache_bytes",
-    "kv_cache_layer_bytes", "PRESETS", "RELEASED", "SLIDING", "FULL",
+    "Tokenizer", "generate", "generate_stream", "count_parameters",
+    "kv_cache_bytes", "kv_cache_layer_bytes", "PRESETS", "RELEASED",
+    "SLIDING", "FULL",
 ]  # fmt: skip
 __version__ = "0.2.0"

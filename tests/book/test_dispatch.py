@@ -1,5 +1,6 @@
-"""The dispatch schemes of moe.py give the same result as an independent dense reference, on every shape
-that matters, and the model uses the fastest exact one. Chapter: "Expert architecture"."""
+"""The dispatch schemes of moe.py give the same result as an independent dense
+reference, on every shape that matters, and the model uses the fastest exact
+one. Chapter: "Expert architecture"."""
 
 import pytest
 import torch
@@ -20,8 +21,9 @@ EXACT_ORDER = (
 
 
 def dense_reference(x, gate_up, down, experts, weights):
-    """Independent of moe.py: run *every* expert on every token (float64), then mix with a dense [N, E]
-    weight matrix that is zero outside each token's top-k."""
+    """Independent of moe.py: run *every* expert on every token (float64), then
+    mix with a dense [N, E] weight matrix that is zero outside each token's
+    top-k."""
     x, gate_up, down = x.double(), gate_up.double(), down.double()
     mix = torch.zeros(x.shape[0], gate_up.shape[0], dtype=torch.float64)
     mix.scatter_(1, experts, weights.double())
@@ -94,7 +96,8 @@ def test_batched_schemes_are_bit_identical(shape):
 
 
 def test_unused_experts_and_one_popular_expert():
-    # Tokens use only experts {1, 3} of 8 (top-k never repeats an expert within a token); expert 3 gets all.
+    # Tokens use only experts {1, 3} of 8 (top-k never repeats an expert within
+    # a token); expert 3 gets all.
     experts = torch.tensor([[3, 1]] * 6 + [[1, 3]] * 4)
     x, gate_up, down, experts, weights = make_case(
         10, 8, 2, 16, 8, seed=3, experts=experts
@@ -117,7 +120,8 @@ def test_unused_experts_and_one_popular_expert():
 
 
 def test_hand_computed_single_token():
-    # One token, hidden 2, width 1, two experts with hand-picked weights; k = 2 with weights 0.25 / 0.75.
+    # One token, hidden 2, width 1, two experts with hand-picked weights; k = 2
+    # with weights 0.25 / 0.75.
     x = torch.tensor([[1.0, 2.0]])
     gate_up = torch.tensor(
         [
@@ -171,7 +175,9 @@ def test_grouped_falls_back_to_sorted_with_gradients_and_both_backpropagate():
 
 
 def test_bfloat16_takes_the_exact_sorted_path():
-    """In bf16 the grouped kernel would round differently from the reference, so it is not used there."""
+    """In bf16 the grouped kernel would round differently from the reference,
+    so it is not used there.
+    """
     x, gate_up, down, experts, weights = make_case(16, 8, 2, 16, 8, seed=5)
     x, gate_up, down = x.bfloat16(), gate_up.bfloat16(), down.bfloat16()
     assert not grouped_mm_applies(x, gate_up, down, weights)

@@ -1,7 +1,8 @@
 """Tests for gemma4_lite.book.lineage (chapter "The evolution from Gemma 3").
 
-The Gemma 2 and Gemma 3 figures are typed in from two reference files; these tests re-derive every number
-both files give (layer counts, global layers, KV per token) so a typo in either shows up here.
+The Gemma 2 and Gemma 3 figures are typed in from two reference files; these
+tests re-derive every number both files give (layer counts, global layers, KV
+per token) so a typo in either shows up here.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ BF16 = 2  # bytes
 KIB, GIB = 1024, 2**30
 
 
-# ------------------------------------------------------------------------------------------ layer patterns
+# -------------------------------------------------------------- layer patterns
 def test_periodic_layer_types():
     assert lineage.periodic_layer_types(4, 2, force_last_global=False) == (
         SLIDING,
@@ -46,7 +47,8 @@ def test_gemma2_alternates_local_first():
 
 
 def test_gemma3_global_layers_and_unforced_last_layer():
-    # [facts §10]: global where i % 6 == 5; 1B and 27B end with two sliding layers
+    # [facts §10]: global where i % 6 == 5; 1B and 27B end with two sliding
+    # layers
     # [comp A.3]: "27B 62 L (10 global + 52 local)"
     g3 = lineage.GEMMA3
     assert g3["Gemma 3 27B"].global_layers == list(range(5, 62, 6))
@@ -67,7 +69,8 @@ def test_gemma3_global_layers_and_unforced_last_layer():
 
 def test_gemma4_rows_follow_the_presets_and_the_fact_sheets():
     g4 = lineage.GEMMA4
-    # [facts §1] and [comp A.3]: (layers, #global, KV local, KV global, window, context)
+    # [facts §1] and [comp A.3]:
+    # (layers, #global, KV local, KV global, window, context)
     expected = {
         "Gemma 4 E2B": (35, 7, (1, 256), (1, 512), 512, 131_072, "4:1"),
         "Gemma 4 E4B": (42, 7, (2, 256), (2, 512), 512, 131_072, "5:1"),
@@ -134,7 +137,8 @@ def test_generation_wide_numerics():
             True,
             False,
         )
-    # query_pre_attn_scalar = hidden / heads on the two 27B models, the head size elsewhere
+    # query_pre_attn_scalar = hidden / heads on the two 27B models, the head
+    # size elsewhere
     assert (
         lineage.LINEAGE["Gemma 2 27B"].query_pre_attn_scalar
         == 4608 / 32
@@ -148,7 +152,7 @@ def test_generation_wide_numerics():
     assert math.isclose(lineage.LINEAGE["Gemma 3 27B"].query_scale, 168**-0.5)
 
 
-# ------------------------------------------------------------------------------------------ KV bytes
+# -------------------------------------------------------------------- KV bytes
 @pytest.mark.parametrize("name", list(lineage.GEMMA4))
 @pytest.mark.parametrize(
     "context", [1, 100, 512, 1024, 5000, 131_072, 262_144]
@@ -165,8 +169,9 @@ def test_gemma4_equals_accounting(name, context):
 
 @pytest.mark.parametrize("name", list(lineage.GEMMA4))
 def test_geometry_path_agrees_with_accounting_on_gemma4(name):
-    """The plain-geometry rule (used for Gemma 2/3) gives the package's numbers when handed Gemma 4's
-    geometry, KV sharing included: the two are one rule, not two."""
+    """The plain-geometry rule (used for Gemma 2/3) gives the package's numbers
+    when handed Gemma 4's geometry, KV sharing included: the two are one rule,
+    not two."""
     m = lineage.GEMMA4[name]
     for context in (7, 512, 4096, 200_000):
         assert sum(
@@ -220,7 +225,9 @@ def test_gemma3_12b_and_1b_by_hand():
 
 
 def test_kv_per_token_matches_comparators_table():
-    """[comp A.5]: bf16 KiB per token at 128K, window buffers included, both K and V counted."""
+    """[comp A.5]: bf16 KiB per token at 128K, window buffers included, both K
+    and V counted.
+    """
     published = {
         "Gemma 2 27B": 190,
         "Gemma 3 27B": 83.2,
@@ -240,7 +247,8 @@ def test_kv_per_token_matches_comparators_table():
             per_token,
             kib,
         )
-    # "496 KiB if all-global" (Gemma 3 27B) and "960 KiB if all 60 layers were global" (Gemma 4 31B)
+    # "496 KiB if all-global" (Gemma 3 27B) and "960 KiB if all 60 layers were
+    # global" (Gemma 4 31B)
     assert 62 * 2 * 16 * 128 * BF16 / KIB == 496
     all_global = lineage.shaped_like(
         "31b", window=1024, sliding_per_global=None
@@ -250,13 +258,15 @@ def test_kv_per_token_matches_comparators_table():
         == 60 * 2 * 4 * 512 * BF16 / KIB
         == 480
     )
-    # (comparators' 960 KiB counts 16 KV heads x 256 for every layer: 60 * 16 KiB)
+    # (comparators' 960 KiB counts 16 KV heads x 256 for every layer:
+    # 60 * 16 KiB)
     assert 60 * 2 * 16 * 256 * BF16 / KIB == 960
 
 
 def test_k_eq_v_stored_once_reproduces_the_report_table():
-    """The Gemma 4 report's "+1.10 GB at 32K, int8" for 31B only follows if K=V layers store one tensor
-    (training_and_quality.md §3.2); the package, like transformers, stores both."""
+    """The Gemma 4 report's "+1.10 GB at 32K, int8" for 31B only follows if K=V
+    layers store one tensor (training_and_quality.md §3.2); the package, like
+    transformers, stores both."""
     m = lineage.LINEAGE["Gemma 4 31B"]
     split = lineage.kv_cache_split(m, 32_768, torch.int8)
     assert round((split["global"] / 2 + split["sliding"]) / 1e9, 2) == 1.09
@@ -273,11 +283,13 @@ def test_26b_is_exactly_a_quarter_of_31b():
 
 def test_global_share_limits():
     m = lineage.LINEAGE["Gemma 4 31B"]
-    # below the window, the share is the per-token ratio: 10 * 4096 / (10 * 4096 + 50 * 8192) values
+    # below the window, the share is the per-token ratio:
+    # 10 * 4096 / (10 * 4096 + 50 * 8192) values
     assert math.isclose(
         lineage.global_share(m, 512), 10 * 4096 / (10 * 4096 + 50 * 8192)
     )
-    # the share passes 90 % at 9 x (sliding bytes) / (global bytes per token) = 92,160 tokens
+    # the share passes 90 % at
+    # 9 x (sliding bytes) / (global bytes per token) = 92,160 tokens
     assert lineage.global_share(m, 92_160) == pytest.approx(0.9)
     assert (
         lineage.global_share(m, 92_159) < 0.9 < lineage.global_share(m, 92_161)
@@ -328,7 +340,7 @@ def test_shaped_like_changes_only_the_pattern():
     ) == accounting.kv_cache_bytes(released, 262_144)
 
 
-# ------------------------------------------------------------------------------------------ norms
+# ----------------------------------------------------------------------- norms
 def _gemma3_rmsnorm(
     x: torch.Tensor, w: torch.Tensor, eps: float = 1e-6
 ) -> torch.Tensor:
@@ -356,7 +368,7 @@ def test_converted_gemma3_gain_reproduces_gemma3_norm():
     )
 
 
-# ------------------------------------------------------------------------------------------ printing
+# -------------------------------------------------------------------- printing
 def test_tables():
     text = lineage.format_table(("a", "bb"), [["x", 1], ["yyy", 22]])
     assert text.splitlines() == ["a    bb", "---  --", "x     1", "yyy  22"]
@@ -396,7 +408,7 @@ def test_model_validation():
         )
 
 
-# ------------------------------------------------------------------------------------------ figures
+# --------------------------------------------------------------------- figures
 def test_figures_draw_and_merge_identical_curves():
     import matplotlib
 
@@ -409,7 +421,8 @@ def test_figures_draw_and_merge_identical_curves():
     fig = lp.plot_kv_lineage(models, label_below=("Gemma 3 27B",))
     left, right = fig.axes
     assert len(left.get_legend().get_texts()) == 4
-    # 31B and 26B-A4B have the same global share at every context: one line, one merged legend entry
+    # 31B and 26B-A4B have the same global share at every context: one line,
+    # one merged legend entry
     assert [t.get_text() for t in right.get_legend().get_texts()][
         -1
     ] == "Gemma 4 31B = 26B-A4B"

@@ -1,8 +1,11 @@
-"""The MoE training losses of ``gemma4_lite.moe`` against values worked out by hand.
+"""The MoE training losses of ``gemma4_lite.moe`` against values worked out by
+hand.
 
-``load_balancing_loss(probs, experts, E) = E * sum_e f_e * P_e`` with ``f_e`` the fraction of the N*k routing
-assignments that went to expert e and ``P_e`` the mean router probability of e (Switch Transformer).
-``router_z_loss(logits) = mean_tokens(logsumexp(logits)^2)`` (ST-MoE). Chapter: "Router design".
+``load_balancing_loss(probs, experts, E) = E * sum_e f_e * P_e`` with ``f_e``
+the fraction of the N*k routing assignments that went to expert e and ``P_e``
+the mean router probability of e (Switch Transformer).
+``router_z_loss(logits) = mean_tokens(logsumexp(logits)^2)`` (ST-MoE).
+Chapter: "Router design".
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from gemma4_lite.book.moe_training import (
 from gemma4_lite.moe import Gemma4Router
 
 
-# ------------------------------------------------------------------------------------------- balancing loss
+# -------------------------------------------------------------- balancing loss
 def test_uniform_routing_gives_exactly_one_top1():
     # E = 4, k = 1, four tokens, one per expert, every probability 1/4:
     # f = (1/4, 1/4, 1/4, 1/4), P = (1/4, ...), loss = 4 * 4 * (1/4 * 1/4) = 1.
@@ -30,7 +33,8 @@ def test_uniform_routing_gives_exactly_one_top1():
 
 
 def test_uniform_routing_gives_exactly_one_topk():
-    # E = 4, k = 2, two tokens choosing {0, 1} and {2, 3}: each expert gets 1 of the 4 assignments.
+    # E = 4, k = 2, two tokens choosing {0, 1} and {2, 3}: each expert gets
+    # 1 of the 4 assignments.
     # f = 1/4 each, P = 1/4 each, loss = 4 * 4 * 1/16 = 1.
     probs = torch.full((2, 4), 0.25)
     experts = torch.tensor([[0, 1], [2, 3]])
@@ -49,8 +53,11 @@ def test_hand_computed_top1():
 
 
 def test_hand_computed_top2():
-    # E = 4, k = 2. Assignments: token 0 -> {0, 1}, token 1 -> {0, 2}; counts (2, 1, 1, 0) of 4.
-    # f = (0.5, 0.25, 0.25, 0); P = ((0.4+0.5)/2, (0.3+0.1)/2, (0.2+0.3)/2, (0.1+0.1)/2) = (0.45, 0.2, 0.25, 0.1).
+    # E = 4, k = 2. Assignments: token 0 -> {0, 1}, token 1 -> {0, 2};
+    # counts (2, 1, 1, 0) of 4.
+    # f = (0.5, 0.25, 0.25, 0);
+    # P = ((0.4+0.5)/2, (0.3+0.1)/2, (0.2+0.3)/2, (0.1+0.1)/2)
+    #   = (0.45, 0.2, 0.25, 0.1).
     # sum f*P = 0.225 + 0.05 + 0.0625 + 0 = 0.3375; loss = 4 * 0.3375 = 1.35.
     probs = torch.tensor([[0.4, 0.3, 0.2, 0.1], [0.5, 0.1, 0.3, 0.1]])
     experts = torch.tensor([[0, 1], [0, 2]])
@@ -60,7 +67,8 @@ def test_hand_computed_top2():
 
 
 def test_collapse_onto_one_expert_gives_E_times_its_mean_probability():
-    # E = 4, k = 1, all three tokens go to expert 2: f = (0, 0, 1, 0), so loss = 4 * P_2.
+    # E = 4, k = 1, all three tokens go to expert 2: f = (0, 0, 1, 0),
+    # so loss = 4 * P_2.
     # P_2 = (0.6 + 0.5 + 0.7) / 3 = 0.6, loss = 2.4.
     probs = torch.tensor(
         [[0.1, 0.2, 0.6, 0.1], [0.2, 0.1, 0.5, 0.2], [0.0, 0.1, 0.7, 0.2]]
@@ -72,8 +80,9 @@ def test_collapse_onto_one_expert_gives_E_times_its_mean_probability():
 
 
 def test_full_topk_collapse_reaches_E_over_k():
-    # E = 16, k = 4, every token picks experts 0..3 and puts probability 1/4 on each:
-    # f = 1/4 on four experts, P = 1/4 on the same four, loss = 16 * 4 * (1/4 * 1/4) = 16 / 4 = 4.
+    # E = 16, k = 4, every token picks experts 0..3 and puts probability 1/4
+    # on each: f = 1/4 on four experts, P = 1/4 on the same four,
+    # loss = 16 * 4 * (1/4 * 1/4) = 16 / 4 = 4.
     probs = torch.zeros(5, 16)
     probs[:, :4] = 0.25
     experts = torch.arange(4).repeat(5, 1)
@@ -83,8 +92,9 @@ def test_full_topk_collapse_reaches_E_over_k():
 
 
 def test_gradient_flows_only_through_probs():
-    # d loss / d probs[n, e] = E * f_e / N: the routing fractions act as constants.
-    # Same numbers as test_hand_computed_top1: E = 3, N = 2, f = (1/2, 1/2, 0) -> gradient (0.75, 0.75, 0) per row.
+    # d loss / d probs[n, e] = E * f_e / N: the routing fractions act as
+    # constants. Same numbers as test_hand_computed_top1: E = 3, N = 2,
+    # f = (1/2, 1/2, 0) -> gradient (0.75, 0.75, 0) per row.
     probs = torch.tensor(
         [[0.5, 0.3, 0.2], [0.1, 0.6, 0.3]], requires_grad=True
     )
@@ -98,8 +108,9 @@ def test_gradient_flows_only_through_probs():
 
 
 def test_balancing_gradient_reaches_experts_nobody_chose():
-    # Through the full softmax, P_e depends on every logit, so even an expert that received no token gets a
-    # gradient on its router row; the renormalised top-k weights alone would give it none.
+    # Through the full softmax, P_e depends on every logit, so even an expert
+    # that received no token gets a gradient on its router row; the
+    # renormalised top-k weights alone would give it none.
     torch.manual_seed(0)
     router = Gemma4Router(8, num_experts=6, top_k=2)
     x = torch.randn(5, 8)
@@ -121,7 +132,8 @@ def test_balancing_gradient_reaches_experts_nobody_chose():
 
 
 def test_batched_probs_give_the_same_loss_as_flat():
-    # A router applied to [B, S, H] returns [B, S, E] probabilities; the loss must average over all B*S tokens.
+    # A router applied to [B, S, H] returns [B, S, E] probabilities; the loss
+    # must average over all B*S tokens.
     torch.manual_seed(1)
     probs = torch.softmax(torch.randn(2, 3, 5), dim=-1)
     experts = torch.topk(probs, 2, dim=-1).indices
@@ -134,7 +146,7 @@ def test_expert_load_counts_assignments():
     assert expert_load(experts, 5).tolist() == [3, 1, 1, 1, 0]
 
 
-# ------------------------------------------------------------------------------------------- z-loss
+# ---------------------------------------------------------------------- z-loss
 def test_z_loss_of_zero_logits_is_log_E_squared():
     # logsumexp of E zeros = log(E * e^0) = log E, squared.
     for num_experts in (2, 16, 128):
@@ -143,15 +155,17 @@ def test_z_loss_of_zero_logits_is_log_E_squared():
 
 
 def test_z_loss_hand_computed_mean_over_tokens():
-    # Two tokens, E = 2: logits (0, 0) -> logsumexp = log 2; logits (log 3, log 3) -> log(3 + 3) = log 6.
+    # Two tokens, E = 2: logits (0, 0) -> logsumexp = log 2;
+    # logits (log 3, log 3) -> log(3 + 3) = log 6.
     # z = ((log 2)^2 + (log 6)^2) / 2 = (0.480453 + 3.210402) / 2 = 1.845428.
     logits = torch.tensor([[0.0, 0.0], [math.log(3), math.log(3)]])
     assert router_z_loss(logits).item() == pytest.approx(1.845428, abs=1e-5)
 
 
 def test_z_loss_sees_a_shift_the_softmax_ignores():
-    # Adding c to every logit leaves the probabilities unchanged but moves logsumexp by c:
-    # all-zero logits over E = 16 shifted by 10 give (10 + log 16)^2.
+    # Adding c to every logit leaves the probabilities unchanged but moves
+    # logsumexp by c: all-zero logits over E = 16 shifted by 10 give
+    # (10 + log 16)^2.
     logits = torch.zeros(4, 16)
     torch.testing.assert_close(
         torch.softmax(logits + 10, -1), torch.softmax(logits, -1)

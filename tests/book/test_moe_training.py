@@ -1,4 +1,6 @@
-"""The tiny MoE training experiment of the chapter "Router design" (``gemma4_lite.book.moe_training``)."""
+"""The tiny MoE training experiment of the chapter "Router design"
+(``gemma4_lite.book.moe_training``).
+"""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ def runs() -> dict[int, dict[str, TrainResult]]:
     return {seed: compare_balancing(seed, **SHORT) for seed in SEEDS}
 
 
-# ------------------------------------------------------------------------------------------- building blocks
+# ------------------------------------------------------------- building blocks
 def test_task_targets_are_the_cluster_maps_of_the_local_part():
     task = make_routing_task(8, num_clusters=3, shared=2.0, seed=5)
     x, target, cluster = task.sample(7, torch.Generator().manual_seed(0))
@@ -42,7 +44,9 @@ def test_common_direction_has_the_requested_length():
 
 
 def _random_router(seed: int) -> Gemma4Router:
-    """A router with random projection, scale and per-expert scale (their init value 1 hides bugs)."""
+    """A router with random projection, scale and per-expert scale (their init
+    value 1 hides bugs).
+    """
     torch.manual_seed(seed)
     router = Gemma4Router(16, num_experts=8, top_k=3)
     with torch.no_grad():
@@ -69,7 +73,8 @@ def test_bias_changes_the_choice_but_not_the_weights_formula():
     bias[5] = 100.0  # expert 5 now wins every selection
     routing = biased_routing(router, x, bias)
     assert (routing.experts == 5).any(dim=-1).all()
-    # The weights are the *unbiased* probabilities of the chosen experts, renormalised.
+    # The weights are the *unbiased* probabilities of the chosen experts,
+    # renormalised.
     chosen = routing.probs.gather(-1, routing.experts)
     torch.testing.assert_close(
         routing.weights, chosen / chosen.sum(-1, keepdim=True)
@@ -104,7 +109,7 @@ def test_imbalance_metrics_on_a_hand_made_history():
     assert result.imbalance_curve() == [4.0, 2.0]
 
 
-# ------------------------------------------------------------------------------------------- the experiment
+# -------------------------------------------------------------- the experiment
 @pytest.mark.parametrize("seed", SEEDS)
 def test_without_balancing_routing_collapses(runs, seed):
     none = runs[seed]["none"]
@@ -123,20 +128,22 @@ def test_with_balancing_every_expert_works(runs, seed, mode):
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_all_modes_start_from_the_same_collapsed_routing(runs, seed):
-    # Same task, weights and batches: the first step's routing is identical and already lopsided.
+    # Same task, weights and batches: the first step's routing is identical and
+    # already lopsided.
     first = [runs[seed][mode].load[0] for mode in ("none", "aux", "bias")]
     assert torch.equal(first[0], first[1]) and torch.equal(first[0], first[2])
     assert float(first[0].max() / first[0].double().mean()) >= 3.0
 
 
 def test_the_shared_direction_is_what_causes_the_collapse():
-    # Control: the same unbalanced run on a task without the common direction keeps every expert busy.
+    # Control: the same unbalanced run on a task without the common direction
+    # keeps every expert busy.
     control = train_tiny_moe(TrainConfig(balance="none", shared=0.0, **SHORT))
     assert control.unused_experts() == 0
     assert control.imbalance() < 2.5
 
 
-# ------------------------------------------------------------------------------------------- figure helpers
+# -------------------------------------------------------------- figure helpers
 def test_rescaled_routing_at_scale_one_is_the_router():
     from gemma4_lite.book.plots.routing import (
         rescaled_routing,
@@ -153,7 +160,8 @@ def test_rescaled_routing_at_scale_one_is_the_router():
     torch.testing.assert_close(
         dense, scatter_weights(routing.experts, routing.weights, 8)
     )
-    # A sharper softmax keeps the choice (same experts) and concentrates the weight on the best one.
+    # A sharper softmax keeps the choice (same experts) and concentrates the
+    # weight on the best one.
     _, sharp = rescaled_routing(routing.logits, 3, 4.0)
     assert torch.equal(sharp > 0, dense > 0)
     assert (

@@ -1,7 +1,9 @@
-"""Tests for the chapter "Gemma 4 at a glance" (src/gemma4_lite/plots/overview.py).
+"""Tests for the chapter "Gemma 4 at a glance"
+(src/gemma4_lite/plots/overview.py).
 
-The accounting is checked against hand-computed values and against the tensors a model really allocates
-(built on the meta device, so even the 31B costs no memory).
+The accounting is checked against hand-computed values and against the tensors
+a model really allocates (built on the meta device, so even the 31B costs no
+memory).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def _configs() -> dict[str, Gemma4Config]:
     }
 
 
-# ------------------------------------------------------------------------------------------ tables
+# ---------------------------------------------------------------------- tables
 def test_text_table_aligns_columns():
     table = text_table(["name", "n"], [["a", 1], ["bbb", 22]])
     assert table == "name   n\n----  --\na      1\nbbb   22"
@@ -72,7 +74,7 @@ def test_human_bytes(n, text):
     assert human_bytes(n) == text
 
 
-# ------------------------------------------------------------------------------------------ parameters
+# ------------------------------------------------------------------ parameters
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_groups_equal_the_tensors_the_model_allocates(name):
     config = Gemma4Config.from_preset(name)
@@ -91,7 +93,8 @@ def test_e2b_groups_by_hand():
     groups = parameter_groups(Gemma4Config.from_preset("e2b"))
     assert groups["token embedding"] == 262_144 * 1536
     assert groups["PLE table"] == 262_144 * 35 * 256
-    # 15 producer layers (12 sliding with 1x256 KV, 3 global with 1x512 KV) and 20 shared layers (q, o only).
+    # 15 producer layers (12 sliding with 1x256 KV, 3 global with 1x512 KV) and
+    # 20 shared layers (q, o only).
     q_o = 2 * 1536 * 8
     attention = (
         12 * (q_o * 256 + 256 + 2 * 1536 * 256 + 256)
@@ -125,10 +128,11 @@ def test_large_models_reproduce_the_card(label, billions):
     )
 
 
-# ------------------------------------------------------------------------------------------ KV cache
+# -------------------------------------------------------------------- KV cache
 def test_kv_split_e2b_by_hand():
     split = kv_split(Gemma4Config.from_preset("e2b"), K128)
-    # 12 producer sliding layers keep 512 tokens of 1 KV head x 256; 3 producer globals keep all of 1 x 512.
+    # 12 producer sliding layers keep 512 tokens of 1 KV head x 256; 3 producer
+    # globals keep all of 1 x 512.
     assert split["sliding"] == 12 * 2 * 512 * 1 * 256 * 2
     assert split["global"] == 3 * 2 * K128 * 1 * 512 * 2
     assert (split["n_sliding"], split["n_global"], split["n_shared"]) == (
@@ -176,7 +180,7 @@ def test_tiny_cache_after_a_real_forward_pass_matches_kv_split():
     assert cache.nbytes() == split["sliding"] + split["global"]
 
 
-# ------------------------------------------------------------------------------------------ figures
+# --------------------------------------------------------------------- figures
 def test_figures_draw():
     configs = _configs()
     figures = [

@@ -1,5 +1,5 @@
-"""Receptive field of stacked sliding/global layers: closed form, brute force, and gradients of a real model.
-Chapter: "Global attention layers"."""
+"""Receptive field of stacked sliding/global layers: closed form, brute force,
+and gradients of a real model. Chapter: "Global attention layers"."""
 
 from __future__ import annotations
 
@@ -28,15 +28,17 @@ S, F = SLIDING, FULL
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
-    """The models here are tiny: a second thread only adds synchronisation (and stalls on a busy machine)."""
+    """The models here are tiny: a second thread only adds synchronisation (and
+    stalls on a busy machine).
+    """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
 
 
-# --- closed form against hand-computed values ------------------------------------------------------
-def test_sliding_layers_add_window_minus_one_and_a_global_layer_reaches_everything():
+# --- closed form against hand-computed values --------------------------------
+def test_sliding_layers_add_window_minus_one_a_global_layer_reaches_all():
     assert reach_by_depth([S, S, F, S], 4) == [0, 3, 6, math.inf, math.inf]
     assert reach_by_depth([S], 1) == [
         0,
@@ -53,14 +55,16 @@ def test_sliding_only_reach_of_the_released_depths():
 
 
 def test_kv_shared_sliding_layers_reuse_the_producer_input_reach():
-    # layers 3 and 4 read layer 2's keys/values, computed from layer 2's input (reach 4): 4 + 2 = 6, so the
-    # shared layers add nothing beyond what layer 2 itself reached
+    # layers 3 and 4 read layer 2's keys/values, computed from layer 2's input
+    # (reach 4): 4 + 2 = 6, so the shared layers add nothing beyond what layer
+    # 2 itself reached
     assert reach_by_depth([S] * 5, 3, [0, 1, 2, 2, 2]) == [0, 2, 4, 6, 6, 6]
-    # reading an earlier producer can even leave the reach where the residual stream already had it
+    # reading an earlier producer can even leave the reach where the residual
+    # stream already had it
     assert reach_by_depth([S] * 4, 3, [0, 1, 2, 0]) == [0, 2, 4, 6, 6]
 
 
-def test_released_configs_see_the_whole_prefix_right_after_their_first_global_layer():
+def test_released_configs_see_the_whole_prefix_after_their_first_global():
     for name, first in (("e2b", 4), ("e4b", 5), ("26b-a4b", 5), ("31b", 5)):
         config = Gemma4Config.from_preset(name)
         reach = config_reach(config)
@@ -98,7 +102,7 @@ def test_invalid_producers_are_rejected():
         reach_by_depth([S, S], 4, [0])
 
 
-# --- closed form against brute-force propagation of boolean dependency matrices ---------------------
+# --- closed form against brute force: propagated boolean dependency matrices
 def _random_stack(rng: random.Random) -> tuple[list[str], int, list[int]]:
     n = rng.randint(1, 8)
     types = [rng.choice([S, S, F]) for _ in range(n)]
@@ -130,7 +134,7 @@ def test_closed_form_matches_brute_force(seed):
             )
 
 
-# --- closed form against gradients of real (tiny, random) models ------------------------------------
+# --- closed form against gradients of real (tiny, random) models -------------
 def _ids(config: Gemma4Config, length: int, seed: int = 0) -> torch.Tensor:
     return torch.randint(
         1,
@@ -153,7 +157,8 @@ def test_gradients_are_nonzero_exactly_within_the_predicted_reach(name):
 
 
 def test_sliding_stack_before_the_final_global_layer_grows_linearly():
-    # the config insists the last layer is global, so the sliding-only stack is read before that layer
+    # the config insists the last layer is global, so the sliding-only stack is
+    # read before that layer
     model = random_model(
         "dense-tiny",
         num_hidden_layers=6,

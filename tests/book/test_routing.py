@@ -1,5 +1,6 @@
-"""Routing statistics (routing.py) and the per-layer token budget (accounting.layer_token_budget).
-Chapters: "Expert architecture" and "When MoE meets hybrid attention"."""
+"""Routing statistics (routing.py) and the per-layer token budget
+(accounting.layer_token_budget). Chapters: "Expert architecture" and "When MoE
+meets hybrid attention"."""
 
 import itertools
 
@@ -27,7 +28,7 @@ from gemma4_lite.book.routing import (
 )
 
 
-# ------------------------------------------------------------------------------------ chance levels
+# --------------------------------------------------------------- chance levels
 def test_chance_overlap_is_the_exact_mean_over_all_pairs_of_subsets():
     for num_experts, k in ((5, 2), (6, 3), (7, 1), (4, 4)):
         subsets = [
@@ -53,7 +54,8 @@ def test_chance_overlap_matches_random_top_k_of_128():
 
 
 def test_load_adjusted_chance_equals_enumeration_for_a_skewed_router():
-    # Tokens pick one of these top-2 sets uniformly at random: expert 0 is in every set (busy).
+    # Tokens pick one of these top-2 sets uniformly at random: expert 0 is in
+    # every set (busy).
     sets = [(0, 1), (0, 2), (0, 3), (1, 2)]
     experts = torch.tensor(sets)
     usage = expert_usage([_routing(experts)], 4)[0]
@@ -81,13 +83,14 @@ def _routing(experts):
     )
 
 
-# ------------------------------------------------------------------------------------ hand-made examples
+# ---------------------------------------------------------- hand-made examples
 def test_overlaps_on_a_hand_made_example():
     # two sequences of three tokens, k = 2
     experts = torch.tensor([[0, 1], [1, 2], [3, 0], [2, 3], [3, 2], [0, 1]])
     assert set_overlap(experts[:3], experts[3:]).tolist() == [0, 1, 1]
     assert adjacent_overlap(experts, 3).tolist() == [1, 0, 2, 0]
-    # pairs within each sequence: (0,1)=1 (0,2)=1 (1,2)=0 and (0,1)=2 (0,2)=0 (1,2)=0
+    # pairs within each sequence: (0,1)=1 (0,2)=1 (1,2)=0
+    # and (0,1)=2 (0,2)=0 (1,2)=0
     assert any_pair_overlap(experts, 3) == pytest.approx(4 / 6)
     ids = torch.tensor(
         [[7, 8, 9], [9, 5, 7]]
@@ -111,7 +114,7 @@ def test_usage_and_assignment_map():
     assert torch.equal(assignment_map(routing, 4), expected)
 
 
-# ------------------------------------------------------------------------------------ recording a model
+# ----------------------------------------------------------- recording a model
 def test_routing_per_layer_is_what_each_router_sees():
     model = random_model("26b-a4b-tiny", seed=0)
     ids = torch.randint(
@@ -163,7 +166,7 @@ def test_dense_model_has_no_routing():
         routing_per_layer(random_model("dense-tiny"), torch.tensor([[3, 4]]))
 
 
-# ------------------------------------------------------------------------------------ token budget
+# ---------------------------------------------------------------- token budget
 @pytest.mark.parametrize(
     "name", ["26b-a4b", "26b-a4b-tiny", "e2b", "31b", "e4b-tiny"]
 )
@@ -200,7 +203,8 @@ def test_layer_budget_hand_values_for_26b_a4b():
     assert sliding["experts"]["flops"] == 2 * 3 * k * width * h
     assert sliding["mlp"]["flops"] == 2 * 3 * 2112 * h
     assert sliding["router"]["flops"] == 2 * e * h
-    # projections: sliding q,k,v,o = 16*256, 8*256, 8*256, 16*256; global (K=V) q,k,o = 16*512, 2*512, 16*512
+    # projections: sliding q,k,v,o = 16*256, 8*256, 8*256, 16*256;
+    # global (K=V) q,k,o = 16*512, 2*512, 16*512
     assert sliding["attention"]["flops"] == 2 * h * 256 * (16 + 8 + 8 + 16)
     assert full["attention"]["flops"] == 2 * h * 512 * (16 + 2 + 16)
     # scores: a sliding query sees 1024 keys, a global one all 4096
@@ -219,7 +223,7 @@ def test_dense_layer_budget_has_no_experts():
     assert rows["total"]["stored"] == rows["total"]["active"]
 
 
-# ------------------------------------------------------------------------------------ timing helper
+# --------------------------------------------------------------- timing helper
 def test_time_dispatchers_reports_every_scheme_and_restores_threads():
     threads = torch.get_num_threads()
     gate_up, down = torch.randn(8, 16, 16), torch.randn(8, 16, 8)

@@ -1,5 +1,6 @@
-"""The chapter "Sliding-window layers": receptive fields, window costs, the ring trace and the naive ring's
-chunked-prefill bug, each checked against hand-computed values or an independent slow computation."""
+"""The chapter "Sliding-window layers": receptive fields, window costs, the
+ring trace and the naive ring's chunked-prefill bug, each checked against
+hand-computed values or an independent slow computation."""
 
 import math
 
@@ -44,7 +45,7 @@ def _ids(model, length, seed=0):
     )
 
 
-# --------------------------------------------------------------------------------------- receptive fields
+# ------------------------------------------------------------ receptive fields
 @pytest.mark.parametrize("window", [1, 2, 3, 5, 8])
 @pytest.mark.parametrize("layers", [0, 1, 2, 4])
 def test_run_receptive_field_matches_brute_force(window, layers):
@@ -84,9 +85,9 @@ def test_sliding_path_reach_matches_a_real_network(preset):
     ids = _ids(model, 64, seed=4)
     norms = input_gradient_norms(model, ids, 63)
     assert measured_reach(norms, 63)[-1] == sliding_path_reach(model.config)
-    if (
-        preset != "dense-tiny"
-    ):  # counting the shared sliding layers too would predict more than is real
+    if preset != "dense-tiny":
+        # counting the shared sliding layers too would predict more than is
+        # real
         naive = len(model.config.sliding_layers) * (
             model.config.sliding_window - 1
         )
@@ -109,7 +110,7 @@ def test_silencing_global_attention_leaves_sliding_layers_alone():
         )
 
 
-# --------------------------------------------------------------------------------------- FLOPs and bytes
+# ------------------------------------------------------------- FLOPs and bytes
 def test_attention_flops_hand_values():
     e2b = Gemma4Config.from_preset("e2b")
     assert attention_flops_per_token(e2b, 0, 4096) == 4 * 8 * 256 * 512
@@ -163,11 +164,12 @@ def test_crossover_context_by_brute_force(name):
 
 def test_sliding_share_of_kv_hand_value():
     e2b = Gemma4Config.from_preset("e2b")
-    # at 4096 tokens: 6 MiB of rings vs 3 global layers x 4096 x 2048 bytes = 24 MiB
+    # at 4096 tokens: 6 MiB of rings vs
+    # 3 global layers x 4096 x 2048 bytes = 24 MiB
     assert math.isclose(sliding_share_of_kv(e2b, 4096), 6 / 30)
 
 
-# --------------------------------------------------------------------------------------- the ring
+# -------------------------------------------------------------------- the ring
 @pytest.mark.parametrize("window", [1, 3, 8])
 def test_ring_trace_shows_exactly_the_window(window):
     trace = ring_trace(window, 5 * window + 2)

@@ -20,23 +20,29 @@ LAYER_PARTS = (
 def layer_token_budget(
     config: Gemma4Config, layer: int, context_length: int = 4096
 ) -> dict[str, dict[str, int]]:
-    """Parameters stored, parameters one token uses, and FLOPs per token for one decoder layer, by part.
+    """Parameters stored, parameters one token uses, and FLOPs per token for
+    one decoder layer, by part.
 
-    Returns ``{part: {"stored": ..., "active": ..., "flops": ...}}`` for the parts in :data:`LAYER_PARTS`
-    plus a ``"total"`` row. Conventions:
+    Returns ``{part: {"stored": ..., "active": ..., "flops": ...}}`` for the
+    parts in :data:`LAYER_PARTS` plus a ``"total"`` row. Conventions:
 
-    * A multiply-add is 2 FLOPs, so a weight matrix costs 2 FLOPs per token per parameter. Norms, the
-      activation and the softmax are elementwise and left out (they are under 0.1% of the total).
-    * ``attention`` is the projections (q, k, v, o); ``attention_scores`` has no parameters and costs
-      2 * heads * head_dim FLOPs for q.k and again for the weighted sum of values, per visible key. A token
-      at position ``context_length - 1`` sees ``min(context_length, W)`` keys in a sliding layer and
-      ``context_length`` keys in a global one.
-    * ``router``: the projection to E scores (plus its two scale vectors, which cost no matmul).
-    * ``experts``: all E experts are stored; a token runs ``top_k`` of them, so ``active`` is k/E of the
-      stored experts. KV-shared layers still project their queries but not keys or values.
+    * A multiply-add is 2 FLOPs, so a weight matrix costs 2 FLOPs per token per
+      parameter. Norms, the activation and the softmax are elementwise and left
+      out (they are under 0.1% of the total).
+    * ``attention`` is the projections (q, k, v, o); ``attention_scores`` has
+      no parameters and costs 2 * heads * head_dim FLOPs for q.k and again for
+      the weighted sum of values, per visible key. A token at position
+      ``context_length - 1`` sees ``min(context_length, W)`` keys in a sliding
+      layer and ``context_length`` keys in a global one.
+    * ``router``: the projection to E scores (plus its two scale vectors, which
+      cost no matmul).
+    * ``experts``: all E experts are stored; a token runs ``top_k`` of them, so
+      ``active`` is k/E of the stored experts. KV-shared layers still project
+      their queries but not keys or values.
 
-    ``stored`` summed over layers equals :func:`count_parameters` without the embedding and the final norm;
-    ``active`` summed likewise equals its ``active_per_token`` (tested in ``tests/test_routing.py``).
+    ``stored`` summed over layers equals :func:`count_parameters` without the
+    embedding and the final norm; ``active`` summed likewise equals its
+    ``active_per_token`` (tested in ``tests/test_routing.py``).
     """
     params = layer_parameters(config, layer)
     h, d = config.hidden_size, config.head_dim_for(layer)

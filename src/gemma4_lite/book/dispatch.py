@@ -18,7 +18,9 @@ def dispatch_token_loop(
     experts: torch.Tensor,
     weights: torch.Tensor,
 ) -> torch.Tensor:
-    """The definition: for every token, for every chosen expert, run that expert. Slow and obvious."""
+    """The definition: for every token, for every chosen expert, run that
+    expert. Slow and obvious.
+    """
     out = torch.zeros_like(x)
     for t in range(x.shape[0]):
         for e in sorted(
@@ -40,8 +42,9 @@ def dispatch_expert_loop(
     experts: torch.Tensor,
     weights: torch.Tensor,
 ) -> torch.Tensor:
-    """For every expert, find its tokens with a boolean mask and run them as one batch (the
-    transformers "eager" scheme). One pass over all E experts, used or not."""
+    """For every expert, find its tokens with a boolean mask and run them as
+    one batch (the transformers "eager" scheme). One pass over all E experts,
+    used or not."""
     out = torch.zeros_like(x)
     for e in range(gate_up.shape[0]):
         token, slot = torch.where(experts == e)

@@ -23,7 +23,9 @@ def sliding_window_mask(
 
 
 def naive_sliding_window_mask(length: int, window: int) -> list[list[bool]]:
-    """Two nested loops, the definition written out; the chapter checks the tensor version against it."""
+    """Two nested loops, the definition written out; the chapter checks the
+    tensor version against it.
+    """
     return [
         [q - window < k <= q for k in range(length)] for q in range(length)
     ]

@@ -1,17 +1,21 @@
-"""Training a tiny Gemma 4 mixture-of-experts layer with and without load balancing. Chapter: "Router design".
+"""Training a tiny Gemma 4 mixture-of-experts layer with and without load
+balancing. Chapter: "Router design".
 
-The released Gemma 4 code is inference code: it routes tokens but says nothing about how the experts were kept
-busy during training. This module trains one MoE layer built from the package's own ``Gemma4Router`` and
-``Gemma4Experts`` on a small synthetic task, three ways:
+The released Gemma 4 code is inference code: it routes tokens but says nothing
+about how the experts were kept busy during training. This module trains one
+MoE layer built from the package's own ``Gemma4Router`` and ``Gemma4Experts``
+on a small synthetic task, three ways:
 
 * ``"none"``: the task loss alone;
-* ``"aux"``: the task loss plus the Switch-Transformer auxiliary loss (:func:`load_balancing_loss`), optionally
-  with the ST-MoE router z-loss (:func:`router_z_loss`);
-* ``"bias"``: no extra loss; a per-expert bias, updated from the observed load, is added to the router scores
-  for the top-k *selection* only (auxiliary-loss-free balancing, Wang et al. 2024, as used by DeepSeek).
+* ``"aux"``: the task loss plus the Switch-Transformer auxiliary loss
+  (:func:`load_balancing_loss`), optionally with the ST-MoE router z-loss
+  (:func:`router_z_loss`);
+* ``"bias"``: no extra loss; a per-expert bias, updated from the observed load,
+  is added to the router scores for the top-k *selection* only
+  (auxiliary-loss-free balancing, Wang et al. 2024, as used by DeepSeek).
 
-Everything is seeded and runs single-threaded on the CPU in about a second per run, so the chapter and the
-tests can repeat it for several seeds.
+Everything is seeded and runs single-threaded on the CPU in about a second per
+run, so the chapter and the tests can repeat it for several seeds.
 """
 
 from __future__ import annotations
@@ -30,16 +34,20 @@ from ..norms import RMSNorm
 BALANCING = ("none", "aux", "bias")
 
 
-# ------------------------------------------------------------------------------------------------ the task
+# -------------------------------------------------------------------- the task
 @dataclass(frozen=True)
 class RoutingTask:
-    """A regression task with one natural expert per cluster and a trap for the router.
+    """A regression task with one natural expert per cluster and a trap for the
+    router.
 
-    A token is ``x = common + centres[c] + noise`` for a cluster ``c``; its target is ``maps[c] @ (x - common)``,
-    a different linear map for every cluster, so the task rewards specialised experts. ``common`` is one large
-    direction shared by every token (residual streams of real models carry such shared components). The router
-    normalises its input, so at initialisation it sees almost the same vector for every token and sends them
-    all to the same few experts: the situation in which routing collapses if nothing pushes back.
+    A token is ``x = common + centres[c] + noise`` for a cluster ``c``; its
+    target is ``maps[c] @ (x - common)``, a different linear map for every
+    cluster, so the task rewards specialised experts. ``common`` is one large
+    direction shared by every token (residual streams of real models carry such
+    shared components). The router normalises its input, so at initialisation
+    it sees almost the same vector for every token and sends them all to the
+    same few experts: the situation in which routing collapses if nothing
+    pushes back.
     """
 
     centres: torch.Tensor  # [C, H]
@@ -81,8 +89,8 @@ def make_routing_task(
     noise: float = 0.3,
     seed: int = 0,
 ) -> RoutingTask:
-    """Draw a task. ``shared`` is the length of the common direction relative to a cluster centre (whose length
-    is about sqrt(H)); 0 removes the trap."""
+    """Draw a task. ``shared`` is the length of the common direction relative
+    to a cluster centre (whose length is about sqrt(H)); 0 removes the trap."""
     g = torch.Generator().manual_seed(10_000 + seed)
     centres = torch.randn(num_clusters, hidden_size, generator=g)
     common = torch.randn(hidden_size, generator=g)
@@ -94,17 +102,20 @@ def make_routing_task(
     return RoutingTask(centres, common, maps, noise)
 
 
-# ------------------------------------------------------------------------------------------------ the model
+# ------------------------------------------------------------------- the model
 def biased_routing(
     router: Gemma4Router, x: torch.Tensor, bias: torch.Tensor
 ) -> Routing:
-    """Gemma 4's router with an additive per-expert ``bias`` used only to *choose* the top-k experts.
+    """Gemma 4's router with an additive per-expert ``bias`` used only to
+    *choose* the top-k experts.
 
-    Wang et al. add the bias to the gating scores for selection and keep the unbiased scores as the mixing
-    weights. For Gemma 4's softmax router we add it to the logits (the same as multiplying each expert's
-    probability by ``exp(bias)`` before ranking); the weights are the unbiased probabilities of the chosen
-    experts, renormalised and multiplied by ``per_expert_scale`` exactly as in ``Gemma4Router.forward``.
-    With ``bias = 0`` this returns the same routing as ``router(x)``.
+    Wang et al. add the bias to the gating scores for selection and keep the
+    unbiased scores as the mixing weights. For Gemma 4's softmax router we add
+    it to the logits (the same as multiplying each expert's probability by
+    ``exp(bias)`` before ranking); the weights are the unbiased probabilities
+    of the chosen experts, renormalised and multiplied by ``per_expert_scale``
+    exactly as in ``Gemma4Router.forward``. With ``bias = 0`` this returns the
+    same routing as ``router(x)``.
     """
     z = router.norm(x) * router.scale * router.scalar_root_size
     logits = router.proj(z)
@@ -122,8 +133,9 @@ def biased_routing(
 
 
 class TinyMoE(nn.Module):
-    """The MoE half of a 26B-A4B block and nothing else: the router reads the raw input, the experts read it
-    through their own pre-norm (``pre_feedforward_layernorm_2`` in the real block)."""
+    """The MoE half of a 26B-A4B block and nothing else: the router reads the
+    raw input, the experts read it through their own pre-norm
+    (``pre_feedforward_layernorm_2`` in the real block)."""
 
     def __init__(
         self, hidden_size: int, num_experts: int, top_k: int, expert_width: int
@@ -152,20 +164,22 @@ class TinyMoE(nn.Module):
         ), routing
 
 
-# ------------------------------------------------------------------------------------------------ training
+# -------------------------------------------------------------------- training
 @dataclass(frozen=True)
 class TrainConfig:
-    """One training run. The layer sizes default to the ``26b-a4b-tiny`` preset (H 64, 16 experts, top 4,
-    expert width 32)."""
+    """One training run. The layer sizes default to the ``26b-a4b-tiny`` preset
+    (H 64, 16 experts, top 4, expert width 32)."""
 
     balance: str = "none"  # "none", "aux" or "bias"
     seed: int = 0  # seeds the task, the initial weights and the batches
     steps: int = 150
     batch_size: int = 128  # tokens per step
     lr: float = 3e-3
-    aux_coef: float = 0.05  # Switch used 0.01 over ~10^5 steps; a 150-step run needs a firmer push
+    # Switch used 0.01 over ~10^5 steps; a 150-step run needs a firmer push
+    aux_coef: float = 0.05
     z_coef: float = 0.0  # ST-MoE uses 1e-3
-    bias_rate: float = 0.01  # bias step per update (Wang et al. use 1e-3 over far longer runs)
+    # bias step per update (Wang et al. use 1e-3 over far longer runs)
+    bias_rate: float = 0.01
     hidden_size: int = 64
     num_experts: int = 16
     top_k: int = 4
@@ -175,7 +189,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.balance not in BALANCING:
             raise ValueError(
-                f"TrainConfig.balance must be one of {BALANCING}, got {self.balance!r}"
+                f"TrainConfig.balance must be one of {BALANCING}, "
+                f"got {self.balance!r}"
             )
 
 
@@ -195,12 +210,16 @@ class TrainResult:
     bias: torch.Tensor | None = None
 
     def load_share(self, last: int = 20) -> torch.Tensor:
-        """Each expert's load over the last ``last`` steps relative to a fair share (1 = exactly fair)."""
+        """Each expert's load over the last ``last`` steps relative to a fair
+        share (1 = exactly fair).
+        """
         total = torch.stack(self.load[-last:]).sum(0).double()
         return total / total.mean()
 
     def imbalance(self, last: int = 20) -> float:
-        """Busiest expert's load over the mean load: 1 is perfect balance, E/k is total collapse."""
+        """Busiest expert's load over the mean load: 1 is perfect balance, E/k
+        is total collapse.
+        """
         return float(self.load_share(last).max())
 
     def unused_experts(self, last: int = 20) -> int:
@@ -209,12 +228,14 @@ class TrainResult:
 
     def imbalance_curve(self) -> list[float]:
         """Per-step max/mean load."""
-        return [float(l.max() / l.double().mean()) for l in self.load]
+        return [float(load.max() / load.double().mean()) for load in self.load]
 
 
 @contextlib.contextmanager
 def _one_thread() -> Iterator[None]:
-    """Run single-threaded so the result does not depend on how many cores the machine has."""
+    """Run single-threaded so the result does not depend on how many cores the
+    machine has.
+    """
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -224,7 +245,9 @@ def _one_thread() -> Iterator[None]:
 
 
 def train_tiny_moe(config: TrainConfig) -> TrainResult:
-    """Train a ``TinyMoE`` on a ``RoutingTask`` with Adam and return its histories (seeded, deterministic)."""
+    """Train a ``TinyMoE`` on a ``RoutingTask`` with Adam and return its
+    histories (seeded, deterministic).
+    """
     task = make_routing_task(
         config.hidden_size, shared=config.shared, seed=config.seed
     )
@@ -266,7 +289,8 @@ def train_tiny_moe(config: TrainConfig) -> TrainResult:
             optimiser.step()
             load = expert_load(routing.experts.detach(), config.num_experts)
             if bias is not None:
-                # Wang et al.: raise the bias of under-loaded experts, lower it for over-loaded ones.
+                # Wang et al.: raise the bias of under-loaded experts, lower it
+                # for over-loaded ones.
                 bias += (
                     config.bias_rate
                     * torch.sign(load.double().mean() - load).float()
@@ -282,7 +306,9 @@ def train_tiny_moe(config: TrainConfig) -> TrainResult:
 def compare_balancing(
     seed: int = 0, modes: tuple[str, ...] = BALANCING, **overrides
 ) -> dict[str, TrainResult]:
-    """The same run (same task, same initial weights, same batches) under each balancing ``mode``."""
+    """The same run (same task, same initial weights, same batches) under each
+    balancing ``mode``.
+    """
     return {
         mode: train_tiny_moe(TrainConfig(balance=mode, seed=seed, **overrides))
         for mode in modes
@@ -293,11 +319,13 @@ def compare_balancing(
 def load_balancing_loss(
     probs: torch.Tensor, experts: torch.Tensor, num_experts: int
 ) -> torch.Tensor:
-    """Switch-Transformer auxiliary loss for one layer: ``E * sum_e f_e * P_e``.
+    """Switch-Transformer auxiliary loss for one layer:
+    ``E * sum_e f_e * P_e``.
 
-    ``f_e`` is the fraction of the N*k routing assignments that went to expert e (not differentiable),
-    ``P_e`` the mean router probability of e over the N tokens (differentiable). It equals 1 when both are
-    uniform and grows as routing concentrates.
+    ``f_e`` is the fraction of the N*k routing assignments that went to expert
+    e (not differentiable), ``P_e`` the mean router probability of e over the N
+    tokens (differentiable). It equals 1 when both are uniform and grows as
+    routing concentrates.
     """
     counts = torch.bincount(experts.reshape(-1), minlength=num_experts).to(
         probs.dtype
@@ -310,7 +338,9 @@ def load_balancing_loss(
 
 
 def router_z_loss(logits: torch.Tensor) -> torch.Tensor:
-    """ST-MoE z-loss: the mean squared log-partition, which keeps router logits small."""
+    """ST-MoE z-loss: the mean squared log-partition, which keeps router logits
+    small.
+    """
     return torch.logsumexp(logits.float(), dim=-1).pow(2).mean()
 
 

@@ -1,4 +1,6 @@
-"""Small helpers the chapters share: showing the package's own source, and checking exercise answers."""
+"""Small helpers the chapters share: showing the package's own source, and
+checking exercise answers.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +10,12 @@ from typing import Any, Callable
 
 
 def show_source(obj: Any, *, lines: tuple[int, int] | None = None) -> Any:
-    """Display the source of a package function or class (the notebooks never copy package code).
+    """Display the source of a package function or class (the notebooks never
+    copy package code).
 
-    Returns an IPython ``Code`` object (syntax-highlighted in Jupyter and on the website); ``lines``
-    selects a 1-based inclusive range of the object's lines.
+    Returns an IPython ``Code`` object (syntax-highlighted in Jupyter and on
+    the website); ``lines`` selects a 1-based inclusive range of the object's
+    lines.
     """
     source = inspect.getsource(obj)
     if lines is not None:
@@ -30,13 +34,18 @@ def check_answer(
     tol: float = 1e-6,
     validate: Callable[[Any], bool] | None = None,
 ) -> str:
-    """Compare an exercise answer with the expected value and say so in one line.
+    """Compare an exercise answer with the expected value and say so in one
+    line.
 
-    ``None`` means "not attempted yet" (the notebook still runs end to end). Numbers are compared with a
-    relative tolerance, sequences element by element, anything else with ``==`` or ``validate``.
+    ``None`` means "not attempted yet" (the notebook still runs end to end).
+    Numbers are compared with a relative tolerance, sequences element by
+    element, anything else with ``==`` or ``validate``.
     """
     if answer is None:
-        message = "Not attempted yet: replace None with your answer and run this cell again."
+        message = (
+            "Not attempted yet: replace None with your answer and run this "
+            "cell again."
+        )
     else:
         ok = (
             validate(answer)
@@ -46,7 +55,8 @@ def check_answer(
         message = (
             "Correct."
             if ok
-            else f"Not quite: {answer!r} is not what the model gives. Try again."
+            else f"Not quite: {answer!r} is not what the model gives. "
+            "Try again."
         )
     print(message)
     return message

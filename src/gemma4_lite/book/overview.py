@@ -25,7 +25,9 @@ def describe(config: Gemma4Config) -> dict[str, Any]:
         "head_dim_sliding": config.head_dim,
         "head_dim_global": config.global_head_dim,
         "window": config.sliding_window,
-        "sliding_to_global": f"{(config.num_hidden_layers - n_global) / max(n_global, 1):.0f}:1",
+        "sliding_to_global": (
+            f"{(config.num_hidden_layers - n_global) / max(n_global, 1):.0f}:1"
+        ),
         "context": config.max_position_embeddings,
         "k_eq_v": config.attention_k_eq_v,
         "kv_shared_layers": config.num_kv_shared_layers,
@@ -53,8 +55,9 @@ def naive_kv_cache_bytes(
     dtype: torch.dtype = torch.bfloat16,
     batch_size: int = 1,
 ) -> int:
-    """The common back-of-envelope figure: every layer global, with the sliding layers' KV heads and head
-    size, no window and no sharing. Off by large factors for Gemma 4; kept to show by how much."""
+    """The common back-of-envelope figure: every layer global, with the sliding
+    layers' KV heads and head size, no window and no sharing. Off by large
+    factors for Gemma 4; kept to show by how much."""
     per_layer = (
         2
         * batch_size

@@ -1,20 +1,26 @@
 """How far information can travel through a stack of sliding and global layers.
 Chapter: "Global attention layers".
 
-A hidden state at position ``p`` after ``L`` layers depends on a contiguous run of input positions
-``p - r .. p``; we call ``r`` the *reach*. Everything outside attention (norms, MLPs, MoE, per-layer
-inputs, the final norm and head) works position by position, so only attention can grow it:
+A hidden state at position ``p`` after ``L`` layers depends on a contiguous run
+of input positions ``p - r .. p``; we call ``r`` the *reach*. Everything
+outside attention (norms, MLPs, MoE, per-layer inputs, the final norm and head)
+works position by position, so only attention can grow it:
 
-* a sliding layer with window ``W`` lets position ``p`` read keys ``p - W + 1 .. p``, each of which already
-  reaches ``r`` tokens back, so the reach grows by exactly ``W - 1``;
-* a global layer reads every earlier key, so the reach becomes the whole prefix (``math.inf`` here);
-* a KV-shared layer (E2B/E4B) reads the keys and values its *producer* layer computed from the producer's
-  input, so its attention adds ``W - 1`` to the producer's input reach, not to its own.
+* a sliding layer with window ``W`` lets position ``p`` read keys
+  ``p - W + 1 .. p``, each of which already reaches ``r`` tokens back, so the
+  reach grows by exactly ``W - 1``;
+* a global layer reads every earlier key, so the reach becomes the whole prefix
+  (``math.inf`` here);
+* a KV-shared layer (E2B/E4B) reads the keys and values its *producer* layer
+  computed from the producer's input, so its attention adds ``W - 1`` to the
+  producer's input reach, not to its own.
 
-This module gives the closed form (:func:`reach_by_depth`), the same thing by brute force over boolean
-dependency matrices (:func:`dependency_by_depth`, used by the tests as an independent check), and the
-empirical measurement on a real model: the gradient of one position's hidden state with respect to every
-input embedding (:func:`input_gradient_norms`), which is nonzero exactly inside the predicted reach.
+This module gives the closed form (:func:`reach_by_depth`), the same thing by
+brute force over boolean dependency matrices (:func:`dependency_by_depth`, used
+by the tests as an independent check), and the empirical measurement on a real
+model: the gradient of one position's hidden state with respect to every input
+embedding (:func:`input_gradient_norms`), which is nonzero exactly inside the
+predicted reach.
 """
 
 from __future__ import annotations
@@ -37,15 +43,17 @@ def _producers(
         return list(range(len(layer_types)))
     if len(kv_producers) != len(layer_types):
         raise ValueError(
-            f"kv_producers has {len(kv_producers)} entries for {len(layer_types)} layers"
+            f"kv_producers has {len(kv_producers)} entries for "
+            f"{len(layer_types)} layers"
         )
     out = []
     for i, (kind, j) in enumerate(zip(layer_types, kv_producers)):
         j = i if j is None else j
         if not 0 <= j <= i or layer_types[j] != kind:
             raise ValueError(
-                f"layer {i} ({kind}) cannot read keys/values from layer {j}: a producer must be "
-                "an earlier (or the same) layer of the same attention type"
+                f"layer {i} ({kind}) cannot read keys/values from layer {j}: "
+                "a producer must be an earlier (or the same) layer of the "
+                "same attention type"
             )
         out.append(j)
     return out
@@ -56,11 +64,13 @@ def reach_by_depth(
     window: int,
     kv_producers: Sequence[int | None] | None = None,
 ) -> list[float]:
-    """Reach after 0, 1, ..., n layers: entry ``L`` is how many tokens back the hidden state after ``L``
-    layers can see (``math.inf``: the whole prefix). Entry 0 is 0, the embedding sees only its own token.
+    """Reach after 0, 1, ..., n layers: entry ``L`` is how many tokens back the
+    hidden state after ``L`` layers can see (``math.inf``: the whole prefix).
+    Entry 0 is 0, the embedding sees only its own token.
 
-    ``kv_producers[i]`` is the layer whose keys/values layer ``i`` attends to (``i`` itself unless KV is
-    shared); leave it ``None`` for a stack where every layer computes its own.
+    ``kv_producers[i]`` is the layer whose keys/values layer ``i`` attends to
+    (``i`` itself unless KV is shared); leave it ``None`` for a stack where
+    every layer computes its own.
     """
     if window < 1:
         raise ValueError(f"window must be >= 1, got {window}")
@@ -69,11 +79,13 @@ def reach_by_depth(
     for i, kind in enumerate(layer_types):
         if kind not in (SLIDING, FULL):
             raise ValueError(f"unknown layer type {kind!r} at layer {i}")
-        # keys/values were computed from the input of the producer layer, whose reach is reach[producer]
+        # keys/values were computed from the input of the producer layer, whose
+        # reach is reach[producer]
         through_attention = (
             INF if kind == FULL else reach[producers[i]] + (window - 1)
         )
-        # the residual stream (and the query) keep whatever layer i's own input already reaches
+        # the residual stream (and the query) keep whatever layer i's own input
+        # already reaches
         reach.append(max(reach[i], through_attention))
     return reach
 
@@ -87,20 +99,25 @@ def config_reach(config: Gemma4Config) -> list[float]:
 
 
 def sliding_only_reach(num_layers: int, window: int) -> list[float]:
-    """The counterfactual with no global layer at all: ``L * (W - 1)`` after ``L`` layers."""
+    """The counterfactual with no global layer at all: ``L * (W - 1)`` after
+    ``L`` layers.
+    """
     return reach_by_depth([SLIDING] * num_layers, window)
 
 
 def receptive_field(reach: Sequence[float], position: int) -> list[int]:
-    """How many input tokens can influence ``position`` after each depth: ``min(position, reach) + 1``
-    (a token near the start of the sequence runs out of prefix before it runs out of reach)."""
+    """How many input tokens can influence ``position`` after each depth:
+    ``min(position, reach) + 1`` (a token near the start of the sequence runs
+    out of prefix before it runs out of reach)."""
     if position < 0:
         raise ValueError("position must be >= 0")
     return [int(min(position, r)) + 1 for r in reach]
 
 
 def layers_to_span(context_length: int, window: int) -> int:
-    """Sliding layers needed before the last of ``context_length`` tokens can see the first one."""
+    """Sliding layers needed before the last of ``context_length`` tokens can
+    see the first one.
+    """
     if window < 2:
         raise ValueError("a window of 1 never reaches an earlier token")
     return math.ceil((context_length - 1) / (window - 1))
@@ -112,8 +129,9 @@ def dependency_by_depth(
     length: int,
     kv_producers: Sequence[int | None] | None = None,
 ) -> torch.Tensor:
-    """Brute force: ``out[L, p, j]`` is True when input token ``j`` can influence position ``p`` after ``L``
-    layers. Propagates boolean matrices through the attention masks (an independent check of
+    """Brute force: ``out[L, p, j]`` is True when input token ``j`` can
+    influence position ``p`` after ``L`` layers. Propagates boolean matrices
+    through the attention masks (an independent check of
     :func:`reach_by_depth`; quadratic in ``length``, so keep it small)."""
     producers = _producers(layer_types, kv_producers)
     pos = torch.arange(length)
@@ -127,7 +145,7 @@ def dependency_by_depth(
     return torch.stack(deps)
 
 
-# ------------------------------------------------------------------------------- empirical measurement
+# ------------------------------------------------------- empirical measurement
 def input_gradient_norms(
     model: torch.nn.Module,
     input_ids: torch.Tensor,
@@ -135,21 +153,24 @@ def input_gradient_norms(
     *,
     seed: int = 0,
 ) -> torch.Tensor:
-    """``out[L, j]`` = ``|| d (u . h_L[position]) / d e_j ||`` for every depth ``L = 0..n`` and input
-    position ``j``, where ``h_L`` is the residual stream after ``L`` layers, ``e_j`` the (scaled) input
-    embedding of token ``j`` and ``u`` a fixed random direction (a random projection rather than a sum,
-    so no dependency can cancel by symmetry).
+    """``out[L, j]`` = ``|| d (u . h_L[position]) / d e_j ||`` for every depth
+    ``L = 0..n`` and input position ``j``, where ``h_L`` is the residual stream
+    after ``L`` layers, ``e_j`` the (scaled) input embedding of token ``j`` and
+    ``u`` a fixed random direction (a random projection rather than a sum, so
+    no dependency can cancel by symmetry).
 
-    ``model`` is a :class:`~gemma4_lite.model.Gemma4ForCausalLM` or its ``.model``. The embeddings are
-    made a leaf with a forward hook, and the layers' outputs are captured with hooks, so the measurement
-    runs the package's own forward pass unchanged. ``input_ids`` must have batch size 1.
+    ``model`` is a :class:`~gemma4_lite.model.Gemma4ForCausalLM` or its
+    ``.model``. The embeddings are made a leaf with a forward hook, and the
+    layers' outputs are captured with hooks, so the measurement runs the
+    package's own forward pass unchanged. ``input_ids`` must have batch size 1.
     """
     text_model = getattr(model, "model", model)
     if input_ids.dim() != 2 or input_ids.shape[0] != 1:
         raise ValueError("input_ids must have shape [1, sequence]")
     if not 0 <= position < input_ids.shape[1]:
         raise ValueError(
-            f"position {position} is outside the sequence of length {input_ids.shape[1]}"
+            f"position {position} is outside the sequence of length "
+            f"{input_ids.shape[1]}"
         )
     captured: list[torch.Tensor] = []
 
@@ -191,19 +212,22 @@ def input_gradient_norms(
 
 
 def measured_reach(gradient_norms: torch.Tensor, position: int) -> list[int]:
-    """Tokens back to the earliest input with a nonzero gradient, per depth (from
-    :func:`input_gradient_norms`). Also checks that nothing after ``position`` leaks in (causality) and
-    that the nonzero inputs form one contiguous run ending at ``position``."""
+    """Tokens back to the earliest input with a nonzero gradient, per depth
+    (from :func:`input_gradient_norms`). Also checks that nothing after
+    ``position`` leaks in (causality) and that the nonzero inputs form one
+    contiguous run ending at ``position``."""
     out = []
     for depth, row in enumerate(gradient_norms):
         nonzero = torch.nonzero(row != 0).flatten().tolist()
         if not nonzero or nonzero[-1] != position:
             raise AssertionError(
-                f"depth {depth}: the position's own token should be the last nonzero input"
+                f"depth {depth}: the position's own token should be the last "
+                "nonzero input"
             )
         if nonzero != list(range(nonzero[0], position + 1)):
             raise AssertionError(
-                f"depth {depth}: the inputs with nonzero gradient are not contiguous"
+                f"depth {depth}: the inputs with nonzero gradient are not "
+                "contiguous"
             )
         out.append(position - nonzero[0])
     return out

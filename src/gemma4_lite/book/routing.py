@@ -1,9 +1,11 @@
-"""Routing statistics for the 26B-A4B mixture of experts, layer by layer, and the dispatch benchmark.
-Chapters: "Expert architecture" (dispatch timing) and "When MoE meets hybrid attention" (routing per layer).
+"""Routing statistics for the 26B-A4B mixture of experts, layer by layer, and
+the dispatch benchmark. Chapters: "Expert architecture" (dispatch timing) and
+"When MoE meets hybrid attention" (routing per layer).
 
-Everything here reads what the routers decided (recorded with forward hooks) and turns it into the numbers
-the figures draw: which expert each token went to, how busy each expert is, and how often neighbouring
-tokens share experts compared with chance.
+Everything here reads what the routers decided (recorded with forward hooks)
+and turns it into the numbers the figures draw: which expert each token went
+to, how busy each expert is, and how often neighbouring tokens share experts
+compared with chance.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import torch
 from ..moe import Gemma4Router, Routing
 
 
-# ------------------------------------------------------------------------------------ recording routing
+# ----------------------------------------------------------- recording routing
 def routers(model: torch.nn.Module) -> list[Gemma4Router]:
     """Every router of a model, in layer order (empty for a dense model)."""
     return [
@@ -58,10 +60,12 @@ def recording(model: torch.nn.Module) -> Iterator[list[list[Routing]]]:
 def routing_per_layer(
     model: torch.nn.Module, input_ids: torch.Tensor
 ) -> list[Routing]:
-    """Run one forward pass and return each layer's :class:`~gemma4_lite.moe.Routing`.
+    """Run one forward pass and return each layer's
+    :class:`~gemma4_lite.moe.Routing`.
 
-    The router sees the batch flattened, so every tensor has ``batch * sequence`` rows, sequence-major
-    within each batch row (row ``b * S + t`` is token ``t`` of sequence ``b``).
+    The router sees the batch flattened, so every tensor has
+    ``batch * sequence`` rows, sequence-major within each batch row (row
+    ``b * S + t`` is token ``t`` of sequence ``b``).
     """
     with recording(model) as found:
         if not found:
@@ -76,10 +80,11 @@ def routing_per_layer(
     return [calls[0] for calls in found]
 
 
-# ------------------------------------------------------------------------------------ statistics
+# ------------------------------------------------------------------ statistics
 def assignment_map(routing: Routing, num_experts: int) -> torch.Tensor:
-    """The token-to-expert map [N, E]: each token's combination weight in the columns of its top-k experts
-    and zero elsewhere (the ``per_expert_scale`` is included, as in the weights the experts are mixed with)."""
+    """The token-to-expert map [N, E]: each token's combination weight in the
+    columns of its top-k experts and zero elsewhere (the ``per_expert_scale``
+    is included, as in the weights the experts are mixed with)."""
     weights = torch.zeros(
         routing.experts.shape[0], num_experts, dtype=routing.weights.dtype
     )
@@ -89,8 +94,9 @@ def assignment_map(routing: Routing, num_experts: int) -> torch.Tensor:
 def expert_usage(
     routings: Sequence[Routing], num_experts: int
 ) -> torch.Tensor:
-    """[layers, E]: the share of each layer's routing assignments that went to each expert (rows sum to 1).
-    A perfectly balanced layer has 1/E everywhere."""
+    """[layers, E]: the share of each layer's routing assignments that went to
+    each expert (rows sum to 1). A perfectly balanced layer has 1/E everywhere.
+    """
     rows = [
         torch.bincount(r.experts.reshape(-1), minlength=num_experts).double()
         for r in routings
@@ -100,8 +106,9 @@ def expert_usage(
 
 
 def set_overlap(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """For rows of expert ids ``a`` [N, k] and ``b`` [N, k] (no repeats within a row, as top-k gives): how
-    many experts row i of ``a`` shares with row i of ``b``."""
+    """For rows of expert ids ``a`` [N, k] and ``b`` [N, k] (no repeats within
+    a row, as top-k gives): how many experts row i of ``a`` shares with row i
+    of ``b``."""
     return (a[:, :, None] == b[:, None, :]).sum(dim=(1, 2))
 
 
@@ -110,7 +117,8 @@ def adjacent_overlap(
 ) -> torch.Tensor:
     """Shared experts between each token and the next one in the same sequence.
 
-    ``experts`` is [B * S, k] as recorded; returns [B * (S - 1)] counts (0 to k)."""
+    ``experts`` is [B * S, k] as recorded; returns [B * (S - 1)] counts
+    (0 to k)."""
     k = experts.shape[1]
     per_sequence = experts.reshape(-1, sequence_length, k)
     left = per_sequence[:, :-1].reshape(-1, k)
@@ -119,25 +127,30 @@ def adjacent_overlap(
 
 
 def chance_overlap(top_k: int, num_experts: int) -> float:
-    """Expected number of experts two *independent, uniformly random* top-k sets share: k^2 / E.
+    """Expected number of experts two *independent, uniformly random* top-k
+    sets share: k^2 / E.
 
-    Each of the k experts of the first set lies in the second with probability k / E (the second set is k
-    of E experts, all equally likely), and expectation adds over the k experts."""
+    Each of the k experts of the first set lies in the second with probability
+    k / E (the second set is k of E experts, all equally likely), and
+    expectation adds over the k experts."""
     return top_k * top_k / num_experts
 
 
 def load_adjusted_chance(usage: torch.Tensor, top_k: int) -> float:
-    """Expected shared experts of two tokens routed *independently* but with the layer's actual load:
-    if expert e receives a share u_e of the assignments, a token picks it with probability k * u_e, so two
-    independent tokens share sum_e (k u_e)^2 = k^2 sum_e u_e^2 experts (expectation adds over experts, and
-    independence multiplies the two inclusion probabilities). It equals k^2 / E when the load is balanced
-    (u_e = 1/E) and is larger otherwise, by Cauchy-Schwarz."""
+    """Expected shared experts of two tokens routed *independently* but with
+    the layer's actual load: if expert e receives a share u_e of the
+    assignments, a token picks it with probability k * u_e, so two independent
+    tokens share sum_e (k u_e)^2 = k^2 sum_e u_e^2 experts (expectation adds
+    over experts, and independence multiplies the two inclusion probabilities).
+    It equals k^2 / E when the load is balanced (u_e = 1/E) and is larger
+    otherwise, by Cauchy-Schwarz."""
     return float(top_k * top_k * (usage.double() ** 2).sum())
 
 
 def any_pair_overlap(experts: torch.Tensor, sequence_length: int) -> float:
-    """Mean shared experts over all pairs of distinct positions of the same sequence: the empirical chance
-    level of a layer, unaffected by which tokens are neighbours."""
+    """Mean shared experts over all pairs of distinct positions of the same
+    sequence: the empirical chance level of a layer, unaffected by which tokens
+    are neighbours."""
     k = experts.shape[1]
     total, pairs = 0.0, 0
     first, second = torch.triu_indices(
@@ -152,8 +165,9 @@ def any_pair_overlap(experts: torch.Tensor, sequence_length: int) -> float:
 def same_token_overlap(
     experts: torch.Tensor, token_ids: torch.Tensor
 ) -> float:
-    """Mean number of shared experts over all pairs of *different positions holding the same token id*
-    (``token_ids`` flattened like ``experts``). NaN when no token repeats."""
+    """Mean number of shared experts over all pairs of *different positions
+    holding the same token id* (``token_ids`` flattened like ``experts``). NaN
+    when no token repeats."""
     ids = token_ids.reshape(-1)
     first, second = torch.triu_indices(len(ids), len(ids), offset=1)
     same = ids[first] == ids[second]
@@ -170,10 +184,11 @@ def same_token_overlap(
 def overlap_table(
     routings: Sequence[Routing], input_ids: torch.Tensor
 ) -> list[dict[str, float]]:
-    """Per layer, mean shared experts of: neighbouring tokens (``adjacent``), two positions holding the
-    same token id (``same_token``), any two positions (``any_pair``); and the two chance levels,
-    ``chance`` = k^2/E for balanced independent routing and ``load_chance`` for independent routing with
-    the layer's measured load (:func:`load_adjusted_chance`)."""
+    """Per layer, mean shared experts of: neighbouring tokens (``adjacent``),
+    two positions holding the same token id (``same_token``), any two positions
+    (``any_pair``); and the two chance levels, ``chance`` = k^2/E for balanced
+    independent routing and ``load_chance`` for independent routing with the
+    layer's measured load (:func:`load_adjusted_chance`)."""
     sequence_length = input_ids.shape[1]
     rows = []
     for routing in routings:
@@ -194,7 +209,7 @@ def overlap_table(
     return rows
 
 
-# ------------------------------------------------------------------------------------ dispatch timing
+# ------------------------------------------------------------- dispatch timing
 def time_dispatchers(
     dispatchers: Mapping[str, Callable[..., torch.Tensor]],
     gate_up: torch.Tensor,
@@ -207,11 +222,13 @@ def time_dispatchers(
     threads: int | None = 1,
     budget_seconds: float = 2.0,
 ) -> dict[int, dict[str, float]]:
-    """Median wall-clock seconds of each dispatcher on random tokens and random top-k routing.
+    """Median wall-clock seconds of each dispatcher on random tokens and random
+    top-k routing.
 
-    Schemes are run interleaved (one call each, round after round) so that a busy machine slows them
-    alike; ``threads`` pins torch's thread count for the measurement (and restores it), because several
-    idle-spinning threads on a shared CPU make timings erratic. A scheme whose first call takes longer
+    Schemes are run interleaved (one call each, round after round) so that a
+    busy machine slows them alike; ``threads`` pins torch's thread count for
+    the measurement (and restores it), because several idle-spinning threads on
+    a shared CPU make timings erratic. A scheme whose first call takes longer
     than ``budget_seconds`` is timed once only.
     """
     previous = torch.get_num_threads()

@@ -1,16 +1,21 @@
-"""Sliding-window layers: what a window costs, what it buys, and how a rolling buffer goes wrong.
-Chapter: "Sliding-window layers" (``notebooks/01_sliding_window_layers.ipynb``).
+"""Sliding-window layers: what a window costs, what it buys, and how a rolling
+buffer goes wrong. Chapter: "Sliding-window layers"
+(``notebooks/01_sliding_window_layers.ipynb``).
 
-The model code proper lives in ``masks.py`` (which keys a query may see) and ``kv_cache.py`` (the ring
-buffer). This module holds what the chapter needs around it:
+The model code proper lives in ``masks.py`` (which keys a query may see) and
+``kv_cache.py`` (the ring buffer). This module holds what the chapter needs
+around it:
 
-* arithmetic on a config: receptive fields, attention FLOPs per token, the byte and FLOP price of a
-  window (:func:`window_cost`);
-* a trace of the package's :class:`~gemma4_lite.kv_cache.RingKVCache` while it decodes (:func:`ring_trace`);
-* :class:`NaiveRingKVCache`, a ring buffer that is wrong *on purpose* (it commits the chunked-prefill bug),
-  and the experiments that catch it against uncached attention;
-* the reach of sliding layers alone (built on ``receptive_field.py`` from "Global attention layers"), and a
-  switch that silences global attention so the reach can be measured on a real (tiny) network.
+* arithmetic on a config: receptive fields, attention FLOPs per token, the byte
+  and FLOP price of a window (:func:`window_cost`);
+* a trace of the package's :class:`~gemma4_lite.kv_cache.RingKVCache` while it
+  decodes (:func:`ring_trace`);
+* :class:`NaiveRingKVCache`, a ring buffer that is wrong *on purpose* (it
+  commits the chunked-prefill bug), and the experiments that catch it against
+  uncached attention;
+* the reach of sliding layers alone (built on ``receptive_field.py`` from
+  "Global attention layers"), and a switch that silences global attention so
+  the reach can be measured on a real (tiny) network.
 """
 
 from __future__ import annotations
@@ -29,13 +34,15 @@ from ..model import Gemma4ForCausalLM
 from .receptive_field import reach_by_depth, sliding_only_reach
 from .tiny import tiny_model  # noqa: F401  (the chapter calls sw.tiny_model)
 
-# --------------------------------------------------------------------------------------------------------
+# -----------------------------------------------------------------------------
 # Receptive fields
-# --------------------------------------------------------------------------------------------------------
+# -----------------------------------------------------------------------------
 
 
 def sliding_runs(config: Gemma4Config) -> list[int]:
-    """Lengths of the maximal runs of consecutive sliding layers (the stretches between global layers)."""
+    """Lengths of the maximal runs of consecutive sliding layers (the stretches
+    between global layers).
+    """
     runs, current = [], 0
     for i in range(config.num_hidden_layers):
         if config.is_sliding(i):
@@ -49,20 +56,24 @@ def sliding_runs(config: Gemma4Config) -> list[int]:
 
 
 def run_receptive_field(window: int, layers: int) -> int:
-    """Positions, the query's own included, that can reach a query through ``layers`` stacked sliding
-    layers: the reach ``layers * (W - 1)`` of :func:`~gemma4_lite.receptive_field.sliding_only_reach`,
-    plus the query itself. One layer gives exactly W."""
+    """Positions, the query's own included, that can reach a query through
+    ``layers`` stacked sliding layers: the reach ``layers * (W - 1)`` of
+    :func:`~gemma4_lite.receptive_field.sliding_only_reach`, plus the query
+    itself. One layer gives exactly W."""
     return int(sliding_only_reach(layers, window)[-1]) + 1
 
 
 def sliding_path_reach(config: Gemma4Config) -> int:
-    """Tokens back that information can come from through sliding attention alone (the global layers'
-    attention switched off, their residual path kept), with cross-layer KV sharing taken into account.
+    """Tokens back that information can come from through sliding attention
+    alone (the global layers' attention switched off, their residual path
+    kept), with cross-layer KV sharing taken into account.
 
-    Dropping the global layers leaves the reach unchanged once their attention is off, so this is
-    :func:`~gemma4_lite.receptive_field.reach_by_depth` over the sliding layers only, each KV-shared layer
-    pointed at its producer. A KV-shared sliding layer reads keys made from its producer's input, which
-    the residual stream has already gone past: the shared layers of E2B/E4B add no reach at all.
+    Dropping the global layers leaves the reach unchanged once their attention
+    is off, so this is :func:`~gemma4_lite.receptive_field.reach_by_depth` over
+    the sliding layers only, each KV-shared layer pointed at its producer. A
+    KV-shared sliding layer reads keys made from its producer's input, which
+    the residual stream has already gone past: the shared layers of E2B/E4B add
+    no reach at all.
     """
     layers = config.sliding_layers
     index = {layer: i for i, layer in enumerate(layers)}
@@ -74,13 +85,15 @@ def sliding_path_reach(config: Gemma4Config) -> int:
     )
 
 
-# --------------------------------------------------------------------------------------------------------
+# -----------------------------------------------------------------------------
 # FLOPs and bytes
-# --------------------------------------------------------------------------------------------------------
+# -----------------------------------------------------------------------------
 
 
 def keys_seen(config: Gemma4Config, layer: int, context: int) -> int:
-    """Keys one new query attends to when ``context`` tokens (itself included) exist."""
+    """Keys one new query attends to when ``context`` tokens (itself included)
+    exist.
+    """
     return (
         min(context, config.sliding_window)
         if config.is_sliding(layer)
@@ -91,9 +104,10 @@ def keys_seen(config: Gemma4Config, layer: int, context: int) -> int:
 def attention_flops_per_token(
     config: Gemma4Config, layer: int, context: int
 ) -> int:
-    """FLOPs of the two attention matmuls for one new token: scores q.k and the weighted sum of values,
-    each 2 * heads * head_dim per key (a multiply and an add). Projections are not included: they cost
-    the same on sliding and global layers of equal shape. KV-shared layers still pay this in full."""
+    """FLOPs of the two attention matmuls for one new token: scores q.k and the
+    weighted sum of values, each 2 * heads * head_dim per key (a multiply and
+    an add). Projections are not included: they cost the same on sliding and
+    global layers of equal shape. KV-shared layers still pay this in full."""
     return (
         4
         * config.num_attention_heads
@@ -105,7 +119,9 @@ def attention_flops_per_token(
 def model_attention_flops_per_token(
     config: Gemma4Config, context: int
 ) -> dict[str, int]:
-    """Attention-matmul FLOPs per new token summed over sliding and over global layers."""
+    """Attention-matmul FLOPs per new token summed over sliding and over global
+    layers.
+    """
     out = {"sliding": 0, "global": 0}
     for layer in range(config.num_hidden_layers):
         kind = "sliding" if config.is_sliding(layer) else "global"
@@ -114,8 +130,9 @@ def model_attention_flops_per_token(
 
 
 def weight_flops_per_token(config: Gemma4Config) -> int:
-    """2 x the weights one token multiplies by: every active layer weight plus the (tied) output head.
-    Embedding and per-layer-embedding *lookups* are free, so their tables are left out."""
+    """2 x the weights one token multiplies by: every active layer weight plus
+    the (tied) output head. Embedding and per-layer-embedding *lookups* are
+    free, so their tables are left out."""
     counts = count_parameters(config)
     active_layers = (
         counts["active_per_token"]
@@ -127,31 +144,37 @@ def weight_flops_per_token(config: Gemma4Config) -> int:
 
 @dataclass(frozen=True)
 class WindowCost:
-    """What a sliding window of ``window`` tokens costs one variant, and what it buys."""
+    """What a sliding window of ``window`` tokens costs one variant, and what
+    it buys.
+    """
 
     window: int
-    sliding_layers: (
-        int  # all sliding layers (each one computes attention over W keys)
-    )
-    sliding_layers_with_kv: (
-        int  # those that also store keys and values (not KV-shared)
-    )
-    bytes_per_window_token: (
-        int  # cache bytes one extra window slot costs, over all storing layers
-    )
-    sliding_kv_bytes: int  # the whole sliding cache once it is full: W slots
-    global_bytes_per_token: (
-        int  # what each token of context adds to the global layers' cache
-    )
-    crossover_context: int  # context at which global layers start to hold more bytes than sliding
-    sliding_flops_per_token: int  # attention-matmul FLOPs of all sliding layers for one token (full window)
-    weight_flops_per_token: int  # see weight_flops_per_token
-    run_field: int  # positions one run of sliding layers between two globals can draw on
-    path_field: int  # positions the whole sliding path can draw on (sliding_path_reach + 1)
+    # all sliding layers (each one computes attention over W keys)
+    sliding_layers: int
+    # those that also store keys and values (not KV-shared)
+    sliding_layers_with_kv: int
+    # cache bytes one extra window slot costs, over all storing layers
+    bytes_per_window_token: int
+    # the whole sliding cache once it is full: W slots
+    sliding_kv_bytes: int
+    # what each token of context adds to the global layers' cache
+    global_bytes_per_token: int
+    # context at which global layers start to hold more bytes than sliding
+    crossover_context: int
+    # attention-matmul FLOPs of all sliding layers for one token (full window)
+    sliding_flops_per_token: int
+    # see weight_flops_per_token
+    weight_flops_per_token: int
+    # positions one run of sliding layers between two globals can draw on
+    run_field: int
+    # positions the whole sliding path can draw on (sliding_path_reach + 1)
+    path_field: int
 
     @property
     def sliding_flops_share(self) -> float:
-        """Sliding attention FLOPs as a fraction of the weight FLOPs of the same token."""
+        """Sliding attention FLOPs as a fraction of the weight FLOPs of the
+        same token.
+        """
         return self.sliding_flops_per_token / self.weight_flops_per_token
 
 
@@ -160,7 +183,9 @@ def window_cost(
     window: int | None = None,
     dtype: torch.dtype = torch.bfloat16,
 ) -> WindowCost:
-    """The window's price tag for ``config`` (or for the same model with another ``window``)."""
+    """The window's price tag for ``config`` (or for the same model with
+    another ``window``).
+    """
     if window is not None and window != config.sliding_window:
         config = config.replace(sliding_window=window)
     size = dtype_bytes(dtype)
@@ -198,8 +223,9 @@ def window_cost(
 
 
 def kv_crossover_context(config: Gemma4Config) -> int:
-    """Smallest context at which the global layers' cache holds at least as many bytes as the sliding
-    layers' cache. Past the window the sliding side is constant, so this is a ceiling division."""
+    """Smallest context at which the global layers' cache holds at least as
+    many bytes as the sliding layers' cache. Past the window the sliding side
+    is constant, so this is a ceiling division."""
     per_sliding = sum(
         2 * config.kv_heads_for(i) * config.head_dim_for(i)
         for i in config.sliding_layers
@@ -210,9 +236,9 @@ def kv_crossover_context(config: Gemma4Config) -> int:
         for i in config.global_layers
         if not config.is_kv_shared(i)
     )
-    if (
-        per_global >= per_sliding
-    ):  # globals are at least as wide per token: they lead from the first token
+    if per_global >= per_sliding:
+        # globals are at least as wide per token: they lead from the first
+        # token
         return 1
     return math.ceil(per_sliding * config.sliding_window / per_global)
 
@@ -220,21 +246,24 @@ def kv_crossover_context(config: Gemma4Config) -> int:
 def sliding_share_of_kv(
     config: Gemma4Config, context: int, dtype: torch.dtype = torch.bfloat16
 ) -> float:
-    """Fraction of the KV cache at ``context`` tokens that sits in sliding layers."""
+    """Fraction of the KV cache at ``context`` tokens that sits in sliding
+    layers.
+    """
     per_layer = kv_cache_layer_bytes(config, context, dtype)
     sliding = sum(per_layer[i] for i in config.sliding_layers)
     return sliding / sum(per_layer)
 
 
-# --------------------------------------------------------------------------------------------------------
+# -----------------------------------------------------------------------------
 # The package's ring buffer, traced
-# --------------------------------------------------------------------------------------------------------
+# -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class RingStep:
-    """The ring right after decoding ``position``: which position each slot holds (-1 = empty), the slot
-    just written, and the positions the query at ``position`` attended to."""
+    """The ring right after decoding ``position``: which position each slot
+    holds (-1 = empty), the slot just written, and the positions the query at
+    ``position`` attended to."""
 
     position: int
     slot_pos: tuple[int, ...]
@@ -243,10 +272,12 @@ class RingStep:
 
 
 def ring_trace(window: int, steps: int) -> list[RingStep]:
-    """Decode ``steps`` tokens through a real :class:`RingKVCache` with one head of size one.
+    """Decode ``steps`` tokens through a real :class:`RingKVCache` with one
+    head of size one.
 
-    Each key *is* its position (k = v = p), so the keys the cache hands back to the query can be read as
-    positions: that is how ``visible`` is measured rather than recomputed from the window formula.
+    Each key *is* its position (k = v = p), so the keys the cache hands back to
+    the query can be read as positions: that is how ``visible`` is measured
+    rather than recomputed from the window formula.
     """
     ring = RingKVCache(1, 1, 1, window, dtype=torch.float64, device="cpu")
     trace = []
@@ -267,19 +298,22 @@ def ring_trace(window: int, steps: int) -> list[RingStep]:
     return trace
 
 
-# --------------------------------------------------------------------------------------------------------
+# -----------------------------------------------------------------------------
 # A ring buffer with the chunked-prefill bug
-# --------------------------------------------------------------------------------------------------------
+# -----------------------------------------------------------------------------
 
 
 class NaiveRingKVCache:
-    """A rolling buffer that is wrong on purpose, with the same interface as :class:`RingKVCache`.
+    """A rolling buffer that is wrong on purpose, with the same interface as
+    :class:`RingKVCache`.
 
-    It does what works for decoding one token at a time: write the new keys into their slots ``p % W``
-    first, then let the queries attend to whatever the ring holds (masked by absolute position, so nothing
-    wrong is *seen*). For a chunk of L >= 2 tokens that is longer than the free slots, the chunk's later
-    tokens overwrite keys that its earlier queries still need, so those queries silently lose part of
-    their window; a chunk longer than W even leaves its first queries with no key at all (NaN).
+    It does what works for decoding one token at a time: write the new keys
+    into their slots ``p % W`` first, then let the queries attend to whatever
+    the ring holds (masked by absolute position, so nothing wrong is *seen*).
+    For a chunk of L >= 2 tokens that is longer than the free slots, the
+    chunk's later tokens overwrite keys that its earlier queries still need, so
+    those queries silently lose part of their window; a chunk longer than W
+    even leaves its first queries with no key at all (NaN).
     """
 
     def __init__(
@@ -312,13 +346,14 @@ class NaiveRingKVCache:
     def update(self, k: torch.Tensor, v: torch.Tensor, start: int):
         if start != self.seen:
             raise ValueError(
-                f"ring cache holds {self.seen} tokens but the step starts at position {start}"
+                f"ring cache holds {self.seen} tokens but the step starts "
+                f"at position {start}"
             )
         length = k.shape[2]
         positions = torch.arange(start, start + length, device=k.device)
-        for i in range(
-            length
-        ):  # 1. write every new key into its slot (later ones overwrite earlier ones)
+        # 1. write every new key into its slot (later ones overwrite earlier
+        # ones)
+        for i in range(length):
             slot = (start + i) % self.size
             self.k[:, :, slot] = k[:, :, i]
             self.v[:, :, slot] = v[:, :, i]
@@ -334,8 +369,8 @@ class NaiveRingKVCache:
 
 
 def use_naive_rings(cache: Gemma4Cache) -> int:
-    """Swap every ring buffer of ``cache`` for a :class:`NaiveRingKVCache` of the same shape (before use).
-    Returns how many layers were swapped."""
+    """Swap every ring buffer of ``cache`` for a :class:`NaiveRingKVCache` of
+    the same shape (before use). Returns how many layers were swapped."""
     swapped = 0
     for i, layer in enumerate(cache.layers):
         if isinstance(layer, RingKVCache):
@@ -355,7 +390,9 @@ def use_naive_rings(cache: Gemma4Cache) -> int:
 def new_cache(
     model: Gemma4ForCausalLM, naive: bool, batch_size: int = 1
 ) -> Gemma4Cache:
-    """An empty cache for ``model``: the package's (rings of W slots) or one with naive rings."""
+    """An empty cache for ``model``: the package's (rings of W slots) or one
+    with naive rings.
+    """
     cache = model.new_cache(batch_size)
     if naive:
         use_naive_rings(cache)
@@ -365,11 +402,13 @@ def new_cache(
 def chunk_coverage(
     window: int, start: int, length: int, naive: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Which keys each query of a chunk *needs* and which the cache actually *lets it see*.
+    """Which keys each query of a chunk *needs* and which the cache actually
+    *lets it see*.
 
-    The first ``start`` positions are decoded one at a time, then positions ``start .. start+length-1``
-    arrive as one chunk. Keys carry their own position as value, so "seen" is read from what the cache
-    returns. Both masks are [length, start+length] over absolute key positions.
+    The first ``start`` positions are decoded one at a time, then positions
+    ``start .. start+length-1`` arrive as one chunk. Keys carry their own
+    position as value, so "seen" is read from what the cache returns. Both
+    masks are [length, start+length] over absolute key positions.
     """
     ring = (
         NaiveRingKVCache(1, 1, 1, window, dtype=torch.float64, device="cpu")
@@ -407,11 +446,13 @@ def chunk_error_grid(
     lengths: list[int],
     naive: bool,
 ) -> list[list[float]]:
-    """Max |logit error| of one prefill chunk against uncached attention, for every (start, length).
+    """Max |logit error| of one prefill chunk against uncached attention, for
+    every (start, length).
 
-    ``grid[i][j]``: decode ``starts[i]`` tokens one by one (exact for both rings), then send ``lengths[j]``
-    tokens as one chunk and compare that chunk's logits with the uncached model's. NaN means a query was
-    left with no key at all.
+    ``grid[i][j]``: decode ``starts[i]`` tokens one by one (exact for both
+    rings), then send ``lengths[j]`` tokens as one chunk and compare that
+    chunk's logits with the uncached model's. NaN means a query was left with
+    no key at all.
     """
     reference = model(ids)
     prefix = new_cache(model, naive, ids.shape[0])
@@ -434,7 +475,9 @@ def chunk_error_grid(
 def chunked_prefill_error(
     model: Gemma4ForCausalLM, ids: torch.Tensor, chunk: int, naive: bool
 ) -> float:
-    """Prefill the whole of ``ids`` in chunks of ``chunk`` tokens; max |logit error| against uncached."""
+    """Prefill the whole of ``ids`` in chunks of ``chunk`` tokens; max |logit
+    error| against uncached.
+    """
     reference = model(ids)
     cache = new_cache(model, naive, ids.shape[0])
     pieces = [
@@ -444,15 +487,16 @@ def chunked_prefill_error(
     return _max_error(torch.cat(pieces, dim=1), reference)
 
 
-# --------------------------------------------------------------------------------------------------------
+# -----------------------------------------------------------------------------
 # Tiny models, decoding traces and a receptive-field probe
-# --------------------------------------------------------------------------------------------------------
+# -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class DecodeTrace:
-    """Per decode step: slots in use in one ring layer, the ring's allocated size, positions held by one
-    global layer; and the largest logit error of cached decoding against the uncached model."""
+    """Per decode step: slots in use in one ring layer, the ring's allocated
+    size, positions held by one global layer; and the largest logit error of
+    cached decoding against the uncached model."""
 
     ring_filled: list[int]
     ring_size: list[int]
@@ -463,7 +507,9 @@ class DecodeTrace:
 
 @torch.no_grad()
 def decode_trace(model: Gemma4ForCausalLM, ids: torch.Tensor) -> DecodeTrace:
-    """Feed ``ids`` one token at a time through the package's cache and record what the caches hold."""
+    """Feed ``ids`` one token at a time through the package's cache and record
+    what the caches hold.
+    """
     config = model.config
     sliding_layer = next(
         i for i in config.sliding_layers if not config.is_kv_shared(i)
@@ -495,7 +541,8 @@ def decode_trace(model: Gemma4ForCausalLM, ids: torch.Tensor) -> DecodeTrace:
 
 @torch.no_grad()
 def silence_global_attention(model: Gemma4ForCausalLM) -> None:
-    """Zero the output projection of every global layer: its attention then adds exactly nothing to the
-    residual stream, and only sliding attention can move information between positions."""
+    """Zero the output projection of every global layer: its attention then
+    adds exactly nothing to the residual stream, and only sliding attention can
+    move information between positions."""
     for i in model.config.global_layers:
         model.model.layers[i].self_attn.o_proj.weight.zero_()

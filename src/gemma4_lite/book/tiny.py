@@ -1,4 +1,4 @@
-"""Tiny Gemma 4 models with every weight random, for the chapters' experiments."""
+"""Tiny Gemma 4 models, every weight random, for the chapters' experiments."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from ..model import Gemma4ForCausalLM
 def tiny_model(
     preset: str = "dense-tiny", seed: int = 0, std: float = 0.08, **overrides
 ) -> Gemma4ForCausalLM:
-    """A tiny Gemma 4 with *every* weight random, norm gains and layer scalars included (at their init
-    value 1 the attention of a fresh model is nearly uniform, and errors would hide)."""
+    """A tiny Gemma 4 with *every* weight random, norm gains and layer scalars
+    included (at their init value 1 the attention of a fresh model is nearly
+    uniform, and errors would hide)."""
     torch.manual_seed(seed)
     model = Gemma4ForCausalLM(Gemma4Config.from_preset(preset, **overrides))
     gen = torch.Generator().manual_seed(seed)

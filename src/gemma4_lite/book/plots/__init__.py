@@ -1,5 +1,6 @@
-"""The book's figures: one palette and the shared drawing helpers. Chapter-specific figures live in the
-submodules of this package (``plots.attention``, ``plots.moe``, ...), all drawing with these colours.
+"""The book's figures: one palette and the shared drawing helpers.
+Chapter-specific figures live in the submodules of this package
+(``plots.attention``, ``plots.moe``, ...), all drawing with these colours.
 
 matplotlib is imported lazily, so the model code never needs it.
 """
@@ -24,8 +25,8 @@ PALETTE: dict[str, str] = {
     "masked": "#F4F4F4",  # cells that cannot be attended
     "text": "#222222",
 }
-# Earlier generations, for the lineage chapter: shades of one neutral hue (newest darkest), so they never
-# read as a layer kind.
+# Earlier generations, for the lineage chapter: shades of one neutral hue
+# (newest darkest), so they never read as a layer kind.
 GENERATION_COLORS: dict[str, str] = {
     "Gemma 2": "#B8B8B8",
     "Gemma 3": "#7A7A7A",
@@ -34,7 +35,9 @@ GENERATION_COLORS: dict[str, str] = {
 
 
 def layer_kind(config: Gemma4Config, layer: int) -> str:
-    """``"global"`` or ``"sliding"``: the attention kind that sets a layer's base colour."""
+    """``"global"`` or ``"sliding"``: the attention kind that sets a layer's
+    base colour.
+    """
     return "sliding" if config.is_sliding(layer) else "global"
 
 
@@ -53,8 +56,9 @@ def draw_layer_strip(
     height: float = 0.8,
     show_index: bool = True,
 ) -> None:
-    """One row of boxes, one per layer: colour = attention kind; a hatched box = KV-shared (it computes no
-    keys or values); a green bar under a box = MoE beside the dense MLP."""
+    """One row of boxes, one per layer: colour = attention kind; a hatched
+    box = KV-shared (it computes no keys or values); a green bar under a box =
+    MoE beside the dense MLP."""
     from matplotlib.patches import Rectangle
 
     for i in range(config.num_hidden_layers):
@@ -137,7 +141,9 @@ def plot_layer_strips(
     *,
     figsize: tuple[float, float] | None = None,
 ) -> Any:
-    """The layer pattern of several configs as stacked strips (the book's "at a glance" figure)."""
+    """The layer pattern of several configs as stacked strips (the book's "at a
+    glance" figure).
+    """
     import matplotlib.pyplot as plt
 
     depth = max(c.num_hidden_layers for c in configs.values())

@@ -1,5 +1,6 @@
-"""Figures for the chapter "Global attention layers": receptive field by depth, the measured gradient
-"cone" of a tiny model, and which head dimensions RoPE rotates in sliding and global layers.
+"""Figures for the chapter "Global attention layers": receptive field by depth,
+the measured gradient "cone" of a tiny model, and which head dimensions RoPE
+rotates in sliding and global layers.
 
 Every colour for a layer kind comes from :data:`gemma4_lite.plots.PALETTE`.
 """
@@ -18,7 +19,9 @@ if TYPE_CHECKING:
 
 
 def _tokens(n: int) -> str:
-    """1024 -> '1K', 262144 -> '256K', 17885 -> '17.9K' (binary K, as context lengths are quoted)."""
+    """1024 -> '1K', 262144 -> '256K', 17885 -> '17.9K' (binary K, as context
+    lengths are quoted).
+    """
     if n < 1024:
         return str(n)
     k = n / 1024
@@ -28,7 +31,9 @@ def _tokens(n: int) -> str:
 def shade_global_layers(
     ax: "Axes", config: Gemma4Config, *, alpha: float = 0.18
 ) -> None:
-    """A vertical band over each global layer (layer i moves depth i to depth i + 1)."""
+    """A vertical band over each global layer (layer i moves depth i to
+    depth i + 1).
+    """
     for i in config.global_layers:
         ax.axvspan(i, i + 1, color=PALETTE["global"], alpha=alpha, linewidth=0)
 
@@ -41,8 +46,9 @@ def plot_receptive_field(
     title: str | None = None,
     legend: bool = True,
 ) -> None:
-    """Tokens that can influence each of ``positions`` after 0..n layers: the real layer pattern (global
-    colour) against the same depth made of sliding layers only (sliding colour), on a log axis."""
+    """Tokens that can influence each of ``positions`` after 0..n layers: the
+    real layer pattern (global colour) against the same depth made of sliding
+    layers only (sliding colour), on a log axis."""
     depth = range(config.num_hidden_layers + 1)
     real, counter = (
         config_reach(config),
@@ -105,7 +111,9 @@ def plot_receptive_field_grid(
     *,
     figsize: tuple[float, float] = (11, 7.2),
 ) -> Any:
-    """:func:`plot_receptive_field` for several variants, one panel each (the widget's static twin)."""
+    """:func:`plot_receptive_field` for several variants, one panel each (the
+    widget's static twin).
+    """
     import matplotlib.pyplot as plt
 
     cols = 2
@@ -121,7 +129,8 @@ def plot_receptive_field_grid(
             positions[name],
             legend=n == 0,
             title=f"{name}: W = {config.sliding_window}, "
-            f"{len(config.global_layers)} global of {config.num_hidden_layers} layers",
+            f"{len(config.global_layers)} global of "
+            f"{config.num_hidden_layers} layers",
         )
     for n in range(len(configs), rows * cols):
         axes[n // cols][n % cols].axis("off")
@@ -135,10 +144,12 @@ def plot_gradient_cones(
     *,
     figsize: tuple[float, float] = (11, 4.2),
 ) -> Any:
-    """Heatmaps of ``log10 |d h_L[position] / d e_j|`` (rows: depth L, columns: input position j), one
-    panel per model; exact zeros are drawn in the masked colour and the analytic reach is outlined.
+    """Heatmaps of ``log10 |d h_L[position] / d e_j|`` (rows: depth L, columns:
+    input position j), one panel per model; exact zeros are drawn in the masked
+    colour and the analytic reach is outlined.
 
-    ``panels`` maps a title to ``(config, gradient_norms [n+1, S], analytic reach by depth)``.
+    ``panels`` maps a title to
+    ``(config, gradient_norms [n+1, S], analytic reach by depth)``.
     """
     import matplotlib.pyplot as plt
     import numpy as np
@@ -241,14 +252,16 @@ def plot_gradient_cones(
 def rope_dimension_frequencies(
     inv_freq: Any, rotary_dims: int, head_dim: int
 ) -> Any:
-    """Angular frequency of every head dimension (0: not rotated) when the ``rotate_half`` layout pairs
-    dimension ``i`` with ``i + rotary_dims / 2`` inside the first ``rotary_dims`` dimensions."""
+    """Angular frequency of every head dimension (0: not rotated) when the
+    ``rotate_half`` layout pairs dimension ``i`` with ``i + rotary_dims / 2``
+    inside the first ``rotary_dims`` dimensions."""
     import numpy as np
 
     inv = np.asarray(inv_freq, dtype=float)
     if 2 * len(inv) != rotary_dims or rotary_dims > head_dim:
         raise ValueError(
-            "inv_freq must have rotary_dims / 2 entries and rotary_dims <= head_dim"
+            "inv_freq must have rotary_dims / 2 entries and "
+            "rotary_dims <= head_dim"
         )
     return np.concatenate([inv, inv, np.zeros(head_dim - rotary_dims)])
 
@@ -262,12 +275,15 @@ def plot_rope_dimensions(
 ) -> Any:
     """Where RoPE rotates and how fast, for several schemes.
 
-    ``schemes`` maps a label to ``dict(inv_freq=..., rotary_dims=..., head_dim=...)``: the frequency of
-    each pair and the block of ``rotary_dims`` leading dimensions that ``rotate_half`` pairs up (the whole
-    head for Gemma 4, a leading slice for the usual partial RoPE). Top: one row per scheme over the head
-    dimensions, coloured by the wavelength ``2 pi / omega`` of the dimension's pair, grey where nothing
-    rotates. Bottom: the wavelength of every rotating pair against its pair index, with
-    ``reference_lengths`` (window, context) as dotted lines. ``colors`` gives each scheme's marker colour.
+    ``schemes`` maps a label to
+    ``dict(inv_freq=..., rotary_dims=..., head_dim=...)``: the frequency of
+    each pair and the block of ``rotary_dims`` leading dimensions that
+    ``rotate_half`` pairs up (the whole head for Gemma 4, a leading slice for
+    the usual partial RoPE). Top: one row per scheme over the head dimensions,
+    coloured by the wavelength ``2 pi / omega`` of the dimension's pair, grey
+    where nothing rotates. Bottom: the wavelength of every rotating pair
+    against its pair index, with ``reference_lengths`` (window, context) as
+    dotted lines. ``colors`` gives each scheme's marker colour.
     """
     import matplotlib.pyplot as plt
     import numpy as np

@@ -1,7 +1,9 @@
-"""Figures for "The evolution from Gemma 3" (notebooks/03_evolution_from_gemma3.ipynb).
+"""Figures for "The evolution from Gemma 3"
+(notebooks/03_evolution_from_gemma3.ipynb).
 
-Layer kinds use :data:`PALETTE`; generations use :data:`GENERATION_COLORS`. matplotlib is imported inside
-the functions, as in the rest of :mod:`gemma4_lite.plots`.
+Layer kinds use :data:`PALETTE`; generations use :data:`GENERATION_COLORS`.
+matplotlib is imported inside the functions, as in the rest of
+:mod:`gemma4_lite.plots`.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def _context_axis(ax: "Axes", contexts: Sequence[int]) -> None:
 def _gib_axis(
     ax: "Axes", label: str = "KV cache, bf16, batch 1 (GiB)"
 ) -> None:
-    """A log y axis in GiB labelled at 1-2-5 steps (0.2, 0.5, 1, 2, 5, 10, ...)."""
+    """A log y axis in GiB labelled at 1-2-5 steps (0.2, 0.5, 1, 2, 5, ...)."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
     ax.set_yscale("log")
@@ -75,14 +77,15 @@ def _shade(color: str, amount: float) -> tuple[float, float, float]:
     return (r + (target - r) * a, g + (target - g) * a, b + (target - b) * a)
 
 
-# ---------------------------------------------------------------------------------------------- strips
+# ---------------------------------------------------------------------- strips
 def plot_lineage_strips(
     models: Sequence[LineageModel],
     *,
     figsize: tuple[float, float] | None = None,
 ) -> Any:
-    """One row of boxes per model (blue sliding, orange global); the last layer is outlined, since
-    whether it is global is one of the changes between Gemma 3 and Gemma 4."""
+    """One row of boxes per model (blue sliding, orange global); the last layer
+    is outlined, since whether it is global is one of the changes between Gemma
+    3 and Gemma 4."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch, Rectangle
 
@@ -121,7 +124,8 @@ def plot_lineage_strips(
         ax.text(
             depth + 1.0,
             y + 0.4,
-            f"{m.ratio}   W={m.sliding_window}   {short_tokens(m.max_context)}",
+            f"{m.ratio}   W={m.sliding_window}   "
+            f"{short_tokens(m.max_context)}",
             ha="left",
             va="center",
             fontsize=8.5,
@@ -156,7 +160,7 @@ def plot_lineage_strips(
     return fig
 
 
-# ---------------------------------------------------------------------------------------------- KV curves
+# ------------------------------------------------------------------- KV curves
 def plot_kv_vs_context(
     ax: "Axes",
     models: Sequence[LineageModel],
@@ -164,8 +168,9 @@ def plot_kv_vs_context(
     *,
     label_below: Sequence[str] = (),
 ) -> None:
-    """bf16 KV-cache GiB against context, each model drawn only up to its own maximum context (a dot and
-    a label mark the end; models named in ``label_below`` get their label under the dot)."""
+    """bf16 KV-cache GiB against context, each model drawn only up to its own
+    maximum context (a dot and a label mark the end; models named in
+    ``label_below`` get their label under the dot)."""
     top = 0.0
     for m, (colour, style) in zip(models, _styles(models)):
         xs, ys = kv_curve(m, contexts)
@@ -203,8 +208,9 @@ def plot_kv_vs_context(
 def plot_global_share(
     ax: "Axes", models: Sequence[LineageModel], contexts: Sequence[int]
 ) -> None:
-    """Share of the KV bytes held by global layers, against context (same cut-off and end marks). Curves
-    that coincide exactly are drawn once and named together in the legend."""
+    """Share of the KV bytes held by global layers, against context (same
+    cut-off and end marks). Curves that coincide exactly are drawn once and
+    named together in the legend."""
     drawn: dict[tuple[float, ...], int] = {}
     labels: list[str] = []
     lines = []
@@ -245,7 +251,9 @@ def plot_kv_lineage(
     *,
     label_below: Sequence[str] = (),
 ) -> Any:
-    """The chapter's main figure: KV bytes (left) and the global layers' share of them (right)."""
+    """The chapter's main figure: KV bytes (left) and the global layers' share
+    of them (right).
+    """
     import matplotlib.pyplot as plt
 
     contexts = list(contexts or context_grid())
@@ -268,10 +276,11 @@ def plot_kv_lineage(
     return fig
 
 
-# ---------------------------------------------------------------------------------------------- reach
+# ----------------------------------------------------------------------- reach
 def plot_sliding_reach(models: Sequence[LineageModel]) -> Any:
-    """Per model: how far back local layers alone can carry information, L x (W - 1), against the maximum
-    context. Where the bar stops short of the tick, only the global layers reach the start of the context."""
+    """Per model: how far back local layers alone can carry information,
+    L x (W - 1), against the maximum context. Where the bar stops short of the
+    tick, only the global layers reach the start of the context."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 0.45 * len(models) + 1.2), dpi=100)
@@ -313,7 +322,7 @@ def plot_sliding_reach(models: Sequence[LineageModel]) -> Any:
     return fig
 
 
-# ---------------------------------------------------------------------------------------------- what-ifs
+# -------------------------------------------------------------------- what-ifs
 def ratio_label(sliding_per_global: int | None) -> str:
     return (
         "all global"
@@ -332,8 +341,9 @@ def plot_shaped_curve(
     reference: LineageModel | None = None,
     mark_context: int | None = None,
 ) -> int:
-    """KV GiB of ``preset`` re-shaped to ``window`` and ``sliding_per_global`` (the widget's panel), with
-    the released model as a grey reference. Returns the bytes at ``mark_context`` (or the last context)."""
+    """KV GiB of ``preset`` re-shaped to ``window`` and ``sliding_per_global``
+    (the widget's panel), with the released model as a grey reference. Returns
+    the bytes at ``mark_context`` (or the last context)."""
     config = shaped_like(
         preset, window=window, sliding_per_global=sliding_per_global
     )
@@ -346,7 +356,8 @@ def plot_shaped_curve(
             color=PALETTE["dense"],
             linewidth=1.5,
             linestyle="--",
-            label=f"released ({reference.ratio}, W={reference.sliding_window})",
+            label=f"released ({reference.ratio}, "
+            f"W={reference.sliding_window})",
         )
     ax.plot(
         contexts,
@@ -380,9 +391,9 @@ def plot_window_ratio_grid(
     *,
     released: tuple[int, int] = (1024, 5),
 ) -> Any:
-    """Static twin of the widget: one panel per local:global ratio, one line per window (darker = wider),
-    all panels on the same axes; a yellow dot marks the released setting ``(window, ratio)`` at the
-    longest context."""
+    """Static twin of the widget: one panel per local:global ratio, one line
+    per window (darker = wider), all panels on the same axes; a yellow dot
+    marks the released setting ``(window, ratio)`` at the longest context."""
     import matplotlib.pyplot as plt
 
     contexts = list(contexts or context_grid())
@@ -433,7 +444,8 @@ def plot_window_ratio_grid(
         handles, labels, fontsize=8.5, loc="upper left", frameon=False
     )
     fig.suptitle(
-        f"A {preset.upper()}-shaped model: KV cache for other windows and ratios",
+        f"A {preset.upper()}-shaped model: KV cache for other windows and "
+        "ratios",
         fontsize=11,
     )
     fig.tight_layout()

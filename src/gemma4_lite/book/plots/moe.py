@@ -1,6 +1,7 @@
-"""Figures for Part 2 (mixture of experts): how dispatch groups tokens by expert, what one layer stores and
-uses per token, and routing seen layer by layer. Chapters: "Expert architecture" and "When MoE meets
-hybrid attention". Every colour comes from the book's PALETTE.
+"""Figures for Part 2 (mixture of experts): how dispatch groups tokens by
+expert, what one layer stores and uses per token, and routing seen layer by
+layer. Chapters: "Expert architecture" and "When MoE meets hybrid attention".
+Every colour comes from the book's PALETTE.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from . import PALETTE, layer_kind
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-# Colours of the parts of a layer (attention takes the colour of the layer's kind).
+# Colours of the parts of a layer (attention takes the colour of the layer's
+# kind).
 PART_COLORS: dict[str, str] = {
     "attention_sliding": PALETTE["sliding"],
     "attention_global": PALETTE["global"],
@@ -43,13 +45,14 @@ def _expert_cmap():
     )
 
 
-# ------------------------------------------------------------------------------------ chapter 05
+# ------------------------------------------------------------------ chapter 05
 def plot_dispatch_sorting(
     experts: Any, num_experts: int, *, figsize: tuple[float, float] = (10, 3.2)
 ) -> Any:
-    """Left: the [tokens, k] table of chosen experts as the router returns it. Right: the same N*k
-    assignments after one stable sort by expert id: each expert's tokens are now one contiguous run, so
-    each used expert runs once on a block of rows."""
+    """Left: the [tokens, k] table of chosen experts as the router returns it.
+    Right: the same N*k assignments after one stable sort by expert id: each
+    expert's tokens are now one contiguous run, so each used expert runs once
+    on a block of rows."""
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -137,7 +140,9 @@ def plot_dispatch_ratios(
     reference: str = "grouped",
     figsize: tuple[float, float] = (8, 3.2),
 ) -> Any:
-    """Bars of time relative to ``reference`` (1 = as fast), one group per token count, on a log axis."""
+    """Bars of time relative to ``reference`` (1 = as fast), one group per
+    token count, on a log axis.
+    """
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -213,8 +218,9 @@ def plot_layer_budget(
     context_length: int,
     figsize: tuple[float, float] = (10, 4.6),
 ) -> Any:
-    """Three panels for one sliding and one global layer: parameters stored, parameters one token uses,
-    and FLOPs per token (at ``context_length``), each stacked by part."""
+    """Three panels for one sliding and one global layer: parameters stored,
+    parameters one token uses, and FLOPs per token (at ``context_length``),
+    each stacked by part."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
@@ -261,9 +267,10 @@ def plot_active_vs_total(
     released: tuple[int, int],
     figsize: tuple[float, float] = (9, 3.6),
 ) -> Any:
-    """The widget's static twin. ``grid[width][top_k] = (active, stored)`` parameters of one layer. Left:
-    active parameters per token against top-k, one line per expert width; right: stored parameters per
-    expert width (top-k does not change them). The released (width, k) is marked."""
+    """The widget's static twin. ``grid[width][top_k] = (active, stored)``
+    parameters of one layer. Left: active parameters per token against top-k,
+    one line per expert width; right: stored parameters per expert width (top-k
+    does not change them). The released (width, k) is marked."""
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(
@@ -316,7 +323,7 @@ def plot_active_vs_total(
     return fig
 
 
-# ------------------------------------------------------------------------------------ chapter 06
+# ------------------------------------------------------------------ chapter 06
 def _layer_title(
     ax: "Axes", config: Gemma4Config, layer: int, fontsize: int = 9
 ) -> None:
@@ -338,7 +345,9 @@ def draw_token_expert_map(
     token_labels: Sequence[str] | None = None,
     vmax: float | None = None,
 ) -> Any:
-    """One layer's [tokens, experts] map: colour = the token's combination weight for that expert."""
+    """One layer's [tokens, experts] map: colour = the token's combination
+    weight for that expert.
+    """
     import numpy as np
 
     data = np.asarray(assignment, dtype=float)
@@ -375,7 +384,9 @@ def plot_token_expert_maps(
     columns: int = 3,
     figsize: tuple[float, float] | None = None,
 ) -> Any:
-    """Small multiples of the token-to-expert map, one panel per layer (the widget's static twin)."""
+    """Small multiples of the token-to-expert map, one panel per layer (the
+    widget's static twin).
+    """
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -417,8 +428,9 @@ def plot_expert_usage(
     title: str | None = None,
     figsize: tuple[float, float] = (9, 3.2),
 ) -> Any:
-    """Heatmap of layers x experts: each expert's share of the layer's assignments, relative to the
-    balanced share 1/E (1.0 = exactly balanced). Row labels are coloured by attention kind."""
+    """Heatmap of layers x experts: each expert's share of the layer's
+    assignments, relative to the balanced share 1/E (1.0 = exactly balanced).
+    Row labels are coloured by attention kind."""
     import matplotlib.pyplot as plt
     import numpy as np
     from matplotlib.colors import TwoSlopeNorm
@@ -454,9 +466,11 @@ def plot_overlap(
     *,
     figsize: tuple[float, float] = (9, 3.4),
 ) -> Any:
-    """Shared experts per layer (rows of :func:`~gemma4_lite.routing.overlap_table`) for one or more models:
-    neighbouring tokens, repeats of the same token, and any two tokens, against the chance level k^2/E
-    (dashed line) and the load-adjusted chance k^2 sum u^2 (a black tick per layer)."""
+    """Shared experts per layer (rows of
+    :func:`~gemma4_lite.routing.overlap_table`) for one or more models:
+    neighbouring tokens, repeats of the same token, and any two tokens, against
+    the chance level k^2/E (dashed line) and the load-adjusted chance k^2 sum
+    u^2 (a black tick per layer)."""
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -527,9 +541,9 @@ def plot_active_parameters(
     *,
     figsize: tuple[float, float] = (9, 3.4),
 ) -> Any:
-    """Two stacked bars from :func:`~gemma4_lite.accounting.count_parameters`, each on its own scale:
-    everything stored, and what one token uses (embedding, attention, dense MLP, router, k of the E
-    experts)."""
+    """Two stacked bars from :func:`~gemma4_lite.accounting.count_parameters`,
+    each on its own scale: everything stored, and what one token uses
+    (embedding, attention, dense MLP, router, k of the E experts)."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 

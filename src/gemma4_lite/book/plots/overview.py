@@ -1,12 +1,16 @@
-"""Figures and small tables for the chapter "Gemma 4 at a glance" (notebooks/00_gemma4_at_a_glance).
+"""Figures and small tables for the chapter "Gemma 4 at a glance"
+(notebooks/00_gemma4_at_a_glance).
 
-Everything here is computed from a :class:`~gemma4_lite.config.Gemma4Config` through the package's own
-accounting (:mod:`gemma4_lite.accounting`); nothing is typed in by hand. Layer kinds are drawn in the
-book's :data:`~gemma4_lite.plots.PALETTE`. Parameter groups are not layer kinds, so they get their own
-colours below, chosen so that no group can be mistaken for a layer kind except where the meaning is the
-same (experts are green like MoE layers, the dense MLP grey like dense layers).
+Everything here is computed from a :class:`~gemma4_lite.config.Gemma4Config`
+through the package's own accounting (:mod:`gemma4_lite.accounting`); nothing
+is typed in by hand. Layer kinds are drawn in the book's
+:data:`~gemma4_lite.plots.PALETTE`. Parameter groups are not layer kinds, so
+they get their own colours below, chosen so that no group can be mistaken for a
+layer kind except where the meaning is the same (experts are green like MoE
+layers, the dense MLP grey like dense layers).
 
-matplotlib is imported inside the drawing functions, so importing this module costs nothing.
+matplotlib is imported inside the drawing functions, so importing this module
+costs nothing.
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ if TYPE_CHECKING:
 MIB = 2**20
 GIB = 2**30
 
-# Where the parameters go, in the order the bars are stacked. The two lookup tables share a gold hue
-# (they are both "a row per token id"); the experts split into the 8 of 128 a token uses and the rest.
+# Where the parameters go, in the order the bars are stacked. The two lookup
+# tables share a gold hue (they are both "a row per token id"); the experts
+# split into the 8 of 128 a token uses and the rest.
 PARAMETER_GROUPS: tuple[str, ...] = (
     "token embedding",
     "PLE table",
@@ -44,20 +49,22 @@ PARAMETER_COLORS: dict[str, str] = {
     "attention": "#4A6274",
     "dense MLP": PALETTE["dense"],
     "experts (active)": PALETTE["moe"],
-    "experts (idle)": "#BFE3CF",  # a light tint of the MoE green: stored, but not used by this token
+    # a light tint of the MoE green: stored, but not used by this token
+    "experts (idle)": "#BFE3CF",
     "other": "#D9D9D9",
 }
 
 
-# ---------------------------------------------------------------------------------------------- tables
+# ---------------------------------------------------------------------- tables
 def text_table(
     header: Sequence[str],
     rows: Sequence[Sequence[Any]],
     *,
     first_left: bool = True,
 ) -> str:
-    """A plain-text table (pandas is not a dependency of the book): the first column left-aligned, the
-    others right-aligned, a rule under the header. Cells are converted with ``str``."""
+    """A plain-text table (pandas is not a dependency of the book): the first
+    column left-aligned, the others right-aligned, a rule under the header.
+    Cells are converted with ``str``."""
     cells = [[str(c) for c in header]] + [
         [str(c) for c in row] for row in rows
     ]
@@ -79,7 +86,9 @@ def text_table(
 
 
 def human_bytes(n: float) -> str:
-    """``774 MiB``, ``2.70 GiB``, ``6.0 KiB``: binary units, three significant figures or so."""
+    """``774 MiB``, ``2.70 GiB``, ``6.0 KiB``: binary units, three significant
+    figures or so.
+    """
     for unit, size in (("GiB", GIB), ("MiB", MIB), ("KiB", 1024)):
         if n >= size:
             value = n / size
@@ -93,13 +102,15 @@ def human_bytes(n: float) -> str:
     return f"{n:.0f} B"
 
 
-# ---------------------------------------------------------------------------------------------- parameters
+# ------------------------------------------------------------------ parameters
 def parameter_groups(config: Gemma4Config) -> dict[str, int]:
-    """:func:`~gemma4_lite.accounting.count_parameters` folded into :data:`PARAMETER_GROUPS`.
+    """:func:`~gemma4_lite.accounting.count_parameters` folded into
+    :data:`PARAMETER_GROUPS`.
 
-    "experts (active)" is the share of the expert weights one token runs through (top-k of E experts in
-    every layer); "other" collects norms, the router, the per-layer-input gates and the PLE projection.
-    The groups sum to ``count_parameters(config)["total"]`` exactly.
+    "experts (active)" is the share of the expert weights one token runs
+    through (top-k of E experts in every layer); "other" collects norms, the
+    router, the per-layer-input gates and the PLE projection. The groups sum to
+    ``count_parameters(config)["total"]`` exactly.
     """
     counts = count_parameters(config)
     experts = counts["experts"]
@@ -127,11 +138,14 @@ def parameter_groups(config: Gemma4Config) -> dict[str, int]:
 
 
 def measured_parameter_groups(model: torch.nn.Module) -> dict[str, int]:
-    """The same groups as :func:`parameter_groups`, but measured: the ``numel`` of every parameter of a
-    built :class:`~gemma4_lite.model.Gemma4ForCausalLM`, sorted into a group by its checkpoint name.
+    """The same groups as :func:`parameter_groups`, but measured: the ``numel``
+    of every parameter of a built
+    :class:`~gemma4_lite.model.Gemma4ForCausalLM`, sorted into a group by its
+    checkpoint name.
 
-    This is the independent check of the accounting: it never looks at the formulas, only at the tensors
-    the model actually allocated. (The tied head is one tensor, so it is counted once, as it should be.)
+    This is the independent check of the accounting: it never looks at the
+    formulas, only at the tensors the model actually allocated. (The tied head
+    is one tensor, so it is counted once, as it should be.)
     """
     groups = dict.fromkeys(PARAMETER_GROUPS, 0)
     for name, param in model.named_parameters():
@@ -163,12 +177,14 @@ def plot_parameter_breakdown(
     published: Mapping[str, float] | None = None,
     published_active: Mapping[str, float] | None = None,
 ) -> "Figure":
-    """Where the parameters go: stacked bars in billions (left) and as shares of each model (right).
+    """Where the parameters go: stacked bars in billions (left) and as shares
+    of each model (right).
 
-    ``published`` maps a variant name to the model card's total in billions; it is drawn as a black tick,
-    and any gap between it and the text decoder computed here as a dashed box, so the difference is seen
-    rather than hidden. ``published_active`` (billions) adds the card's active-per-token figure of an MoE
-    variant beside the one computed here.
+    ``published`` maps a variant name to the model card's total in billions; it
+    is drawn as a black tick, and any gap between it and the text decoder
+    computed here as a dashed box, so the difference is seen rather than
+    hidden. ``published_active`` (billions) adds the card's active-per-token
+    figure of an MoE variant beside the one computed here.
     """
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch, Rectangle
@@ -291,7 +307,9 @@ def plot_parameter_breakdown(
 
 
 def left_share(groups: Mapping[str, int], group: str) -> float:
-    """Fraction of the total stacked before ``group`` (the left edge of its segment in a 100% bar)."""
+    """Fraction of the total stacked before ``group`` (the left edge of its
+    segment in a 100% bar).
+    """
     total = sum(groups.values())
     before = 0
     for g in PARAMETER_GROUPS:
@@ -301,14 +319,15 @@ def left_share(groups: Mapping[str, int], group: str) -> float:
     return before / total
 
 
-# ---------------------------------------------------------------------------------------------- KV cache
+# -------------------------------------------------------------------- KV cache
 def kv_split(
     config: Gemma4Config,
     context_length: int,
     dtype: torch.dtype = torch.bfloat16,
 ) -> dict[str, int]:
-    """KV-cache bytes of one sequence split by layer type: ``sliding`` and ``global`` bytes, and the number
-    of layers of each kind (``n_sliding``, ``n_global``, ``n_shared``; shared layers hold no bytes)."""
+    """KV-cache bytes of one sequence split by layer type: ``sliding`` and
+    ``global`` bytes, and the number of layers of each kind (``n_sliding``,
+    ``n_global``, ``n_shared``; shared layers hold no bytes)."""
     per_layer = kv_cache_layer_bytes(config, context_length, dtype)
     out = {
         "sliding": 0,
@@ -332,8 +351,9 @@ def plot_kv_per_token(
     context_length: int,
     dtype: torch.dtype = torch.bfloat16,
 ) -> "Figure":
-    """KV-cache bytes per token at ``context_length``: the exact cache (stacked sliding + global) beside
-    the "every layer global" estimate, one panel per variant so each keeps a readable scale."""
+    """KV-cache bytes per token at ``context_length``: the exact cache (stacked
+    sliding + global) beside the "every layer global" estimate, one panel per
+    variant so each keeps a readable scale."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
@@ -405,15 +425,17 @@ def draw_kv_by_layer(
     *,
     title: str | None = None,
 ) -> None:
-    """One bar per layer: the KV bytes (MiB) that layer stores after ``context_length`` tokens. KV-shared
-    layers store nothing and are marked by a hatched purple tick just below the baseline."""
+    """One bar per layer: the KV bytes (MiB) that layer stores after
+    ``context_length`` tokens. KV-shared layers store nothing and are marked by
+    a hatched purple tick just below the baseline."""
     from matplotlib.patches import Rectangle
 
     per_layer = kv_cache_layer_bytes(config, context_length, dtype)
     top = max(per_layer) / MIB
     for layer, size in enumerate(per_layer):
         if config.is_kv_shared(layer):
-            # below the axis, so the marker cannot be read as a (tiny) amount of memory
+            # below the axis, so the marker cannot be read as a (tiny) amount
+            # of memory
             ax.add_patch(
                 Rectangle(
                     (layer - 0.4, -0.06 * top),
@@ -442,11 +464,14 @@ def kv_title(
     context_length: int,
     dtype: torch.dtype = torch.bfloat16,
 ) -> str:
-    """``"774 MiB · global 99%"``: the cache of one sequence and the share held by global layers."""
+    """``"774 MiB · global 99%"``: the cache of one sequence and the share held
+    by global layers.
+    """
     split = kv_split(config, context_length, dtype)
     total = split["sliding"] + split["global"]
     share = split["global"] / total
-    return f"{human_bytes(total)} · global {100 * share:.{1 if 0.99 <= share < 1 else 0}f}%"  # no "100%" for 99.6%
+    digits = 1 if 0.99 <= share < 1 else 0  # no "100%" for 99.6%
+    return f"{human_bytes(total)} · global {100 * share:.{digits}f}%"
 
 
 def context_label(tokens: int) -> str:
@@ -459,8 +484,8 @@ def plot_kv_by_layer(
     name: str = "",
     dtype: torch.dtype = torch.bfloat16,
 ) -> "Figure":
-    """The widget's figure: per-layer KV bytes of one variant at one context length, and the totals by
-    layer type beside it."""
+    """The widget's figure: per-layer KV bytes of one variant at one context
+    length, and the totals by layer type beside it."""
     import matplotlib.pyplot as plt
 
     fig, (ax, ax_sum) = plt.subplots(
@@ -471,12 +496,14 @@ def plot_kv_by_layer(
     ax.set_xlabel("layer")
     ax.set_ylabel("MiB per layer")
     note = (
-        f"  (beyond its {context_label(config.max_position_embeddings)} context)"
+        f"  (beyond its {context_label(config.max_position_embeddings)} "
+        "context)"
         if beyond
         else ""
     )
     ax.set_title(
-        f"{name} at {context_label(context_length)} tokens: {kv_title(config, context_length, dtype)}{note}",
+        f"{name} at {context_label(context_length)} tokens: "
+        f"{kv_title(config, context_length, dtype)}{note}",
         fontsize=10,
     )
     split = kv_split(config, context_length, dtype)
@@ -512,9 +539,10 @@ def plot_kv_small_multiples(
     contexts: Sequence[int],
     dtype: torch.dtype = torch.bfloat16,
 ) -> "Figure":
-    """The widget's static twin: per-layer KV bytes for every variant (rows) at several context lengths
-    (columns). Each panel has its own y-scale; its title gives the total and the global layers' share.
-    Panels past a variant's context length are left empty with a note."""
+    """The widget's static twin: per-layer KV bytes for every variant (rows) at
+    several context lengths (columns). Each panel has its own y-scale; its
+    title gives the total and the global layers' share. Panels past a variant's
+    context length are left empty with a note."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 

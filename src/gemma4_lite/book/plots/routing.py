@@ -1,8 +1,10 @@
-"""Figures of the chapter "Router design": routing heatmaps (tokens x experts), the routing weights under a
-different logit scale or top-k (the widget and its static twin), expert-load histograms and training curves
-of the balancing experiment in ``gemma4_lite.moe_training``.
+"""Figures of the chapter "Router design": routing heatmaps (tokens x experts),
+the routing weights under a different logit scale or top-k (the widget and its
+static twin), expert-load histograms and training curves of the balancing
+experiment in ``gemma4_lite.moe_training``.
 
-All colours come from the book's ``PALETTE``: MoE green for routing, and one palette entry per balancing mode.
+All colours come from the book's ``PALETTE``: MoE green for routing, and one
+palette entry per balancing mode.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ if TYPE_CHECKING:
 
     from ..moe_training import TrainResult
 
-# One colour and one label per balancing mode of ``moe_training`` (the same in every figure of the chapter).
+# One colour and one label per balancing mode of ``moe_training`` (the same in
+# every figure of the chapter).
 MODE_COLORS: dict[str, str] = {
     "none": PALETTE["global"],
     "aux": PALETTE["moe"],
@@ -32,7 +35,7 @@ MODE_LABELS: dict[str, str] = {
 
 
 def routing_cmap() -> Any:
-    """White to the book's MoE green: the colour map of every routing heatmap."""
+    """White to the book's MoE green: the colour map of routing heatmaps."""
     from matplotlib.colors import LinearSegmentedColormap
 
     return LinearSegmentedColormap.from_list(
@@ -40,11 +43,13 @@ def routing_cmap() -> Any:
     )
 
 
-# ------------------------------------------------------------------------------------------- computations
+# ---------------------------------------------------------------- computations
 def scatter_weights(
     experts: torch.Tensor, weights: torch.Tensor, num_experts: int
 ) -> torch.Tensor:
-    """The [N, k] routing weights laid out as a dense [N, E] matrix, zero for experts not chosen."""
+    """The [N, k] routing weights laid out as a dense [N, E] matrix, zero for
+    experts not chosen.
+    """
     dense = torch.zeros(experts.shape[0], num_experts, dtype=weights.dtype)
     return dense.scatter(1, experts, weights)
 
@@ -55,10 +60,11 @@ def rescaled_routing(
     logit_scale: float = 1.0,
     per_expert_scale: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Route again from given router logits after multiplying them by ``logit_scale`` (an inverse softmax
-    temperature) and choosing ``top_k`` experts. Returns the fp32 probabilities [N, E] and the dense
-    weights [N, E] (renormalised over the chosen experts, times ``per_expert_scale`` if given): the same steps
-    as ``Gemma4Router.forward`` from its logits on."""
+    """Route again from given router logits after multiplying them by
+    ``logit_scale`` (an inverse softmax temperature) and choosing ``top_k``
+    experts. Returns the fp32 probabilities [N, E] and the dense weights [N, E]
+    (renormalised over the chosen experts, times ``per_expert_scale`` if
+    given): the same steps as ``Gemma4Router.forward`` from its logits on."""
     probs = torch.softmax(logits.float() * logit_scale, dim=-1)
     top_p, top_i = torch.topk(probs, top_k, dim=-1)
     weights = top_p / top_p.sum(dim=-1, keepdim=True)
@@ -67,7 +73,7 @@ def rescaled_routing(
     return probs, scatter_weights(top_i, weights, logits.shape[-1])
 
 
-# ------------------------------------------------------------------------------------------- heatmaps
+# -------------------------------------------------------------------- heatmaps
 def routing_heatmap(
     ax: "Axes",
     values: Any,
@@ -78,7 +84,9 @@ def routing_heatmap(
     show_ylabel: bool = True,
     colorbar: bool = True,
 ) -> Any:
-    """One tokens x experts heatmap; ``chosen`` (a boolean [N, E] mask) outlines the selected cells."""
+    """One tokens x experts heatmap; ``chosen`` (a boolean [N, E] mask)
+    outlines the selected cells.
+    """
     import numpy as np
     from matplotlib.patches import Rectangle
 
@@ -126,8 +134,9 @@ def plot_routing_heatmaps(
     *,
     suptitle: str | None = None,
 ) -> Any:
-    """Two panels for one router call: the softmax over all experts, and the final weights of the chosen
-    experts (renormalised and multiplied by ``per_expert_scale``), each chosen cell outlined."""
+    """Two panels for one router call: the softmax over all experts, and the
+    final weights of the chosen experts (renormalised and multiplied by
+    ``per_expert_scale``), each chosen cell outlined."""
     import matplotlib.pyplot as plt
 
     num_experts = probs.shape[-1]
@@ -162,8 +171,9 @@ def plot_routing_grid(
     *,
     per_expert_scale: torch.Tensor | None = None,
 ) -> Any:
-    """The static twin of the chapter's widget: routing weights for every (logit scale, top-k) pair, one
-    shared colour scale, rows = scale and columns = k."""
+    """The static twin of the chapter's widget: routing weights for every
+    (logit scale, top-k) pair, one shared colour scale, rows = scale and
+    columns = k."""
     import matplotlib.pyplot as plt
 
     grids = {
@@ -203,12 +213,13 @@ def plot_routing_grid(
     return fig
 
 
-# ------------------------------------------------------------------------------------------- training
+# -------------------------------------------------------------------- training
 def plot_expert_load(
     results: Mapping[str, "TrainResult"], *, last: int = 20
 ) -> Any:
-    """One bar chart per balancing mode: each expert's load over the last ``last`` steps relative to a fair
-    share (dashed line at 1), experts sorted from busiest to idlest."""
+    """One bar chart per balancing mode: each expert's load over the last
+    ``last`` steps relative to a fair share (dashed line at 1), experts sorted
+    from busiest to idlest."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(
@@ -230,7 +241,8 @@ def plot_expert_load(
         )
         ax.axhline(1.0, color=PALETTE["text"], linestyle="--", linewidth=0.9)
         ax.set_title(
-            f"{MODE_LABELS.get(mode, mode)}\nmax/mean {result.imbalance(last):.2f}, "
+            f"{MODE_LABELS.get(mode, mode)}\n"
+            f"max/mean {result.imbalance(last):.2f}, "
             f"idle experts {result.unused_experts(last)}",
             fontsize=9.5,
         )
@@ -255,8 +267,8 @@ def _smooth(values: Sequence[float], window: int) -> list[float]:
 def plot_training_curves(
     results: Mapping[str, "TrainResult"], *, smooth: int = 10
 ) -> Any:
-    """Task loss, load imbalance (max/mean) and the auxiliary loss's value per step for each mode (moving
-    averages over ``smooth`` steps)."""
+    """Task loss, load imbalance (max/mean) and the auxiliary loss's value per
+    step for each mode (moving averages over ``smooth`` steps)."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), dpi=100)

@@ -1,8 +1,9 @@
-"""Figures for the chapter "Sliding-window layers" (``notebooks/01_sliding_window_layers.ipynb``).
+"""Figures for the chapter "Sliding-window layers"
+(``notebooks/01_sliding_window_layers.ipynb``).
 
-Layer kinds keep the book's colours (``PALETTE``). The few extra categories drawn here are not layer
-kinds: keys a query needed but lost (``LOST``), logits that came out NaN (``BROKEN``), and cells that are
-right (``RIGHT``).
+Layer kinds keep the book's colours (``PALETTE``). The few extra categories
+drawn here are not layer kinds: keys a query needed but lost (``LOST``), logits
+that came out NaN (``BROKEN``), and cells that are right (``RIGHT``).
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ RIGHT = "#DCEBDD"  # matches uncached attention
 MIB = 1024**2
 
 
-# ----------------------------------------------------------------------------------------------- masks
+# ----------------------------------------------------------------------- masks
 def plot_mask_pair(length: int, window: int, query: int) -> Any:
-    """Causal and sliding masks side by side, with one query's visible keys outlined."""
+    """Causal and sliding masks side by side, with one query's visible keys
+    outlined.
+    """
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(9.6, 4.6), dpi=100)
@@ -50,7 +53,8 @@ def plot_mask_pair(length: int, window: int, query: int) -> Any:
             ax, mask, color=color, highlight=[(query, k) for k in keys]
         )
         ax.set_title(
-            f"{name}\nquery {query} sees {len(keys)} keys: {keys[0]}…{keys[-1]}",
+            f"{name}\nquery {query} sees {len(keys)} keys: "
+            f"{keys[0]}…{keys[-1]}",
             fontsize=10,
         )
         ax.set_xticks(range(0, length, 2))
@@ -68,10 +72,10 @@ def plot_mask_pair(length: int, window: int, query: int) -> Any:
     return fig
 
 
-# ----------------------------------------------------------------------------------------------- ring
+# ------------------------------------------------------------------------ ring
 def draw_ring(ax: "Axes", step: "RingStep") -> None:
-    """The W slots of a ring buffer as a wheel: each wedge shows the position it holds ('·' = empty);
-    the slot written at this step is outlined."""
+    """The W slots of a ring buffer as a wheel: each wedge shows the position
+    it holds ('·' = empty); the slot written at this step is outlined."""
     from matplotlib.patches import Wedge
 
     size = len(step.slot_pos)
@@ -132,8 +136,9 @@ def draw_ring(ax: "Axes", step: "RingStep") -> None:
 def draw_timeline(
     ax: "Axes", step: "RingStep", total: int, window: int
 ) -> None:
-    """Positions 0..total-1 as boxes: in the query's window (blue), evicted (grey, struck), not yet
-    generated (white). The query is outlined; under each box, the slot p % W it lives in."""
+    """Positions 0..total-1 as boxes: in the query's window (blue), evicted
+    (grey, struck), not yet generated (white). The query is outlined; under
+    each box, the slot p % W it lives in."""
     from matplotlib.patches import Rectangle
 
     seen = set(step.visible)
@@ -206,7 +211,9 @@ def draw_timeline(
 def plot_ring_step(
     trace: Sequence["RingStep"], step: int, total: int | None = None
 ) -> Any:
-    """One decode step of the ring buffer: the wheel of slots and the timeline of positions."""
+    """One decode step of the ring buffer: the wheel of slots and the timeline
+    of positions.
+    """
     import matplotlib.pyplot as plt
 
     window = len(trace[0].slot_pos)
@@ -227,7 +234,7 @@ def plot_ring_step(
 def plot_ring_strip(
     trace: Sequence["RingStep"], steps: Sequence[int], total: int | None = None
 ) -> Any:
-    """Several decode steps stacked: the static twin of the ring-buffer widget."""
+    """Several decode steps stacked: the ring-buffer widget's static twin."""
     import matplotlib.pyplot as plt
 
     window = len(trace[0].slot_pos)
@@ -246,7 +253,7 @@ def plot_ring_strip(
     return fig
 
 
-# ----------------------------------------------------------------------------------------------- chunked prefill
+# ------------------------------------------------------------- chunked prefill
 def _category_image(ax: "Axes", data: Any, colors: Sequence[str]) -> None:
     from matplotlib.colors import ListedColormap
 
@@ -265,8 +272,8 @@ def plot_chunk_coverage(
     start: int,
     window: int,
 ) -> Any:
-    """For each cache: the keys a chunk's queries need (rows = queries, columns = key positions), coloured
-    by whether the cache still had them."""
+    """For each cache: the keys a chunk's queries need (rows = queries,
+    columns = key positions), coloured by whether the cache still had them."""
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
@@ -335,8 +342,9 @@ def plot_chunk_error_grid(
     window: int,
     tol: float,
 ) -> Any:
-    """For each cache: is one prefill chunk right, wrong, or NaN, by tokens already cached (rows) and
-    chunk length (columns). The staircase marks the free slots, max(W - start, 0)."""
+    """For each cache: is one prefill chunk right, wrong, or NaN, by tokens
+    already cached (rows) and chunk length (columns). The staircase marks the
+    free slots, max(W - start, 0)."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
@@ -360,7 +368,8 @@ def plot_chunk_error_grid(
         wrong = sum(v == 1 for row in data for v in row)
         nans = sum(v == 2 for row in data for v in row)
         ax.set_title(
-            f"{name}: {wrong} wrong, {nans} NaN of {len(starts) * len(lengths)} chunks",
+            f"{name}: {wrong} wrong, {nans} NaN of "
+            f"{len(starts) * len(lengths)} chunks",
             fontsize=10,
         )
         ax.set_xticks(range(len(lengths)), [str(n) for n in lengths])
@@ -390,11 +399,13 @@ def plot_chunk_error_grid(
     return fig
 
 
-# ----------------------------------------------------------------------------------------------- bytes and reach
+# ------------------------------------------------------------- bytes and reach
 def plot_kv_bytes_vs_context(
     configs: dict[str, Gemma4Config], max_context: int, points: int = 257
 ) -> Any:
-    """KV bytes (bf16) held by one sliding and one global layer of each config as the context grows."""
+    """KV bytes (bf16) held by one sliding and one global layer of each config
+    as the context grows.
+    """
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(
@@ -449,7 +460,9 @@ def plot_kv_bytes_vs_context(
 
 
 def plot_ring_occupancy(trace: "DecodeTrace", window: int) -> Any:
-    """Positions held by a ring layer and by a global layer while decoding token after token."""
+    """Positions held by a ring layer and by a global layer while decoding
+    token after token.
+    """
     import matplotlib.pyplot as plt
 
     steps = range(1, len(trace.ring_filled) + 1)
@@ -480,7 +493,8 @@ def plot_ring_occupancy(trace: "DecodeTrace", window: int) -> Any:
     ax.set_xlabel("tokens decoded")
     ax.set_ylabel("positions in the cache")
     ax.set_title(
-        f"Decoding {len(trace.ring_filled)} = {len(trace.ring_filled) // window}×W tokens (W = {window})",
+        f"Decoding {len(trace.ring_filled)} = "
+        f"{len(trace.ring_filled) // window}×W tokens (W = {window})",
         fontsize=10,
     )
     ax.legend(fontsize=8, frameon=False, loc="upper left")
@@ -490,9 +504,11 @@ def plot_ring_occupancy(trace: "DecodeTrace", window: int) -> Any:
 
 
 def plot_influence(rows: dict[str, tuple[list[int], int, int]]) -> Any:
-    """One strip per model: which input positions the last position's output depends on (blue, measured)
-    and the predicted receptive field (the bracket).
-    ``rows[label] = (measured positions, query position, predicted number of positions)``."""
+    """One strip per model: which input positions the last position's output
+    depends on (blue, measured) and the predicted receptive field (the
+    bracket). ``rows[label] = (measured positions, query position, predicted
+    number of positions)``.
+    """
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
@@ -541,9 +557,10 @@ def plot_influence(rows: dict[str, tuple[list[int], int, int]]) -> Any:
 def plot_window_tradeoff(
     costs: dict[str, tuple["WindowCost", "WindowCost"]],
 ) -> Any:
-    """Each variant with its real window (filled) and with the other one (hollow): what the sliding layers
-    cost (cache bytes, left; share of the token's compute, right) against the reach of a run of sliding
-    layers between two globals."""
+    """Each variant with its real window (filled) and with the other one
+    (hollow): what the sliding layers cost (cache bytes, left; share of the
+    token's compute, right) against the reach of a run of sliding layers
+    between two globals."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=100)
@@ -610,7 +627,8 @@ def plot_window_tradeoff(
     fig.text(
         0.5,
         0.01,
-        "filled: released window   ·   hollow: the same model with the other window (512 ↔ 1024)",
+        "filled: released window   ·   "
+        "hollow: the same model with the other window (512 ↔ 1024)",
         ha="center",
         fontsize=8,
     )
