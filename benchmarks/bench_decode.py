@@ -104,7 +104,7 @@ def ours_runner(model: Gemma4ForCausalLM, prompt: torch.Tensor):
     def run() -> tuple[float, float]:
         cache = model.new_cache(1, max_length=total)
         start = time.perf_counter()
-        logits = model(prompt, cache, last_logits_only=True)
+        logits = model(prompt, cache, last_only=True)
         prefilled = time.perf_counter()
         token = logits[:, -1].argmax(-1, keepdim=True)
         for _ in range(NEW_TOKENS - 1):

@@ -29,7 +29,7 @@ from gemma4_lite.book.sliding_window import (
     sliding_runs,
     sliding_share_of_kv,
     tiny_model,
-    use_naive_rings,
+    new_cache,
     weight_flops_per_token,
     window_cost,
 )
@@ -201,15 +201,15 @@ def test_naive_ring_loses_keys_exactly_when_the_chunk_exceeds_the_free_slots(
             assert torch.equal(needed, seen)
 
 
-def test_use_naive_rings_swaps_every_ring():
+def test_naive_cache_swaps_every_ring():
     model = tiny_model("e2b-tiny")
-    cache = model.new_cache(1)
-    rings = sum(isinstance(layer, RingKVCache) for layer in cache.layers)
-    assert use_naive_rings(cache) == rings > 0
-    assert all(not isinstance(layer, RingKVCache) for layer in cache.layers)
-    assert (
-        sum(isinstance(layer, NaiveRingKVCache) for layer in cache.layers)
-        == rings
+    package, naive = new_cache(model, naive=False), new_cache(model, True)
+    rings = [isinstance(c, RingKVCache) for c in package.layers]
+    assert sum(rings) > 0
+    assert rings == [isinstance(c, RingKVCache) for c in naive.layers]
+    assert all(
+        isinstance(c, NaiveRingKVCache) == ring
+        for c, ring in zip(naive.layers, rings)
     )
 
 

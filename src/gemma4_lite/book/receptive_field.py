@@ -181,8 +181,8 @@ def input_gradient_norms(
         captured.append(leaf)
         return leaf
 
-    def keep(module, args, output):
-        captured.append(output)
+    def keep(module, args, output):  # a layer returns (h, its keys/values)
+        captured.append(output[0])
 
     hooks = [text_model.embed_tokens.register_forward_hook(make_leaf)]
     hooks += [layer.register_forward_hook(keep) for layer in text_model.layers]

@@ -29,7 +29,7 @@ import torch
 from ..accounting import count_parameters, dtype_bytes, kv_cache_layer_bytes
 from ..config import SLIDING, Gemma4Config
 from ..kv_cache import Gemma4Cache, RingKVCache
-from ..masks import visible
+from ..masks import ring_positions, visible
 from ..model import Gemma4ForCausalLM
 from .receptive_field import reach_by_depth, sliding_only_reach
 from .tiny import tiny_model  # noqa: F401  (the chapter calls sw.tiny_model)
@@ -275,24 +275,23 @@ def ring_trace(window: int, steps: int) -> list[RingStep]:
     """Decode ``steps`` tokens through a real :class:`RingKVCache` with one
     head of size one.
 
-    Each key *is* its position (k = v = p), so the keys the cache hands back to
-    the query can be read as positions: that is how ``visible`` is measured
-    rather than recomputed from the window formula.
+    Each key *is* its position (k = v = p) and empty slots hold -1, so the
+    ring's slots and the keys it hands back to the query can be read as
+    positions: that is how ``visible`` is measured rather than recomputed
+    from the window formula.
     """
     ring = RingKVCache(1, 1, 1, window, dtype=torch.float64, device="cpu")
+    ring.k.fill_(-1.0)
     trace = []
     for p in range(steps):
         kv = torch.full((1, 1, 1, 1), float(p), dtype=torch.float64)
-        keys, _, mask = ring.update(kv, kv, p)
-        seen = keys[0, 0, :, 0]
-        if mask is not None:
-            seen = seen[mask[0]]
+        keys, _ = ring.update(kv, kv, p)  # one token: it sees every key
         trace.append(
             RingStep(
                 position=p,
-                slot_pos=tuple(int(s) for s in ring.slot_pos),
+                slot_pos=tuple(int(s) for s in ring.k[0, 0, :, 0]),
                 written_slot=p % ring.size,
-                visible=tuple(sorted(int(x) for x in seen)),
+                visible=tuple(sorted(int(x) for x in keys[0, 0, :, 0])),
             )
         )
     return trace
@@ -303,100 +302,58 @@ def ring_trace(window: int, steps: int) -> list[RingStep]:
 # -----------------------------------------------------------------------------
 
 
-class NaiveRingKVCache:
-    """A rolling buffer that is wrong on purpose, with the same interface as
+class NaiveRingKVCache(RingKVCache):
+    """A rolling buffer that is wrong on purpose, with the interface of
     :class:`RingKVCache`.
 
     It does what works for decoding one token at a time: write the new keys
     into their slots ``p % W`` first, then let the queries attend to whatever
     the ring holds (masked by absolute position, so nothing wrong is *seen*).
     For a chunk of L >= 2 tokens that is longer than the free slots, the
-    chunk's later tokens overwrite keys that its earlier queries still need, so
-    those queries silently lose part of their window; a chunk longer than W
-    even leaves its first queries with no key at all (NaN).
+    chunk's later tokens overwrite keys that its earlier queries still need,
+    so those queries silently lose part of their window; a chunk longer than
+    W even leaves its first queries with no key at all (NaN).
     """
 
-    def __init__(
-        self,
-        batch_size: int,
-        kv_heads: int,
-        head_dim: int,
-        window: int,
-        *,
-        dtype: torch.dtype,
-        device: torch.device | str,
-    ) -> None:
-        self.window = window
-        self.k = torch.zeros(
-            batch_size, kv_heads, window, head_dim, dtype=dtype, device=device
-        )
-        self.v = torch.zeros_like(self.k)
-        self.slot_pos = torch.full(
-            (window,), -1, dtype=torch.long, device=device
-        )
-        self.seen = 0
-
-    @property
-    def size(self) -> int:
-        return self.k.shape[2]
-
-    def free_slots(self) -> int:
-        return max(self.size - self.seen, 0)
-
     def update(self, k: torch.Tensor, v: torch.Tensor, start: int):
-        if start != self.seen:
-            raise ValueError(
-                f"ring cache holds {self.seen} tokens but the step starts "
-                f"at position {start}"
-            )
         length = k.shape[2]
-        positions = torch.arange(start, start + length, device=k.device)
-        # 1. write every new key into its slot (later ones overwrite earlier
-        # ones)
-        for i in range(length):
-            slot = (start + i) % self.size
-            self.k[:, :, slot] = k[:, :, i]
-            self.v[:, :, slot] = v[:, :, i]
-            self.slot_pos[slot] = start + i
-        self.seen += length
-        mask = visible(
-            positions, self.slot_pos, self.window
-        )  # 2. attend to the ring only
-        return self.k, self.v, mask
-
-    def nbytes(self) -> int:
-        return self.k.nbytes + self.v.nbytes
+        for i in range(length):  # 1. write every new key into its slot
+            self.k[:, :, (start + i) % self.size] = k[:, :, i]
+            self.v[:, :, (start + i) % self.size] = v[:, :, i]
+        filled = min(start + length, self.size)
+        return self.k[:, :, :filled], self.v[:, :, :filled]  # 2. the ring
 
 
-def use_naive_rings(cache: Gemma4Cache) -> int:
-    """Swap every ring buffer of ``cache`` for a :class:`NaiveRingKVCache` of
-    the same shape (before use). Returns how many layers were swapped."""
-    swapped = 0
-    for i, layer in enumerate(cache.layers):
-        if isinstance(layer, RingKVCache):
-            batch, heads, _, dim = layer.k.shape
-            cache.layers[i] = NaiveRingKVCache(
-                batch,
-                heads,
-                dim,
-                layer.window,
-                dtype=layer.k.dtype,
-                device=layer.k.device,
-            )
-            swapped += 1
-    return swapped
+class NaiveCache(Gemma4Cache):
+    """A :class:`Gemma4Cache` whose sliding layers use the naive ring: their
+    queries see what the ring holds after the whole chunk was written."""
+
+    def __init__(self, config: Gemma4Config, batch_size: int = 1, **kw):
+        super().__init__(config, batch_size, **kw)
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, RingKVCache):
+                batch, heads, size, dim = layer.k.shape
+                self.layers[i] = NaiveRingKVCache(
+                    batch, heads, dim, size, dtype=layer.k.dtype,
+                    device=layer.k.device,
+                )  # fmt: skip
+
+    def key_positions(self, kind: str, start: int, length: int):
+        if kind != SLIDING:
+            return super().key_positions(kind, start, length)
+        device = self.layers_device()
+        return ring_positions(start + length, self.ring_size, device)
 
 
 def new_cache(
     model: Gemma4ForCausalLM, naive: bool, batch_size: int = 1
 ) -> Gemma4Cache:
     """An empty cache for ``model``: the package's (rings of W slots) or one
-    with naive rings.
-    """
-    cache = model.new_cache(batch_size)
-    if naive:
-        use_naive_rings(cache)
-    return cache
+    with naive rings."""
+    if not naive:
+        return model.new_cache(batch_size)
+    kw = dict(dtype=model.dtype, device=model.device)
+    return NaiveCache(model.config, batch_size, **kw)
 
 
 def chunk_coverage(
@@ -410,22 +367,17 @@ def chunk_coverage(
     position as value, so "seen" is read from what the cache returns. Both
     masks are [length, start+length] over absolute key positions.
     """
-    ring = (
-        NaiveRingKVCache(1, 1, 1, window, dtype=torch.float64, device="cpu")
-        if naive
-        else RingKVCache(1, 1, 1, window, dtype=torch.float64, device="cpu")
-    )
+    kind = NaiveRingKVCache if naive else RingKVCache
+    ring = kind(1, 1, 1, window, dtype=torch.float64, device="cpu")
     for p in range(start):
         kv = torch.full((1, 1, 1, 1), float(p), dtype=torch.float64)
         ring.update(kv, kv, p)
     total = start + length
-    chunk = torch.arange(start, total, dtype=torch.float64).view(
-        1, 1, length, 1
-    )
-    keys, _, mask = ring.update(chunk, chunk, start)
-    key_pos = keys[0, 0, :, 0].long()
-    if mask is None:
-        mask = torch.ones(length, key_pos.numel(), dtype=torch.bool)
+    chunk = torch.arange(start, total, dtype=torch.float64)
+    chunk = chunk.view(1, 1, length, 1)
+    keys, _ = ring.update(chunk, chunk, start)
+    key_pos = keys[0, 0, :, 0].long()  # what the ring handed back
+    mask = visible(torch.arange(start, total), key_pos, window)
     seen = torch.zeros(length, total, dtype=torch.bool)
     for q in range(length):
         seen[q, key_pos[mask[q]]] = True
@@ -508,14 +460,12 @@ class DecodeTrace:
 @torch.no_grad()
 def decode_trace(model: Gemma4ForCausalLM, ids: torch.Tensor) -> DecodeTrace:
     """Feed ``ids`` one token at a time through the package's cache and record
-    what the caches hold.
-    """
+    what the caches hold. After every step the ring of the first sliding
+    layer is compared with the ring a one-shot prefill of the same tokens
+    leaves behind, which holds exactly the last W positions."""
     config = model.config
     sliding_layer = next(
         i for i in config.sliding_layers if not config.is_kv_shared(i)
-    )
-    global_layer = next(
-        i for i in config.global_layers if not config.is_kv_shared(i)
     )
     reference = model(ids)
     cache = model.new_cache(ids.shape[0])
@@ -523,13 +473,13 @@ def decode_trace(model: Gemma4ForCausalLM, ids: torch.Tensor) -> DecodeTrace:
     for p in range(ids.shape[1]):
         outputs.append(model(ids[:, p : p + 1], cache))
         ring = cache.layers[sliding_layer]
-        in_ring = sorted(int(s) for s in ring.slot_pos if s >= 0)
-        exact_window &= in_ring == list(
-            range(max(0, p - config.sliding_window + 1), p + 1)
-        )
-        filled.append(len(in_ring))
+        one_shot = model.new_cache(ids.shape[0])
+        model(ids[:, : p + 1], one_shot)
+        expected = one_shot.layers[sliding_layer].k
+        exact_window &= torch.allclose(ring.k, expected, atol=1e-5)
+        filled.append(min(p + 1, ring.size))
         sizes.append(ring.size)
-        held.append(cache.layers[global_layer].seen)
+        held.append(cache.seq_len)  # a global layer keeps every position
     return DecodeTrace(
         filled,
         sizes,
