@@ -22,6 +22,7 @@ from gemma4_lite.book.sliding_window import (
     decode_trace,
     kv_crossover_context,
     model_attention_flops_per_token,
+    new_cache,
     ring_trace,
     run_receptive_field,
     silence_global_attention,
@@ -29,7 +30,6 @@ from gemma4_lite.book.sliding_window import (
     sliding_runs,
     sliding_share_of_kv,
     tiny_model,
-    new_cache,
     weight_flops_per_token,
     window_cost,
 )

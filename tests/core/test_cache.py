@@ -1,4 +1,5 @@
-"""Cached decode == uncached == chunked prefill, the ring buffer stays at the window, KV sharing is used."""
+"""Cached decode == uncached == chunked prefill, the ring buffer stays at
+the window, KV sharing is used, and a full cache refuses more tokens."""
 
 import pytest
 import torch
@@ -107,8 +108,8 @@ def test_kv_shared_layers_store_nothing_and_read_their_producer():
     # producers: the *last* non-shared layer of the same type
     assert config.first_kv_shared_layer == 6
     assert [config.kv_producer(i) for i in range(6, 10)] == [5, 5, 5, 4]
-    # The sharing is real: perturbing the producer's k_proj changes shared layers' outputs, and the
-    # shared layers own no key/value weights at all.
+    # The sharing is real: perturbing the producer's keys changes shared
+    # layers' outputs, and the shared layers own no key/value weights at all.
     shared_attn = model.model.layers[6].self_attn
     q_rows = config.num_attention_heads * shared_attn.head_dim
     assert shared_attn.qkv_proj.out_features == q_rows

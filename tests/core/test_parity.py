@@ -1,4 +1,5 @@
-"""Parity with transformers (pinned in requirements-dev.txt) on tiny random configs of every family."""
+"""Parity with transformers (pinned in requirements-dev.txt) on tiny random
+configs of every family."""
 
 import json
 
@@ -22,7 +23,8 @@ def _prompt(config: Gemma4Config, length: int, seed: int) -> torch.Tensor:
 
 
 def _reference_and_ours(name: str, seed: int, folder):
-    """A random transformers model of the family, and ours loaded from what transformers saved."""
+    """A random transformers model of the family, and ours loaded from what
+    transformers saved."""
     config = Gemma4Config.from_preset(name)
     reference = build_hf_model(config, seed=seed)
     reference.save_pretrained(folder)
@@ -38,14 +40,15 @@ def test_logits_match_transformers(name, tmp_path):
     with torch.no_grad():
         expected = reference(ids, use_cache=False).logits
         got = ours(ids)
-        # transformers with its cache: KV sharing goes through the cache path too
+        # transformers with its cache: KV sharing goes through the cache path
         cached = reference(ids, use_cache=True).logits
     diff = (expected - got).abs().max().item()
     print(f"{name}: max |logit difference| vs transformers = {diff:.3e}")
     assert got.shape == expected.shape
     assert diff <= 1e-4
     assert (cached - got).abs().max().item() <= 1e-4
-    # the logits are not trivially small: a broken model could not pass by accident
+    # the logits are not trivially small: a broken model could not pass by
+    # accident
     assert expected.std().item() > 0.1
 
 
@@ -104,7 +107,8 @@ def test_greedy_generation_matches_transformers(name, tmp_path):
         .sum()
     )
     print(
-        f"{name}: {agree}/{new_tokens} greedy tokens identical to transformers' cached generate"
+        f"{name}: {agree}/{new_tokens} greedy tokens identical to "
+        "transformers' cached generate"
     )
     assert expected.shape == got.shape
     assert torch.equal(expected, got)
@@ -113,8 +117,9 @@ def test_greedy_generation_matches_transformers(name, tmp_path):
 
 @pytest.mark.parametrize("name", FAMILIES)
 def test_bfloat16_matches_transformers(name, tmp_path):
-    """Real checkpoints are bf16: norms in fp32, the embedding scale rounded to bf16, softmaxes in fp32 and
-    everything else in bf16, in the reference's order, gives the reference's bits."""
+    """Real checkpoints are bf16: norms in fp32, the embedding scale rounded
+    to bf16, softmaxes in fp32 and everything else in bf16, in the
+    reference's order, gives the reference's bits."""
     from transformers import Gemma4ForCausalLM as HFGemma4ForCausalLM
 
     config = Gemma4Config.from_preset(name)
@@ -155,8 +160,9 @@ def test_transformers_reads_what_we_save(name, tmp_path):
 
 
 def test_multimodal_checkpoint_layout_loads(tmp_path):
-    """Official checkpoints: decoder under model.language_model., vision/audio towers beside it, and unused
-    k/v weights stored for KV-shared layers. All of that must load into the same model."""
+    """Official checkpoints: decoder under model.language_model., vision and
+    audio towers beside it, and unused k/v weights stored for KV-shared
+    layers. All of that must load into the same model."""
     from conftest import random_model
     from safetensors.torch import load_file, save_file
 

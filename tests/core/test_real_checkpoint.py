@@ -1,8 +1,9 @@
-"""Optional: parity on a real Gemma 4 checkpoint, when the reader has one on disk.
+"""Optional: parity on a real Gemma 4 checkpoint, when the reader has one.
 
-Set GEMMA4_CHECKPOINT to a downloaded Hugging Face folder (for example google/gemma-4-E2B-it) to run it.
-CI has no network and no weights, so there it is skipped; every code path it uses is also exercised on
-checkpoints the other tests create.
+Set GEMMA4_CHECKPOINT to a downloaded Hugging Face folder (for example
+google/gemma-4-E2B-it) to run it. CI has no network and no weights, so there
+it is skipped; every code path it uses is also exercised on checkpoints the
+other tests create.
 """
 
 import os
@@ -29,7 +30,8 @@ def test_real_checkpoint_matches_transformers():
     )
     if ours.config.enable_moe_block:
         reference.set_experts_implementation("eager")
-    # <bos> followed by ordinary text ids; any ids below the vocabulary size will do for a parity check
+    # <bos> followed by ordinary text ids; any ids below the vocabulary size
+    # will do for a parity check
     ids = torch.tensor(
         [
             [
@@ -57,6 +59,7 @@ def test_real_checkpoint_matches_transformers():
     assert diff <= 1e-3
     with torch.no_grad():
         theirs = reference.generate(ids, max_new_tokens=16, do_sample=False)
-    # transformers may stop early at an end-of-turn token; compare what both produced
+    # transformers may stop early at an end-of-turn token; compare what both
+    # produced
     ours_out = generate(ours, ids, 16)
     assert torch.equal(ours_out[:, : theirs.shape[1]], theirs)

@@ -1,4 +1,5 @@
-"""Bad input gets a clear error naming the problem, never a silent wrong answer."""
+"""Bad input gets a clear error naming the problem, never a silent wrong
+answer."""
 
 import json
 
@@ -154,7 +155,8 @@ def test_checkpoint_with_a_wrong_shape(saved):
     )
     with pytest.raises(
         CheckpointError,
-        match=r"wrong shape: model\.norm\.weight: checkpoint \[65\], config expects \[64\]",
+        match=r"wrong shape: model\.norm\.weight: checkpoint \[65\], "
+        r"config expects \[64\]",
     ):
         Gemma4ForCausalLM.from_pretrained(path)
 
