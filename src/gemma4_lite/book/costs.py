@@ -42,7 +42,7 @@ def layer_token_budget(
 
     ``stored`` summed over layers equals :func:`count_parameters` without the
     embedding and the final norm; ``active`` summed likewise equals its
-    ``active_per_token`` (tested in ``tests/test_routing.py``).
+    ``active_per_token`` (tested in ``tests/book/test_routing.py``).
     """
     params = layer_parameters(config, layer)
     h, d = config.hidden_size, config.head_dim_for(layer)

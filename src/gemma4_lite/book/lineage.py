@@ -1,30 +1,32 @@
 """Gemma 2 -> Gemma 3 -> Gemma 4: the attention geometry that decides KV-cache
 memory, as typed data. Chapter: "The evolution from Gemma 3"
-(notebooks/03_evolution_from_gemma3.ipynb).
+(``notebooks/03_evolution_from_gemma3.ipynb``).
 
 Gemma 4 entries are built from the package presets (:mod:`gemma4_lite.config`),
 so they cannot drift from the model code. Gemma 2 and Gemma 3 have no code in
 this package; their figures are typed in below, each with the reference it
 comes from:
 
-* ``[facts §10]``   /work/shared/reference/gemma4_facts.md, section 10 (HF
-  ``convert_gemma3_weights.py`` ``_VARIANTS``, the gemma3 modelling file, Gemma
-  2 config copies);
-* ``[comp A.3]``    /work/shared/reference/comparators.md, table A.3 (HF
-  configuration files and config copies) and ``[comp A.5]`` its computed
-  KV-per-token table;
+* ``[facts §10]``   the Gemma 3 entries of transformers'
+  ``convert_gemma3_weights.py`` (``_VARIANTS``) and the gemma3 modelling file,
+  and the released Gemma 2 configs (section 10 of the book's fact sheet,
+  which collects them);
+* ``[comp A.3]``    the released configuration files of each model, as
+  tabulated in the book's comparison notes (table A.3), and ``[comp A.5]``
+  the KV bytes per token computed from them;
 * ``[g2-config]``   the released Gemma 2 ``config.json`` values as copied in
   public config fixtures (checked against
   ``transformers/models/gemma2/configuration_gemma2.py``, whose default layer
   pattern is ``sliding if (i + 1) % 2 else full``).
 
-Where two references disagree the comment says so; ``tests/test_lineage.py``
-re-checks every figure that both references give. Two disagreements concern KV
+Where two references disagree the comment says so;
+``tests/book/test_lineage.py`` re-checks every figure that both references
+give. Two disagreements concern KV
 accounting rather than the configs themselves:
 
 * [comp A.6] counts keys *and* values on K=V global layers (as transformers and
-  this package store them), while training_and_quality.md §3.2 counts one
-  tensor there; the Gemma 4 report's Table 3 matches the second reading for all
+  this package store them), while the notes on the report count one tensor
+  there; the Gemma 4 report's Table 3 matches the second reading for all
   four models, even E2B/E4B whose global layers are not K=V. The chapter prints
   both.
 * [comp A.5]'s "960 KiB per token if all 60 layers were global" for the 31B
