@@ -31,16 +31,27 @@ CONFIG_PATH = ROOT / "_config.yml"
 
 # Small runtime dependencies of the package that Colab may lack. numpy and
 # matplotlib ship with Colab; torch must never appear here.
-COLAB_EXTRA_PACKAGES = ("safetensors", "ipywidgets")
+COLAB_EXTRA_PACKAGES = ("safetensors", "ipywidgets", "sentencepiece")
 
 _TEMPLATE = """\
-# Set-up. On Colab this installs the book's package from the repository; it never touches Colab's torch.
-# Locally (after the README's set-up) it does nothing.
-import sys, subprocess
+# Set-up. On Colab this installs the book's package from the repository;
+# it never touches Colab's torch. Locally (after the README's set-up) it
+# does nothing.
+import subprocess
+import sys
+
 if "google.colab" in sys.modules:
     REPO_URL = "{repo_url}"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", f"git+{{REPO_URL}}"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", {extras}], check=True)"""  # noqa: E501
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+         f"git+{{REPO_URL}}"],
+        check=True,
+    )
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q",
+         {extras}],
+        check=True,
+    )"""
 
 
 def repository_url(config_path: Path = CONFIG_PATH) -> str:
