@@ -9,9 +9,17 @@ sys.path.insert(0, str(Path(__file__).parent))
 from gemma4_lite import Gemma4Config, Gemma4ForCausalLM  # noqa: E402
 
 # Tiny twins of each family as transformers can build them: E-style (PLE + KV
-# sharing + double-wide MLP + 4:1), 31B-style (K=V global layers with fewer KV
-# heads), 26B-style (MoE beside the dense MLP), plain dense.
-FAMILIES = ["e2b-tiny", "e4b-tiny", "31b-tiny", "26b-a4b-tiny", "dense-tiny"]
+# sharing + double-wide MLP + 4:1), 12B-style (one K=V head on the global
+# layers), 31B-style (K=V global layers with fewer KV heads), 26B-style (MoE
+# beside the dense MLP), plain dense.
+FAMILIES = [
+    "e2b-tiny",
+    "e4b-tiny",
+    "12b-tiny",
+    "31b-tiny",
+    "26b-a4b-tiny",
+    "dense-tiny",
+]
 
 
 # Tiny models are dominated by per-op overhead, where a second thread only adds

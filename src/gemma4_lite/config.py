@@ -1,7 +1,9 @@
-"""Hyperparameters of a Gemma 4 text decoder, in one dataclass with named presets.
+"""Hyperparameters of a Gemma 4 text decoder, in one dataclass with named
+presets.
 
-Field names follow the Hugging Face ``Gemma4TextConfig`` (and the released ``config.json`` files), so a
-reader can hold the two side by side. Chapter: "Gemma 4 at a glance".
+Field names follow the Hugging Face ``Gemma4TextConfig`` (and the released
+``config.json`` files), so a reader can hold the two side by side. Chapter:
+"Gemma 4 at a glance".
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ def layers_of_type(
 
 
 def layer_pattern(num_layers: int, period: int) -> list[str]:
-    """``period - 1`` sliding layers then one global layer, repeated (period 5 is 4:1, period 6 is 5:1)."""
+    """``period - 1`` sliding layers then one global layer, repeated
+    (period 5 is 4:1, period 6 is 5:1)."""
     return [
         FULL if (i + 1) % period == 0 else SLIDING for i in range(num_layers)
     ]
@@ -32,11 +35,20 @@ def layer_pattern(num_layers: int, period: int) -> list[str]:
 
 @dataclass
 class Gemma4Config:
-    """Everything the four released Gemma 4 text decoders need.
+    """Everything the five released Gemma 4 text decoders need.
 
-    Global ("full_attention") layers have their own head size (``global_head_dim``), their own KV-head
-    count when keys equal values (``num_global_key_value_heads`` with ``attention_k_eq_v``), and their own
-    RoPE ("proportional": only ``global_partial_rotary_factor`` of the frequency pairs rotate).
+    Global ("full_attention") layers have their own head size
+    (``global_head_dim``), their own KV-head count
+    (``num_global_key_value_heads``; ``None`` means as many as the sliding
+    layers), keys that may double as values (``attention_k_eq_v``), and their
+    own RoPE ("proportional": only ``global_partial_rotary_factor`` of the
+    frequency pairs rotate).
+
+    Unlike transformers' keyword of the same name, which only counts when
+    ``attention_k_eq_v`` is on, ``num_global_key_value_heads`` applies with or
+    without K=V, as a ``per_layer_config`` in a transformers file can;
+    :meth:`to_hf_dict` writes such a ``per_layer_config`` when the keyword
+    would be ignored.
     """
 
     vocab_size: int = 262_144
@@ -79,9 +91,10 @@ class Gemma4Config:
         self.layer_types = list(self.layer_types)
         self.validate()
 
-    # ------------------------------------------------------------------ validation
+    # ------------------------------------------------------------ validation
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the field and the fix for any config the model cannot honour."""
+        """Raise ``ValueError`` naming the field and the fix for any config
+        the model cannot honour."""
 
         def fail(field_name: str, problem: str, fix: str) -> None:
             raise ValueError(f"Gemma4Config.{field_name}: {problem}. {fix}")
@@ -116,8 +129,8 @@ class Gemma4Config:
         if len(self.layer_types) != self.num_hidden_layers:
             fail(
                 "layer_types",
-                f"has {len(self.layer_types)} entries but num_hidden_layers is "
-                f"{self.num_hidden_layers}",
+                f"has {len(self.layer_types)} entries but "
+                f"num_hidden_layers is {self.num_hidden_layers}",
                 "Give one layer type per layer",
             )
         for i, kind in enumerate(self.layer_types):
@@ -130,8 +143,9 @@ class Gemma4Config:
         if self.layer_types[-1] != FULL:
             fail(
                 "layer_types",
-                "the last layer must be 'full_attention' (every Gemma 4 ends with a global "
-                "layer; transformers rewrites it with only a logged warning)",
+                "the last layer must be 'full_attention' (every Gemma 4 "
+                "ends with a global layer; transformers rewrites it with "
+                "only a logged warning)",
                 "Make layer_types[-1] 'full_attention'",
             )
         if not isinstance(self.sliding_window, int) or self.sliding_window < 1:
@@ -143,8 +157,8 @@ class Gemma4Config:
         if self.num_attention_heads % self.num_key_value_heads:
             fail(
                 "num_key_value_heads",
-                f"{self.num_attention_heads} query heads cannot be split evenly over "
-                f"{self.num_key_value_heads} KV heads",
+                f"{self.num_attention_heads} query heads cannot be split "
+                f"evenly over {self.num_key_value_heads} KV heads",
                 "Choose a divisor of num_attention_heads",
             )
         has_full = FULL in self.layer_types
@@ -152,33 +166,36 @@ class Gemma4Config:
             if self.global_head_dim is None:
                 fail(
                     "global_head_dim",
-                    "is missing but the model has global (full_attention) layers",
+                    "is missing but the model has global (full_attention) "
+                    "layers",
                     "Set it (512 in every released Gemma 4)",
                 )
-            if self.global_head_dim < 2 or self.global_head_dim % 2:
-                fail(
-                    "global_head_dim",
-                    f"must be an even positive integer, got {self.global_head_dim}",
-                    "Use an even head size",
-                )
-        if self.num_global_key_value_heads is not None:
-            if not self.attention_k_eq_v:
-                fail(
-                    "num_global_key_value_heads",
-                    "is only used together with attention_k_eq_v=True "
-                    "(transformers ignores it otherwise)",
-                    "Set attention_k_eq_v=True or drop the field",
-                )
             if (
-                self.num_global_key_value_heads < 1
-                or self.num_attention_heads % self.num_global_key_value_heads
+                not isinstance(self.global_head_dim, int)
+                or isinstance(self.global_head_dim, bool)
+                or self.global_head_dim < 2
+                or self.global_head_dim % 2
             ):
                 fail(
-                    "num_global_key_value_heads",
-                    f"{self.num_attention_heads} query heads cannot be split "
-                    f"evenly over {self.num_global_key_value_heads} KV heads",
-                    "Choose a positive divisor of num_attention_heads",
+                    "global_head_dim",
+                    "must be an even positive integer, got "
+                    f"{self.global_head_dim!r}",
+                    "Use an even head size",
                 )
+        global_kv = self.num_global_key_value_heads
+        if global_kv is not None and (
+            not isinstance(global_kv, int)
+            or isinstance(global_kv, bool)
+            or global_kv < 1
+            or self.num_attention_heads % global_kv
+        ):
+            fail(
+                "num_global_key_value_heads",
+                f"{self.num_attention_heads} query heads cannot be split "
+                f"evenly over {global_kv!r} KV heads",
+                "Choose a positive divisor of num_attention_heads, or None "
+                "for as many as the sliding layers have",
+            )
         if self.global_rope_type not in ("default", "proportional"):
             fail(
                 "global_rope_type",
@@ -215,14 +232,16 @@ class Gemma4Config:
         ):
             fail(
                 "vocab_size_per_layer_input",
-                f"{self.vocab_size_per_layer_input} is smaller than vocab_size "
-                f"{self.vocab_size}, so valid token ids would index past the per-layer table",
+                f"{self.vocab_size_per_layer_input} is smaller than "
+                f"vocab_size {self.vocab_size}, so valid token ids would "
+                "index past the per-layer table",
                 "Make it at least vocab_size",
             )
         if not 0 <= self.num_kv_shared_layers < self.num_hidden_layers:
             fail(
                 "num_kv_shared_layers",
-                f"must be in [0, num_hidden_layers), got {self.num_kv_shared_layers}",
+                "must be in [0, num_hidden_layers), got "
+                f"{self.num_kv_shared_layers}",
                 "At least one layer has to compute its own keys and values",
             )
         first_shared = self.first_kv_shared_layer
@@ -230,9 +249,11 @@ class Gemma4Config:
             if self.kv_producer(i) is None:
                 fail(
                     "num_kv_shared_layers",
-                    f"shared layer {i} is {self.layer_types[i]!r} but no earlier "
-                    f"non-shared layer (0..{first_shared - 1}) has that type to lend it keys and values",
-                    "Share fewer layers or put a layer of that type before the shared tail",
+                    f"shared layer {i} is {self.layer_types[i]!r} but no "
+                    f"earlier non-shared layer (0..{first_shared - 1}) has "
+                    "that type to lend it keys and values",
+                    "Share fewer layers or put a layer of that type before "
+                    "the shared tail",
                 )
         if self.use_double_wide_mlp and not self.num_kv_shared_layers:
             fail(
@@ -250,13 +271,16 @@ class Gemma4Config:
                 if value is None or value < 1:
                     fail(
                         name,
-                        f"must be a positive integer when enable_moe_block=True, got {value!r}",
-                        "Set the MoE sizes (26B-A4B: 128 experts, top 8, width 704)",
+                        "must be a positive integer when "
+                        f"enable_moe_block=True, got {value!r}",
+                        "Set the MoE sizes (26B-A4B: 128 experts, top 8, "
+                        "width 704)",
                     )
             if self.top_k_experts > self.num_experts:
                 fail(
                     "top_k_experts",
-                    f"{self.top_k_experts} exceeds num_experts {self.num_experts}",
+                    f"{self.top_k_experts} exceeds num_experts "
+                    f"{self.num_experts}",
                     "Route each token to at most num_experts experts",
                 )
         if (
@@ -281,7 +305,7 @@ class Gemma4Config:
                 "Set tie_word_embeddings=True",
             )
 
-    # ------------------------------------------------------------------ derived per-layer facts
+    # ----------------------------------------------- derived per-layer facts
     @property
     def first_kv_shared_layer(self) -> int:
         return self.num_hidden_layers - self.num_kv_shared_layers
@@ -293,8 +317,9 @@ class Gemma4Config:
         return layer >= self.first_kv_shared_layer
 
     def kv_producer(self, layer: int) -> int | None:
-        """The layer whose keys/values ``layer`` attends to: itself, or for a shared layer the *last*
-        non-shared layer of the same type (not "the matching earlier layer")."""
+        """The layer whose keys/values ``layer`` attends to: itself, or for
+        a shared layer the *last* non-shared layer of the same type (not
+        "the matching earlier layer")."""
         if not self.is_kv_shared(layer):
             return layer
         kind = self.layer_types[layer]
@@ -320,8 +345,7 @@ class Gemma4Config:
     def kv_heads_for(self, layer: int) -> int:
         if (
             not self.is_sliding(layer)
-            and self.attention_k_eq_v
-            and self.num_global_key_value_heads
+            and self.num_global_key_value_heads is not None
         ):
             return self.num_global_key_value_heads
         return self.num_key_value_heads
@@ -341,15 +365,18 @@ class Gemma4Config:
     def sliding_layers(self) -> list[int]:
         return layers_of_type(self.layer_types, SLIDING)
 
-    # ------------------------------------------------------------------ presets
+    # --------------------------------------------------------------- presets
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> "Gemma4Config":
-        """A released variant (``"e2b"``, ``"e4b"``, ``"26b-a4b"``, ``"31b"``) or a tiny CPU twin of one
-        (the same name with ``"-tiny"``, plus ``"dense-tiny"``). Keyword overrides are applied on top."""
+        """A released variant (``"e2b"``, ``"e4b"``, ``"12b"``,
+        ``"26b-a4b"``, ``"31b"``) or a tiny CPU twin of one (the same name
+        with ``"-tiny"``, plus ``"dense-tiny"``). Keyword overrides are
+        applied on top."""
         key = name.lower().replace("_", "-")
         if key not in PRESETS:
             raise ValueError(
-                f"Unknown preset {name!r}. Known presets: {', '.join(sorted(PRESETS))}"
+                f"Unknown preset {name!r}. Known presets: "
+                f"{', '.join(sorted(PRESETS))}"
             )
         values = dict(PRESETS[key])
         values.update(overrides)
@@ -360,14 +387,28 @@ class Gemma4Config:
             )
         return cls(**values)
 
-    # ------------------------------------------------------------------ Hugging Face interop
+    # ------------------------------------------------- Hugging Face interop
     @classmethod
     def from_hf(cls, source: str | Path | dict[str, Any]) -> "Gemma4Config":
-        """Read a Hugging Face ``config.json`` (a folder, a file, or an already-parsed dict).
+        """Read a Hugging Face ``config.json`` (a folder, a file, or an
+        already-parsed dict) the way transformers 5.24 reads it.
 
-        Multimodal files keep the decoder settings under ``text_config``; text-only files hold them at the
-        top level. Both the released spelling (``global_head_dim``, ``num_global_key_value_heads``) and the
-        ``per_layer_config`` that newer transformers write are understood.
+        Text-only files (``gemma4_text``, ``gemma4_unified_text``) hold the
+        decoder settings at the top level, multimodal ones (``gemma4``,
+        ``gemma4_unified``) under ``text_config``. The family picks the
+        defaults for keys a file omits; the 12B "Unified" decoder has no
+        per-layer embeddings or experts (transformers ignores such keys in
+        its files), a 1024-token window and 256K positions by default.
+
+        Global layers take ``global_head_dim`` and, with K=V,
+        ``num_global_key_value_heads`` (the released files) only when the
+        file has no ``per_layer_config``. When it has one (transformers
+        5.23+ writes it, ``{}`` included), each layer takes its own
+        overrides and otherwise ``head_dim`` and ``num_key_value_heads``.
+        Files transformers cannot build, or whose shape this model cannot
+        hold (global layers that differ from each other, one RoPE for all
+        layer types, RoPE kinds other than default/proportional), raise
+        ``ValueError``.
         """
         if isinstance(source, dict):
             raw = source
@@ -378,105 +419,63 @@ class Gemma4Config:
             if not path.is_file():
                 raise FileNotFoundError(f"No config.json at {path}")
             raw = json.loads(path.read_text())
-        text = (
-            raw.get("text_config", raw)
-            if isinstance(raw.get("text_config"), dict)
-            else raw
-        )
-        model_type = text.get("model_type")
-        if model_type not in (None, "gemma4_text", "gemma4"):
-            raise ValueError(
-                f"config model_type is {model_type!r}, not a Gemma 4 text decoder ('gemma4_text')"
-            )
+        text, family = _text_section(raw)
         if text.get("use_bidirectional_attention") == "all":
             raise ValueError(
-                "use_bidirectional_attention='all' (encoder-style) is not a causal decoder; "
-                "gemma4_lite supports causal text decoding only"
+                "use_bidirectional_attention='all' (encoder-style) is not a "
+                "causal decoder; gemma4_lite supports causal text decoding "
+                "only"
             )
         if text.get("attention_bias"):
             raise ValueError(
-                "attention_bias=True is not part of any Gemma 4; gemma4_lite has no attention biases"
+                "attention_bias=True is not part of any Gemma 4; gemma4_lite "
+                "has no attention biases"
             )
 
-        known = {f.name for f in fields(cls)}
-        # A key the file leaves out means transformers' default, which is not always our preset default
+        unified = family == "gemma4_unified"
+        if unified:
+            defaults = UNIFIED_TRANSFORMERS_DEFAULTS
+        else:
+            defaults = TRANSFORMERS_DEFAULTS
+        ignored = _NOT_FILE_KEYS | (_NOT_IN_UNIFIED if unified else set())
+        known = {f.name for f in fields(cls)} - ignored
+        # A key the file leaves out means transformers' default, which is
+        # not always our preset default
         values = {
-            **TRANSFORMERS_DEFAULTS,
+            **defaults,
             **{k: v for k, v in text.items() if k in known and v is not None},
         }
-        num_layers = values["num_hidden_layers"]
         if "layer_types" not in values:
-            values["layer_types"] = layer_pattern(num_layers, 6)
-        for key, value in (text.get("per_layer_config") or {}).items():
-            layer = int(key)
-            if values["layer_types"][layer] != FULL:
-                raise ValueError(
-                    f"per_layer_config overrides layer {layer}, which is not a global layer; "
-                    "only global layers have their own geometry in Gemma 4"
-                )
-            if "head_dim" in value:
-                values["global_head_dim"] = value["head_dim"]
-            if "num_key_value_heads" in value:
-                values["num_global_key_value_heads"] = value[
-                    "num_key_value_heads"
-                ]
-        if FULL in values["layer_types"] and "global_head_dim" not in values:
-            values["global_head_dim"] = (
-                512  # the transformers default when the file omits it
+            values["layer_types"] = layer_pattern(
+                values["num_hidden_layers"], 6
             )
-        if not values.get("attention_k_eq_v"):
-            values.pop(
-                "num_global_key_value_heads", None
-            )  # transformers ignores it without K=V
-        rope = text.get("rope_parameters") or {}
-        if SLIDING in rope:
-            values["sliding_rope_theta"] = float(
-                rope[SLIDING].get("rope_theta", 10_000.0)
-            )
-            if rope[SLIDING].get("rope_type", "default") != "default":
-                raise ValueError(
-                    f"sliding layers use RoPE type {rope[SLIDING]['rope_type']!r}; Gemma 4 "
-                    "uses 'default' there"
-                )
-        if FULL in rope:
-            values["global_rope_type"] = rope[FULL].get("rope_type", "default")
-            values["global_rope_theta"] = float(
-                rope[FULL].get("rope_theta", 1_000_000.0)
-            )
-            values["global_partial_rotary_factor"] = float(
-                rope[FULL].get("partial_rotary_factor", 1.0)
-            )
-            values["global_rope_factor"] = float(rope[FULL].get("factor", 1.0))
+        values.update(_attention_geometry(text, values, defaults))
+        values.update(_rope_fields(text, values["layer_types"]))
         if text.get("final_logit_softcapping") is None:
             values["final_logit_softcapping"] = None
         if (
-            "hidden_size_per_layer_input" in text
+            not unified
+            and "hidden_size_per_layer_input" in text
             and text["hidden_size_per_layer_input"] is None
         ):
             values["hidden_size_per_layer_input"] = 0
         return cls(**values)
 
     def to_hf_dict(self) -> dict[str, Any]:
-        """The text-only ``config.json`` that transformers' ``Gemma4ForCausalLM`` reads."""
+        """The text-only ``config.json`` that transformers'
+        ``Gemma4ForCausalLM`` reads back to the same model (the 12B
+        decoder included: ``Gemma4UnifiedForCausalLM`` builds the same
+        modules)."""
         values = asdict(self)
-        for key in (
-            "sliding_rope_theta",
-            "global_rope_type",
-            "global_rope_theta",
-            "global_partial_rotary_factor",
-            "global_rope_factor",
-        ):
+        for key in _ROPE_FIELDS:
             values.pop(key)
         full_rope: dict[str, Any] = {
             "rope_type": self.global_rope_type,
             "rope_theta": self.global_rope_theta,
+            "partial_rotary_factor": self.global_partial_rotary_factor,
         }
-        if self.global_rope_type == "proportional":
-            full_rope["partial_rotary_factor"] = (
-                self.global_partial_rotary_factor
-            )
-            if self.global_rope_factor != 1.0:
-                full_rope["factor"] = self.global_rope_factor
+        if self.global_rope_factor != 1.0:
+            full_rope["factor"] = self.global_rope_factor
         values["rope_parameters"] = {
             SLIDING: {
                 "rope_type": "default",
@@ -484,6 +483,21 @@ class Gemma4Config:
             },
             FULL: full_rope,
         }
+        if (
+            self.num_global_key_value_heads is not None
+            and not self.attention_k_eq_v
+        ):
+            # transformers drops the num_global_key_value_heads keyword
+            # without K=V; a per_layer_config gives the global layers their
+            # KV heads anyway (and then global_head_dim is ignored too)
+            del values["global_head_dim"], values["num_global_key_value_heads"]
+            values["per_layer_config"] = {
+                str(i): {
+                    "head_dim": self.global_head_dim,
+                    "num_key_value_heads": self.num_global_key_value_heads,
+                }
+                for i in self.global_layers
+            }
         values.update(
             model_type="gemma4_text",
             architectures=["Gemma4ForCausalLM"],
@@ -496,7 +510,263 @@ class Gemma4Config:
         return replace(self, **changes)
 
 
-# transformers' Gemma4TextConfig defaults (5.24.0), applied by from_hf to keys a config file omits.
+# ------------------------------------------------- reading transformers files
+# model_type of a text-only file -> family; multimodal files name the family
+TEXT_MODEL_TYPES = {
+    None: "gemma4",
+    "gemma4_text": "gemma4",
+    "gemma4_unified_text": "gemma4_unified",
+}
+MULTIMODAL_MODEL_TYPES = ("gemma4", "gemma4_unified")
+
+# Our RoPE fields: transformers files spell them as rope_parameters
+_ROPE_FIELDS = (
+    "sliding_rope_theta",
+    "global_rope_type",
+    "global_rope_theta",
+    "global_partial_rotary_factor",
+    "global_rope_factor",
+)
+# Fields from_hf never copies from a file by name: RoPE fields (not
+# transformers keys) and the global geometry (resolved by its own rule)
+_NOT_FILE_KEYS = {
+    *_ROPE_FIELDS,
+    "global_head_dim",
+    "num_global_key_value_heads",
+}
+# Gemma4UnifiedTextConfig has no such fields and its model never reads them
+_NOT_IN_UNIFIED = {
+    "hidden_size_per_layer_input",
+    "vocab_size_per_layer_input",
+    "enable_moe_block",
+    "num_experts",
+    "top_k_experts",
+    "moe_intermediate_size",
+}
+# What each layer of a Gemma 4 may override in transformers' per_layer_config
+_PER_LAYER_KEYS = ("head_dim", "num_key_value_heads")
+
+
+def _text_section(raw: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The decoder's settings and the family (``"gemma4"`` or
+    ``"gemma4_unified"``) whose defaults fill the gaps."""
+    outer = raw.get("model_type")
+    if outer in MULTIMODAL_MODEL_TYPES:
+        # transformers builds the family's text config from text_config
+        # (defaults when it is absent), whatever model_type it names
+        text = raw.get("text_config") or {}
+        if not isinstance(text, dict):
+            raise ValueError("config text_config must be a JSON object")
+        return text, outer
+    if outer is None and isinstance(raw.get("text_config"), dict):
+        raw = raw["text_config"]
+        outer = raw.get("model_type")
+    if outer not in TEXT_MODEL_TYPES:
+        raise ValueError(
+            f"config model_type is {outer!r}, not a Gemma 4 text decoder "
+            "('gemma4_text' or 'gemma4_unified_text')"
+        )
+    return raw, TEXT_MODEL_TYPES[outer]
+
+
+def _attention_geometry(
+    text: dict[str, Any],
+    values: dict[str, Any],
+    defaults: dict[str, Any],
+) -> dict[str, Any]:
+    """Head size and KV heads of each layer type, as transformers 5.24
+    resolves them from the file (``Gemma4TextConfig.__post_init__`` and
+    ``per_layer_config``), folded back into our fields."""
+    if "per_layer_config" not in text:
+        # The released layout: the keywords become per-layer overrides of
+        # every global layer, the KV heads only with K=V
+        return {
+            "global_head_dim": text.get("global_head_dim", 512),
+            "num_global_key_value_heads": (
+                text.get("num_global_key_value_heads")
+                if values["attention_k_eq_v"]
+                else None
+            ),
+        }
+    layer_types = values["layer_types"]
+    overrides = _per_layer_overrides(text, values, defaults)
+
+    def shape(layer: int) -> tuple[Any, Any]:
+        own = overrides.get(layer, {})
+        return (
+            own.get("head_dim", values["head_dim"]),
+            own.get("num_key_value_heads", values["num_key_value_heads"]),
+        )
+
+    shapes = {}
+    for kind in LAYER_TYPES:
+        layers = layers_of_type(layer_types, kind)
+        if not layers:
+            continue
+        if len({shape(i) for i in layers}) > 1:
+            found = ", ".join(
+                f"layer {i}: head_dim {shape(i)[0]}, {shape(i)[1]} KV heads"
+                for i in layers
+            )
+            raise ValueError(
+                f"per_layer_config gives the {kind} layers different "
+                f"shapes ({found}); transformers 5.24 refuses this too "
+                "(its rotary embedding needs one shape per layer type) and "
+                "gemma4_lite has one head size and KV-head count per layer "
+                "type"
+            )
+        shapes[kind] = shape(layers[0])
+    out: dict[str, Any] = {}
+    if SLIDING in shapes:
+        out["head_dim"], out["num_key_value_heads"] = shapes[SLIDING]
+    if FULL in shapes:
+        sliding_kv = out.get(
+            "num_key_value_heads", values["num_key_value_heads"]
+        )
+        first_global = layers_of_type(layer_types, FULL)[0]
+        explicit = "num_key_value_heads" in overrides.get(first_global, {})
+        out["global_head_dim"], global_kv = shapes[FULL]
+        out["num_global_key_value_heads"] = (
+            global_kv if explicit or global_kv != sliding_kv else None
+        )
+    return out
+
+
+def _per_layer_overrides(
+    text: dict[str, Any],
+    values: dict[str, Any],
+    defaults: dict[str, Any],
+) -> dict[int, dict[str, Any]]:
+    """The file's ``per_layer_config`` by layer index, keeping only the
+    head size and KV heads (the only things a Gemma 4 layer can change)."""
+    given = text["per_layer_config"] or {}  # null reads like {}
+    if not isinstance(given, dict):
+        raise ValueError(
+            "per_layer_config must map layer indices to overrides, got "
+            f"{given!r}"
+        )
+    num_layers = values["num_hidden_layers"]
+    overrides: dict[int, dict[str, Any]] = {}
+    for key, override in given.items():
+        try:
+            layer = int(key)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"per_layer_config key {key!r} is not a layer index"
+            ) from None
+        if not 0 <= layer < num_layers:
+            raise ValueError(
+                f"per_layer_config names layer {layer}, but the model has "
+                f"layers 0..{num_layers - 1}"
+            )
+        if not isinstance(override, dict):
+            raise ValueError(
+                f"per_layer_config[{key!r}] must be an object of overrides"
+            )
+        kept = {}
+        for name, value in override.items():
+            if name in _PER_LAYER_KEYS:
+                kept[name] = value
+            elif name == "skip" and not value:
+                continue  # an empty skip list changes nothing
+            elif name != "skip" and value == text.get(
+                name, defaults.get(name, _ABSENT)
+            ):
+                continue  # transformers drops overrides equal to the global
+            else:
+                raise ValueError(
+                    f"per_layer_config overrides {name!r} on layer {layer}; "
+                    "a Gemma 4 layer can only change head_dim and "
+                    "num_key_value_heads (transformers' Gemma 4 cannot "
+                    "build or ignores anything else)"
+                )
+        overrides[layer] = kept
+    return overrides
+
+
+_ABSENT = object()
+
+
+def _rope_fields(
+    text: dict[str, Any], layer_types: list[str]
+) -> dict[str, Any]:
+    """Our RoPE fields from ``rope_parameters``, read like transformers
+    5.24: one entry per layer type, ``rope_type`` or else the legacy
+    ``type`` (``validate_rope`` renames it), and where an entry leaves out
+    ``rope_theta`` / ``partial_rotary_factor`` the top-level keys of the
+    same name, which ``standardize_rope_params`` copies in while building a
+    proportional RoPE."""
+    rope = text.get("rope_parameters")
+    if rope is None:  # transformers' default: the released settings
+        return dict(
+            sliding_rope_theta=10_000.0,
+            global_rope_type="proportional",
+            global_rope_theta=1_000_000.0,
+            global_partial_rotary_factor=0.25,
+            global_rope_factor=1.0,
+        )
+    kinds = sorted(set(layer_types))
+    if not isinstance(rope, dict) or not any(k in rope for k in LAYER_TYPES):
+        raise ValueError(
+            "rope_parameters is one flat entry for every layer; Gemma 4 "
+            "needs one per layer type ('sliding_attention', "
+            "'full_attention'), and transformers 5.24 fails on a flat one "
+            "too (KeyError)"
+        )
+    entries = {}
+    for kind in kinds:
+        entry = rope.get(kind)
+        if not isinstance(entry, dict):
+            raise ValueError(
+                f"rope_parameters has no {kind!r} entry, but the model has "
+                f"{kind} layers (transformers 5.24 fails on this too)"
+            )
+        entries[kind] = dict(
+            entry, rope_type=entry.get("rope_type", entry.get("type"))
+        )
+    proportional = any(
+        e["rope_type"] == "proportional" for e in entries.values()
+    )
+    out: dict[str, Any] = {}
+    for kind, entry in entries.items():
+        rope_type = entry["rope_type"] or "default"
+        theta = entry.get("rope_theta")
+        if theta is None and proportional and rope_type == "default":
+            theta = text.get("rope_theta")
+        if theta is None:
+            raise ValueError(
+                f"rope_parameters[{kind!r}] has no rope_theta (transformers "
+                "5.24 cannot build the RoPE without one either)"
+            )
+        if kind == SLIDING:
+            if rope_type != "default":
+                raise ValueError(
+                    f"sliding layers use RoPE type {rope_type!r}; Gemma 4 "
+                    "(and gemma4_lite) use 'default' there"
+                )
+            out["sliding_rope_theta"] = float(theta)
+            continue
+        if rope_type not in ("default", "proportional"):
+            raise ValueError(
+                f"global layers use RoPE type {rope_type!r}; gemma4_lite "
+                "implements 'proportional' (released models) and 'default'"
+            )
+        rotary = entry.get("partial_rotary_factor")
+        if rotary is None and rope_type == "proportional":
+            rotary = text.get("partial_rotary_factor")
+        out.update(
+            global_rope_type=rope_type,
+            global_rope_theta=float(theta),
+            global_partial_rotary_factor=float(
+                1.0 if rotary is None else rotary
+            ),
+            global_rope_factor=float(entry.get("factor", 1.0)),
+        )
+    return out
+
+
+# transformers' Gemma4TextConfig defaults (5.24.0), applied by from_hf to
+# keys a config file omits.
 TRANSFORMERS_DEFAULTS: dict[str, Any] = dict(
     vocab_size=262_144,
     hidden_size=2304,
@@ -520,9 +790,19 @@ TRANSFORMERS_DEFAULTS: dict[str, Any] = dict(
     bos_token_id=2,
     eos_token_id=1,
 )
+# Gemma4UnifiedTextConfig (5.24.0) differs in two defaults and has neither
+# per-layer embeddings nor experts.
+UNIFIED_TRANSFORMERS_DEFAULTS: dict[str, Any] = dict(
+    TRANSFORMERS_DEFAULTS,
+    max_position_embeddings=262_144,
+    sliding_window=1024,
+    hidden_size_per_layer_input=0,
+    enable_moe_block=False,
+)
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # Released text decoders (HF convert_gemma4_weights.py _VARIANTS; see reference/gemma4_facts.md §1).
+    # Released text decoders (HF convert_gemma4_weights.py _VARIANTS; see
+    # reference/gemma4_facts.md §1 and, for the 12B "Unified", §10).
     "e2b": dict(
         hidden_size=1536,
         intermediate_size=6144,
@@ -547,6 +827,20 @@ PRESETS: dict[str, dict[str, Any]] = {
         hidden_size_per_layer_input=256,
         num_kv_shared_layers=18,
         max_position_embeddings=131_072,
+    ),
+    # Dense, no PLE, no KV sharing; global layers 512 wide with a single
+    # KV head and K=V. transformers: Gemma4UnifiedForCausalLM.
+    "12b": dict(
+        hidden_size=3840,
+        intermediate_size=15360,
+        num_hidden_layers=48,
+        num_attention_heads=16,
+        num_key_value_heads=8,
+        num_global_key_value_heads=1,
+        attention_k_eq_v=True,
+        layer_types=layer_pattern(48, 6),
+        sliding_window=1024,
+        max_position_embeddings=262_144,
     ),
     "31b": dict(
         hidden_size=5376,
@@ -578,8 +872,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
 }
 
-# Tiny twins: the same structure (pattern, sharing, K=V, MoE beside the dense MLP) at a size that runs a
-# forward pass on a laptop CPU in milliseconds. Windows are small so short prompts already cross them.
+# Tiny twins: the same structure (pattern, sharing, K=V, MoE beside the dense
+# MLP) at a size that runs a forward pass on a laptop CPU in milliseconds.
+# Windows are small so short prompts already cross them.
 _TINY_COMMON: dict[str, Any] = dict(
     vocab_size=512,
     vocab_size_per_layer_input=512,
@@ -610,6 +905,24 @@ PRESETS.update(
             layer_types=layer_pattern(12, 6),
             hidden_size_per_layer_input=16,
             num_kv_shared_layers=4,
+        ),
+        # Two query heads per KV head on sliding layers and all of them on
+        # one K=V head on global layers (12B: 16 / 8 / 1), two global
+        # layers. No per-layer embeddings, so no PLE vocabulary either
+        # (gemma4_unified files have none to read back).
+        "12b-tiny": dict(
+            {
+                k: v
+                for k, v in _TINY_COMMON.items()
+                if k != "vocab_size_per_layer_input"
+            },
+            intermediate_size=256,
+            num_hidden_layers=12,
+            num_attention_heads=8,
+            num_key_value_heads=4,
+            num_global_key_value_heads=1,
+            attention_k_eq_v=True,
+            layer_types=layer_pattern(12, 6),
         ),
         "31b-tiny": dict(
             _TINY_COMMON,
@@ -643,4 +956,5 @@ PRESETS.update(
     }
 )
 
-RELEASED = ("e2b", "e4b", "26b-a4b", "31b")
+# In order of size, as the model card lists them
+RELEASED = ("e2b", "e4b", "12b", "26b-a4b", "31b")

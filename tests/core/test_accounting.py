@@ -1,4 +1,5 @@
-"""Parameter counts and KV-cache bytes computed from configs, checked against real modules."""
+"""Parameter counts and KV-cache bytes computed from configs, checked
+against real modules."""
 
 import pytest
 import torch
@@ -42,8 +43,9 @@ def test_published_totals_are_reproduced():
     assert round(big["total"] / 1e9, 1) == 30.7
     assert round(moe["total"] / 1e9, 1) == 25.2
     assert round(moe["active_per_token"] / 1e9, 1) == 3.8
-    # E2B / E4B: the published 5.1B / 8B include vision (~150M) and audio (~300M) towers; the text decoder
-    # alone is 4.63B / 7.46B, of which the per-layer embedding table is 2.35B / 2.82B.
+    # E2B / E4B: the published 5.1B / 8B include vision (~150M) and audio
+    # (~300M) towers; the text decoder alone is 4.63B / 7.46B, of which the
+    # per-layer embedding table is 2.35B / 2.82B.
     e2b = count_parameters(Gemma4Config.from_preset("e2b"))
     e4b = count_parameters(Gemma4Config.from_preset("e4b"))
     assert (
@@ -52,6 +54,12 @@ def test_published_totals_are_reproduced():
     )
     assert round(e2b["per_layer_embedding_table"] / 1e9, 2) == 2.35
     assert round(e4b["per_layer_embedding_table"] / 1e9, 2) == 2.82
+    # 12B: the published 11.95B adds the vision (49.9M) and audio (2.5M)
+    # embedders of the multimodal model to this text decoder (transformers'
+    # Gemma4UnifiedForCausalLM on the meta device: test_unified.py)
+    assert count_parameters(Gemma4Config.from_preset("12b"))["total"] == (
+        11_907_350_272
+    )
 
 
 @pytest.mark.parametrize("name", FAMILIES)
@@ -81,11 +89,13 @@ def test_kv_bytes_of_released_variants():
     }
     for name, row in figures.items():
         print(name, " ".join(f"{x:8.3f} GiB" for x in row))
-    # 31B at 128K in bf16, by hand: 50 sliding layers x 1024 tokens x 16 heads x 256 + 10 global layers x
-    # 131072 tokens x 4 heads x 512, times 2 (K and V) times 2 bytes.
+    # 31B at 128K in bf16, by hand: 50 sliding layers x 1024 tokens x 16
+    # heads x 256 + 10 global layers x 131072 tokens x 4 heads x 512, times 2
+    # (K and V) times 2 bytes.
     hand = 2 * 2 * (50 * 1024 * 16 * 256 + 10 * 131072 * 4 * 512)
     assert kv_cache_bytes(Gemma4Config.from_preset("31b"), 131072) == hand
-    # E2B: only 15 layers store anything (12 sliding at 512 tokens, 3 global), 1 KV head.
+    # E2B: only 15 layers store anything (12 sliding at 512 tokens, 3
+    # global), 1 KV head.
     hand_e2b = 2 * 2 * (12 * 512 * 256 + 3 * 131072 * 512)
     assert kv_cache_bytes(Gemma4Config.from_preset("e2b"), 131072) == hand_e2b
     # sliding layers stop growing at the window

@@ -1,4 +1,5 @@
-"""Presets carry the released values; Hugging Face config files are read in both layouts."""
+"""Presets carry the released values; Hugging Face config files are read in
+both layouts."""
 
 import pytest
 
@@ -39,6 +40,46 @@ def test_released_presets():
         big.max_position_embeddings == 262144
         and e2b.max_position_embeddings == 131072
     )
+
+
+def test_12b_preset_carries_the_published_values():
+    """The dense 12B "Unified" (facts sheet §10): 48 layers of width 3840,
+    FFN 15360, 16 heads; sliding layers 8 KV heads of 256 in a 1024 window,
+    every sixth layer global with one 512-wide K=V head; 256K positions,
+    softcap 30, no per-layer embeddings, no KV sharing, no experts."""
+    c = Gemma4Config.from_preset("12b")
+    assert (c.num_hidden_layers, c.hidden_size, c.intermediate_size) == (
+        48,
+        3840,
+        15360,
+    )
+    assert c.num_attention_heads == 16 and c.vocab_size == 262144
+    assert c.global_layers == list(range(5, 48, 6))
+    assert (c.head_dim_for(0), c.kv_heads_for(0), c.k_eq_v_for(0)) == (
+        256,
+        8,
+        False,
+    )
+    assert (c.head_dim_for(47), c.kv_heads_for(47), c.k_eq_v_for(47)) == (
+        512,
+        1,
+        True,
+    )
+    assert c.sliding_window == 1024 and c.max_position_embeddings == 262144
+    assert c.final_logit_softcapping == 30.0
+    assert (c.global_rope_type, c.global_partial_rotary_factor) == (
+        "proportional",
+        0.25,
+    )
+    assert c.hidden_size_per_layer_input == 0 and c.num_kv_shared_layers == 0
+    assert not c.enable_moe_block
+    tiny = Gemma4Config.from_preset("12b-tiny")
+    assert tiny.kv_heads_for(5) == 1 and tiny.k_eq_v_for(5)
+    assert tiny.num_attention_heads // tiny.num_key_value_heads == 2
+
+
+def test_released_in_order_of_size():
+    assert RELEASED == ("e2b", "e4b", "12b", "26b-a4b", "31b")
 
 
 @pytest.mark.parametrize("name", RELEASED)
