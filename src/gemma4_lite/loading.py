@@ -38,6 +38,7 @@ NON_TEXT_PREFIXES = (
     "model.embed_vision.",
     "model.embed_audio.",
     "model.multi_modal_projector.",
+    "model.vision_embedder.",  # the 12B Unified's vision embedder
 )
 UNSAFE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 

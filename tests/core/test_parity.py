@@ -177,6 +177,8 @@ def test_multimodal_checkpoint_layout_loads(tmp_path):
         torch.zeros(4, 4)
     )
     renamed["model.audio_tower.conformer.0.weight"] = torch.zeros(3)
+    # the 12B Unified's vision embedder sits beside the decoder too
+    renamed["model.vision_embedder.patch_ln1.weight"] = torch.zeros(3)
     renamed["model.embed_vision.embedding_projection.weight"] = torch.zeros(
         2, 2
     )

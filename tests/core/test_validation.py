@@ -63,9 +63,9 @@ from gemma4_lite.config import FULL, SLIDING
             "must be a positive integer",
         ),
         (
-            dict(num_global_key_value_heads=2),
+            dict(num_global_key_value_heads=0),
             "num_global_key_value_heads",
-            "attention_k_eq_v",
+            "positive divisor",
         ),
         (
             dict(attention_k_eq_v=True, num_global_key_value_heads=3),
