@@ -45,6 +45,28 @@ def grouped_attention(
     return torch.matmul(probs, v).view(batch, heads, length, dim)
 
 
+def sdpa_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None,
+) -> torch.Tensor:
+    """The same attention through PyTorch's fused kernel
+    (``scaled_dot_product_attention``): faster for long prompts, equal to
+    :func:`grouped_attention` up to the last bits. Those bits matter in
+    deep random networks, where each layer multiplies small differences
+    (random weights make every layer's output sensitive to its input), so
+    parity with transformers is tested on the written-out path."""
+    if mask is not None:  # [S, T] or [B, S, T] -> [B or 1, 1, S, T]
+        mask = mask.view(-1, 1, *mask.shape[-2:])
+    return F.scaled_dot_product_attention(
+        q, k, v, attn_mask=mask, scale=1.0, enable_gqa=True
+    )
+
+
+ATTENTION = {"eager": grouped_attention, "sdpa": sdpa_attention}
+
+
 class Gemma4Attention(nn.Module):
     """One attention layer. ``qkv_proj`` stacks the checkpoint's
     ``q_proj``, ``k_proj`` and ``v_proj`` rows (one matmul, same bits; see
@@ -69,6 +91,7 @@ class Gemma4Attention(nn.Module):
             self.k_norm = RMSNorm(dim, eps)
             self.v_norm = RMSNorm(dim, eps, with_scale=False)
         self.o_proj = nn.Linear(self.num_heads * dim, hidden, bias=False)
+        self.attn_implementation = "eager"  # or "sdpa": see ATTENTION
 
     def forward(
         self,
@@ -92,7 +115,7 @@ class Gemma4Attention(nn.Module):
             v = self.v_norm(kv[-1]).transpose(1, 2)
             if cache is not None:
                 k, v = cache.update(k, v, start)
-        out = grouped_attention(q, k, v, mask)
+        out = ATTENTION[self.attn_implementation](q, k, v, mask)
         return self.o_proj(out.transpose(1, 2).reshape(batch, length, -1)), (
             k,
             v,

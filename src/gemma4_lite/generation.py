@@ -65,6 +65,7 @@ def generate_stream(
     prefill_chunk_size: int | None = None,
     eos_token_id: int | Sequence[int] | None = None,
     ignore_eos: bool = False,
+    compile: bool = False,
 ) -> Iterator[torch.Tensor]:
     """Yield the next token of every row, a [B] tensor per step, as soon as
     it is chosen. Arguments as for :func:`generate`."""
@@ -95,8 +96,10 @@ def generate_stream(
     for begin in range(0, length, chunk):
         piece = input_ids[:, begin : begin + chunk]
         logits = model.logits(piece, cache, pad=pad, last_only=True)
+    step = compiled_step(model) if compile else model.decode_step
+    position = torch.tensor([length], device=input_ids.device)
     done = torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
-    for step in range(max_new_tokens):
+    for i in range(max_new_tokens):
         last = logits[:, -1].float()
         if temperature == 0.0:
             token = last.argmax(dim=-1)
@@ -108,9 +111,22 @@ def generate_stream(
             token = torch.where(done, filler, token)
             done |= torch.isin(token, stop)
         yield token
-        if step + 1 == max_new_tokens or (len(stop) and bool(done.all())):
+        if i + 1 == max_new_tokens or (len(stop) and bool(done.all())):
             return
-        logits = model.logits(token[:, None], cache)
+        logits = step(token[:, None], cache, position)
+        cache.seq_len += 1
+        position += 1
+
+
+def compiled_step(model: Gemma4ForCausalLM):
+    """``model.decode_step`` compiled once per model with ``torch.compile``
+    (one graph, no recompiles: positions and masks are tensors). The first
+    call compiles, which takes seconds; the tokens equal the eager step's."""
+    if "_compiled_step" not in model.__dict__:
+        model.__dict__["_compiled_step"] = torch.compile(
+            model.decode_step, fullgraph=True, dynamic=False
+        )
+    return model.__dict__["_compiled_step"]
 
 
 def generate(
@@ -130,7 +146,9 @@ def generate(
     ``ignore_eos``. Prompts of different lengths go in one batch padded on
     the left, with an ``attention_mask`` of 0s then 1s; each row then gets
     the tokens it would get alone. ``prefill_chunk_size`` prefills the
-    prompt in chunks. :func:`generate_stream` yields tokens as they come.
+    prompt in chunks. ``compile=True`` runs the one-token step through
+    ``torch.compile`` (see :func:`compiled_step`); the default runs it
+    eagerly. :func:`generate_stream` yields tokens as they come.
     """
     input_ids = input_ids[None] if input_ids.dim() == 1 else input_ids
     steps = list(generate_stream(model, input_ids, max_new_tokens, **settings))

@@ -41,18 +41,22 @@ class RingKVCache:
         return self.k.shape[2]
 
     def update(
-        self, k: torch.Tensor, v: torch.Tensor, start: int
+        self, k: torch.Tensor, v: torch.Tensor, start: int | torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Store the keys/values of positions ``start..``; return the keys and
         values the new queries attend to, in the order of
-        :meth:`Gemma4Cache.key_positions`."""
-        length, size = k.shape[2], self.size
-        if length == 1:
-            self.k[:, :, start % size] = k[:, :, 0]
-            self.v[:, :, start % size] = v[:, :, 0]
-            filled = min(start + 1, size)
-            return self.k[:, :, :filled], self.v[:, :, :filled]
-        filled = min(start, size)
+        :meth:`Gemma4Cache.key_positions`.
+
+        A tensor ``start`` (one element) is a decode step with shapes that
+        never change: the token goes to its slot and the whole ring comes
+        back, masked by :meth:`Gemma4Cache.step_masks`.
+        """
+        size = self.size
+        if isinstance(start, torch.Tensor):
+            self.k.index_copy_(2, start % size, k)
+            self.v.index_copy_(2, start % size, v)
+            return self.k, self.v
+        length, filled = k.shape[2], min(start, size)
         keys = torch.cat([self.k[:, :, :filled], k], dim=2)
         values = torch.cat([self.v[:, :, :filled], v], dim=2)
         keep = min(length, size)
@@ -89,8 +93,12 @@ class GlobalKVCache:
         self.k, self.v = k, v
 
     def update(
-        self, k: torch.Tensor, v: torch.Tensor, start: int
+        self, k: torch.Tensor, v: torch.Tensor, start: int | torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        if isinstance(start, torch.Tensor):  # a decode step: static shapes
+            self.k.index_copy_(2, start, k)
+            self.v.index_copy_(2, start, v)
+            return self.k, self.v
         end = start + k.shape[2]
         if end > self.k.shape[2]:
             self._grow(end)
@@ -170,22 +178,16 @@ class Gemma4Cache:
         device = self.layers_device()
         if kind == FULL:
             return torch.arange(end, device=device)
-        if length == 1:
-            return ring_positions(end, self.ring_size, device)
         old = ring_positions(start, self.ring_size, device)
         return torch.cat([old, torch.arange(start, end, device=device)])
 
-    def masks(self, start: int, length: int) -> dict[str, torch.Tensor | None]:
-        """The mask of each layer type for a chunk at ``start``; ``None``
-        where a single new token may see every cached key."""
-        out: dict[str, torch.Tensor | None] = {}
+    def masks(self, start: int, length: int) -> dict[str, torch.Tensor]:
+        """The mask of each layer type for a chunk at ``start``."""
+        out = {}
         q_pos = torch.arange(
             start, start + length, device=self.layers_device()
         )
         for kind in set(self.config.layer_types):
-            if length == 1 and self.pad is None:
-                out[kind] = None  # the ring holds exactly the window
-                continue
             k_pos = self.key_positions(kind, start, length)
             window = self.config.sliding_window if kind == SLIDING else None
             mask = visible(q_pos, k_pos, window)
@@ -193,6 +195,31 @@ class Gemma4Cache:
                 mask = hide_padding(mask, q_pos, k_pos, self.pad)
             out[kind] = mask
         return out
+
+    def step_masks(self, position: torch.Tensor) -> dict[str, torch.Tensor]:
+        """[B or 1, 1, T] masks for one token at ``position`` (a 1-element
+        tensor) over whole buffers. Computed in tensors, so a compiled step
+        never depends on a Python number that changes from step to step."""
+        out = {}
+        for kind in set(self.config.layer_types):
+            if kind == FULL:  # slot t holds position t
+                size = self.global_size()
+                k_pos = torch.arange(size, device=position.device)
+            else:  # after the write, slot s holds the latest p = s mod size
+                slot = torch.arange(self.ring_size, device=position.device)
+                back = torch.remainder(position - slot, self.ring_size)
+                k_pos = position - back
+            mask = (k_pos >= 0) & (k_pos <= position)
+            if self.pad is not None:
+                mask = mask & (k_pos >= self.pad[:, None])
+            out[kind] = mask.view(-1, 1, k_pos.shape[0])
+        return out
+
+    def global_size(self) -> int:
+        """Slots of every global buffer (all alike)."""
+        return next(
+            c.k.shape[2] for c in self.layers if isinstance(c, GlobalKVCache)
+        )
 
     def layers_device(self) -> torch.device:
         return next(c.k.device for c in self.layers if c is not None)

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .attention import ATTENTION
 from .block import Gemma4DecoderLayer
 from .config import SLIDING, Gemma4Config
 from .kv_cache import Gemma4Cache
@@ -58,16 +59,24 @@ class Gemma4TextModel(nn.Module):
         *,
         pad: torch.Tensor | None = None,
         last_only: bool = False,
+        position: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Final-normed hidden states [B, S, H] for ``input_ids`` [B, S],
         continuing ``cache`` if given. ``pad`` [B] counts each row's left
         padding. ``last_only`` returns the last position only ([B, 1, H]);
         KV-shared layers then run on it alone, since they write no cache
-        and nothing after them reads the other positions."""
-        start = cache.seq_len if cache is not None else 0
+        and nothing after them reads the other positions.
+
+        ``position`` (a 1-element tensor) makes this one decode step at that
+        position with shapes that never change (whole cache buffers, masks
+        computed in tensors), which ``torch.compile`` turns into one graph;
+        the caller then advances ``cache.seq_len``.
+        """
         if cache is not None:
             cache.pad = pad if pad is not None else cache.pad
             pad = cache.pad
+        start = cache.seq_len if cache is not None else 0
+        start = position if position is not None else start
         h = self.embed_tokens(input_ids)
         ple = None
         if self.config.hidden_size_per_layer_input:
@@ -85,19 +94,25 @@ class Gemma4TextModel(nn.Module):
             )  # fmt: skip
             if self.lends_kv[i]:
                 shared[kind] = kv
-        if cache is not None:
+        if cache is not None and position is None:
             cache.seq_len += input_ids.shape[1]
         return self.norm(h[:, -1:] if last_only else h)
 
     def rope_and_masks(
         self,
         h: torch.Tensor,
-        start: int,
+        start: int | torch.Tensor,
         cache: Gemma4Cache | None,
         pad: torch.Tensor | None,
     ) -> tuple[dict, dict]:
         """cos/sin and the attention mask of each layer type, computed once
         per forward pass for all layers."""
+        if isinstance(start, torch.Tensor):  # one decode step, static shapes
+            steps = start.view(1, 1)
+            if pad is not None:
+                steps = (steps - pad[:, None]).clamp(min=0)
+            rope = {k: t.at(steps, h.dtype) for k, t in self.rope.items()}
+            return rope, cache.step_masks(start)
         length, end = h.shape[1], start + h.shape[1]
         steps = torch.arange(start, end, device=h.device)
         positions = None
@@ -113,9 +128,9 @@ class Gemma4TextModel(nn.Module):
         for kind in rope:
             window = self.config.sliding_window if kind == SLIDING else None
             mask = visible(steps, steps, window)
-            masks[kind] = (
-                mask if pad is None else hide_padding(mask, steps, steps, pad)
-            )
+            if pad is not None:
+                mask = hide_padding(mask, steps, steps, pad)
+            masks[kind] = mask
         return rope, masks
 
 
@@ -150,14 +165,33 @@ class Gemma4ForCausalLM(nn.Module):
     then 1s for left-padded batches (the cache remembers the padding).
     """
 
-    def __init__(self, config: Gemma4Config, *, init: bool = True) -> None:
+    def __init__(
+        self,
+        config: Gemma4Config,
+        *,
+        init: bool = True,
+        attn_implementation: str = "eager",
+    ) -> None:
         super().__init__()
         self.config = config
         self.model = Gemma4TextModel(config)
         # generation defaults read from generation_config.json, if any
         self.generation_config: dict = {}
+        self.set_attn_implementation(attn_implementation)
         if init:
             init_weights(self)
+
+    def set_attn_implementation(self, name: str) -> None:
+        """``"eager"``: attention written out, bitwise equal to transformers'
+        eager path (the default); ``"sdpa"``: PyTorch's fused kernel, faster
+        on long prompts and equal up to the last bits."""
+        if name not in ATTENTION:
+            raise ValueError(
+                f"attn_implementation must be one of {sorted(ATTENTION)}, "
+                f"got {name!r}"
+            )
+        for layer in self.model.layers:
+            layer.self_attn.attn_implementation = name
 
     @property
     def dtype(self) -> torch.dtype:
@@ -171,7 +205,9 @@ class Gemma4ForCausalLM(nn.Module):
         self, batch_size: int = 1, max_length: int | None = None
     ) -> Gemma4Cache:
         """An empty cache; give ``max_length`` (prompt + new tokens) to
-        allocate every buffer once at its final size."""
+        allocate every buffer (and RoPE table) once at its final size."""
+        for table in self.model.rope.values():
+            table.reserve(max_length or 0, self.device)
         return Gemma4Cache(
             self.config, batch_size, max_length=max_length,
             dtype=self.dtype, device=self.device,
@@ -252,7 +288,24 @@ class Gemma4ForCausalLM(nn.Module):
         if cache is not None:
             cache.check_room(input_ids.shape[1])
         h = self.model(input_ids, cache, pad=pad, last_only=last_only)
-        # the tied head: the embedding matrix, without the sqrt(H) scale
+        return self.head(h)
+
+    def decode_step(
+        self,
+        token: torch.Tensor,
+        cache: Gemma4Cache,
+        position: torch.Tensor,
+    ) -> torch.Tensor:
+        """Logits [B, 1, V] of one token [B, 1] at ``position`` (a 1-element
+        long tensor), with shapes that never change from step to step: the
+        step ``generate`` runs, eager or compiled. The cache must have been
+        made with ``max_length``; the caller advances ``cache.seq_len``."""
+        h = self.model(token, cache, position=position)
+        return self.head(h)
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        """The tied, soft-capped head: the embedding matrix, without the
+        sqrt(H) scale of the input side."""
         logits = F.linear(h, self.model.embed_tokens.weight)
         cap = self.config.final_logit_softcapping
         if cap is not None:
@@ -265,12 +318,15 @@ class Gemma4ForCausalLM(nn.Module):
         directory: str | Path,
         dtype: torch.dtype | None = None,
         device: torch.device | str = "cpu",
+        attn_implementation: str = "eager",
     ) -> "Gemma4ForCausalLM":
         """Load a Hugging Face-format folder (``config.json`` + safetensors,
         optionally ``generation_config.json``). See ``loading.py``."""
         from .loading import load_pretrained
 
-        return load_pretrained(cls, directory, dtype=dtype, device=device)
+        model = load_pretrained(cls, directory, dtype=dtype, device=device)
+        model.set_attn_implementation(attn_implementation)
+        return model
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Write ``config.json`` and ``model.safetensors`` that transformers'

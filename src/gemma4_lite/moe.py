@@ -146,6 +146,26 @@ def dispatch_grouped(
     return torch.zeros_like(x).index_add_(0, token, y.to(x.dtype))
 
 
+def dispatch_gathered(
+    x: torch.Tensor,
+    gate_up: torch.Tensor,
+    down: torch.Tensor,
+    experts: torch.Tensor,
+    weights: torch.Tensor,
+) -> torch.Tensor:
+    """Each of the N*k assignments multiplies its token by its own expert's
+    matrices, gathered. Shapes depend on N and k alone (no sort, no counts,
+    no host sync), which a compiled decode step needs; it reads one expert's
+    weights per assignment, so it suits a few tokens, not a long prompt."""
+    count, k = experts.shape
+    flat = experts.reshape(-1)
+    xs = x.repeat_interleave(k, dim=0)[:, :, None]
+    gate, up = torch.bmm(gate_up[flat], xs)[..., 0].chunk(2, dim=-1)
+    y = torch.bmm(down[flat], (gelu_tanh(gate) * up)[:, :, None])[..., 0]
+    y = y * weights.reshape(-1, 1)
+    return y.view(count, k, -1).sum(dim=1).to(x.dtype)
+
+
 class Gemma4Experts(nn.Module):
     """E GeGLU experts stored as two 3-D tensors, in the checkpoint's layout:
     ``gate_up_proj`` [E, 2*I, H] (gate rows first) and ``down_proj``
@@ -161,6 +181,8 @@ class Gemma4Experts(nn.Module):
     def forward(
         self, x: torch.Tensor, experts: torch.Tensor, weights: torch.Tensor
     ) -> torch.Tensor:
-        # the fastest exact scheme on CPU (chapter "Expert architecture")
         gate_up, down = self.gate_up_proj, self.down_proj
+        if torch.compiler.is_compiling():  # a static graph: see the docstring
+            return dispatch_gathered(x, gate_up, down, experts, weights)
+        # the fastest exact scheme on CPU (chapter "Expert architecture")
         return dispatch_grouped(x, gate_up, down, experts, weights)

@@ -285,13 +285,17 @@ def ring_trace(window: int, steps: int) -> list[RingStep]:
     trace = []
     for p in range(steps):
         kv = torch.full((1, 1, 1, 1), float(p), dtype=torch.float64)
-        keys, _ = ring.update(kv, kv, p)  # one token: it sees every key
+        # a decode step: the token goes to its slot, the whole ring comes back
+        keys, _ = ring.update(kv, kv, torch.tensor([p]))
         trace.append(
             RingStep(
                 position=p,
                 slot_pos=tuple(int(s) for s in ring.k[0, 0, :, 0]),
                 written_slot=p % ring.size,
-                visible=tuple(sorted(int(x) for x in keys[0, 0, :, 0])),
+                # every written slot is visible; -1 marks one never written
+                visible=tuple(
+                    sorted(int(x) for x in keys[0, 0, :, 0] if x >= 0)
+                ),
             )
         )
     return trace
