@@ -1,0 +1,320 @@
+"""What one decode step costs, computed from a config: FLOPs per token,
+bytes read per step, a roofline estimate of tokens per second on a few
+devices, and which model fits where. Chapter: "Performance trade-offs".
+
+Conventions, used throughout:
+
+* A multiply-add is 2 FLOPs. Only matrix products are counted (norms, the
+  activation, the softmax and RoPE are elementwise and far below 1%).
+* "Context" is the number of tokens a new token can see, itself included:
+  the token at position ``context - 1``. A sliding layer reads
+  ``min(context, W)`` keys, a global layer ``context``.
+* Weights are stored in bf16, int8 or int4 (``PRECISION_BYTES``) and
+  multiplied in bf16 (weight-only quantisation, as llama.cpp's and vLLM's
+  W8A16/W4A16 kernels do at decode), so the peak FLOP/s used is the bf16
+  one whatever the weight format. Quantisation scales are ignored (Q4_0
+  adds half a bit per weight). The KV cache stays bf16.
+* A decode step of batch B reads every weight it needs once (not once per
+  sequence) and every sequence's KV cache. A dense model needs all its
+  weights; a mixture of experts only the experts some token in the batch
+  was routed to.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ..accounting import count_parameters, kv_cache_bytes, layer_parameters
+from ..config import Gemma4Config
+from ..moe import Gemma4Router
+
+GB = 1e9
+PRECISION_BYTES = {"bf16": 2.0, "int8": 1.0, "int4": 0.5}
+
+
+# ------------------------------------------------------------------ FLOPs
+def visible_keys(config: Gemma4Config, layer: int, context: int) -> int:
+    """Keys one query reads in ``layer`` when it sees ``context`` tokens."""
+    if config.is_sliding(layer):
+        return min(context, config.sliding_window)
+    return context
+
+
+def layer_matmul_parameters(config: Gemma4Config, layer: int) -> dict:
+    """Weights of one layer that a token multiplies by, by part: the
+    attention projections, the dense MLP, the router's projection and the
+    experts a token runs (``top_k`` of them). Gains and scales are left
+    out: they are elementwise."""
+    parts = layer_parameters(config, layer)
+    d = config.head_dim_for(layer)
+    gains = d if config.is_kv_shared(layer) else 2 * d  # q_norm (+ k_norm)
+    out = {
+        "attention": parts["attention"] - gains,
+        "mlp": parts["mlp"],
+        "router": 0,
+        "experts": 0,
+        "per_layer_input": 0,
+    }
+    if config.enable_moe_block:
+        out["router"] = config.num_experts * config.hidden_size
+        out["experts"] = (
+            parts["experts"] * config.top_k_experts // config.num_experts
+        )
+    if parts["per_layer_input"]:  # the gate and the projection back
+        out["per_layer_input"] = parts["per_layer_input"] - config.hidden_size
+    return out
+
+
+def flops_per_token(config: Gemma4Config, context: int) -> dict[str, int]:
+    """FLOPs one new token costs when it sees ``context`` tokens.
+
+    ``weights``: 2 per weight the token multiplies by (attention
+    projections, dense MLP, router, the top-k experts, the per-layer-input
+    projections and the tied head; the embedding lookup is free).
+    ``attention``: q.k and the weighted sum of values, 2 * heads * head_dim
+    FLOPs each per key read. Both are exact for the package's forward pass
+    (tested against ``torch.utils.flop_counter`` on the tiny twins).
+    """
+    if context < 1:
+        raise ValueError("context must be at least 1 (the token itself)")
+    weights = config.vocab_size * config.hidden_size  # the tied head
+    p = config.hidden_size_per_layer_input
+    if p:  # the model-wide projection of per-layer inputs
+        weights += config.hidden_size * config.num_hidden_layers * p
+    attention = 0
+    for layer in range(config.num_hidden_layers):
+        weights += sum(layer_matmul_parameters(config, layer).values())
+        heads, d = config.num_attention_heads, config.head_dim_for(layer)
+        attention += 4 * heads * d * visible_keys(config, layer, context)
+    weights *= 2
+    return {
+        "weights": weights,
+        "attention": attention,
+        "total": weights + attention,
+    }
+
+
+# ------------------------------------------------------------------ bytes
+def expected_distinct_experts(
+    num_experts: int, top_k: int, tokens: int
+) -> float:
+    """Experts of one layer that at least one of ``tokens`` tokens uses, on
+    average, if each token picks ``top_k`` of ``num_experts`` uniformly:
+    an expert is missed by one token with probability 1 - k/E."""
+    return num_experts * (1 - (1 - top_k / num_experts) ** tokens)
+
+
+def simulate_distinct_experts(
+    router: Gemma4Router,
+    tokens: int,
+    trials: int = 200,
+    *,
+    seed: int = 0,
+) -> float:
+    """The same count measured with the package's router: ``trials``
+    batches of ``tokens`` random residual vectors, the mean number of
+    distinct experts the router picks per batch."""
+    gen = torch.Generator().manual_seed(seed)
+    hidden = router.proj.in_features
+    x = torch.randn(trials * tokens, hidden, generator=gen)
+    with torch.no_grad():
+        chosen = router(x).experts.view(trials, tokens * router.top_k)
+    used = [row.unique().numel() for row in chosen]
+    return sum(used) / trials
+
+
+def stored_weight_parameters(config: Gemma4Config) -> int:
+    """Parameters that must sit in fast memory: everything but the
+    per-layer-embedding table (a lookup of a few rows per token, which the
+    edge models keep in flash)."""
+    return count_parameters(config)["total_without_per_layer_table"]
+
+
+def weight_bytes_read(
+    config: Gemma4Config, batch: int, precision: str = "bf16"
+) -> float:
+    """Bytes of weights one decode step of ``batch`` tokens reads: all of
+    them for a dense model; for a mixture of experts, the experts some
+    token uses (expected under uniform routing), which grows with batch."""
+    counts = count_parameters(config)
+    params = float(stored_weight_parameters(config))
+    if config.enable_moe_block:
+        e, k = config.num_experts, config.top_k_experts
+        touched = expected_distinct_experts(e, k, batch) / e
+        params -= counts["experts"] * (1 - touched)
+    return params * PRECISION_BYTES[precision]
+
+
+def decode_bytes(
+    config: Gemma4Config,
+    batch: int,
+    context: int,
+    precision: str = "bf16",
+) -> dict[str, float]:
+    """Bytes one decode step reads: weights (see :func:`weight_bytes_read`)
+    plus every sequence's bf16 KV cache at ``context`` tokens
+    (:func:`gemma4_lite.kv_cache_bytes`)."""
+    weights = weight_bytes_read(config, batch, precision)
+    cache = float(kv_cache_bytes(config, context, torch.bfloat16, batch))
+    return {"weights": weights, "kv_cache": cache, "total": weights + cache}
+
+
+# --------------------------------------------------------------- hardware
+@dataclass(frozen=True)
+class Hardware:
+    """A device as the roofline sees it: memory, bandwidth, peak FLOP/s
+    (bf16, dense), and the bibliography key of the figures."""
+
+    name: str
+    memory_gb: float
+    bandwidth_gbs: float
+    peak_tflops: float
+    source: str
+
+    @property
+    def bandwidth(self) -> float:
+        return self.bandwidth_gbs * GB
+
+    @property
+    def peak_flops(self) -> float:
+        return self.peak_tflops * 1e12
+
+    @property
+    def ridge(self) -> float:
+        """FLOPs per byte at which compute and memory take equally long."""
+        return self.peak_flops / self.bandwidth
+
+
+# Figures from the makers' data sheets, except where noted (see
+# book/references.bib). The CPU is the two-core machine the book is built
+# on: bandwidth and bf16 matmul rate measured in the chapter and rounded
+# down here, so that printed comparisons do not change from run to run.
+HARDWARE: dict[str, Hardware] = {
+    "H100": Hardware("H100 SXM (80 GB)", 80, 3350, 989, "nvidia_h100"),
+    "RTX 4090": Hardware("RTX 4090 (24 GB)", 24, 1008, 165, "nvidia_ada"),
+    "M4 Max": Hardware(
+        "MacBook Pro M4 Max (128 GB)", 128, 546, 17, "apple_m4max"
+    ),
+    "this CPU": Hardware("2-core Xeon (this book)", 23, 16, 1.0, "measured"),
+}
+# fp32, which the tiny-twin measurements use on this CPU: measured, rounded
+THIS_CPU_FP32 = Hardware("2-core Xeon, fp32", 23, 16, 0.15, "measured")
+
+
+@dataclass(frozen=True)
+class Roofline:
+    """One decode step on one device."""
+
+    seconds: float
+    memory_seconds: float
+    compute_seconds: float
+    batch: int
+
+    @property
+    def bound(self) -> str:
+        if self.memory_seconds >= self.compute_seconds:
+            return "memory"
+        return "compute"
+
+    @property
+    def tokens_per_second(self) -> float:
+        """Per sequence: one token per step."""
+        return 1.0 / self.seconds
+
+    @property
+    def total_tokens_per_second(self) -> float:
+        return self.batch / self.seconds
+
+
+def decode_roofline(
+    config: Gemma4Config,
+    hardware: Hardware,
+    batch: int = 1,
+    context: int = 4096,
+    precision: str = "bf16",
+) -> Roofline:
+    """The roofline estimate of one decode step: the slower of reading its
+    bytes at full bandwidth and doing its FLOPs at peak. Real kernels reach
+    a fraction of both, so this is a ceiling on tokens per second."""
+    moved = decode_bytes(config, batch, context, precision)["total"]
+    flops = batch * flops_per_token(config, context)["total"]
+    memory, compute = moved / hardware.bandwidth, flops / hardware.peak_flops
+    return Roofline(max(memory, compute), memory, compute, batch)
+
+
+def compute_bound_batch(
+    config: Gemma4Config,
+    hardware: Hardware,
+    context: int = 4096,
+    precision: str = "bf16",
+    limit: int = 1 << 16,
+) -> int | None:
+    """The smallest batch at which a decode step is compute-bound (or
+    ``None`` below ``limit``). The cache grows with batch as fast as the
+    FLOPs do, so at long contexts a step may never get there."""
+    batch = 1
+    while batch <= limit:
+        step = decode_roofline(config, hardware, batch, context, precision)
+        if step.bound == "compute":
+            low = batch // 2 + 1 if batch > 1 else 1
+            for b in range(low, batch + 1):  # the exact first batch
+                step = decode_roofline(config, hardware, b, context, precision)
+                if step.bound == "compute":
+                    return b
+        batch *= 2
+    return None
+
+
+# ----------------------------------------------------------------- memory
+def memory_needed(
+    config: Gemma4Config,
+    context: int,
+    batch: int = 1,
+    precision: str = "bf16",
+) -> dict[str, float]:
+    """Bytes resident while decoding: all stored weights (every expert, as
+    Google's memory table notes for the 26B-A4B) plus the bf16 cache."""
+    weights = stored_weight_parameters(config) * PRECISION_BYTES[precision]
+    cache = float(kv_cache_bytes(config, context, torch.bfloat16, batch))
+    return {"weights": weights, "kv_cache": cache, "total": weights + cache}
+
+
+def fits(
+    config: Gemma4Config,
+    hardware: Hardware,
+    context: int,
+    batch: int = 1,
+    precision: str = "bf16",
+) -> bool:
+    need = memory_needed(config, context, batch, precision)["total"]
+    return need <= hardware.memory_gb * GB
+
+
+def max_context(
+    config: Gemma4Config,
+    hardware: Hardware,
+    batch: int = 1,
+    precision: str = "bf16",
+) -> int:
+    """The longest context (up to the model's limit) whose weights and
+    cache fit the device's memory; 0 if the weights alone do not fit."""
+    low, high = 0, config.max_position_embeddings
+    while low < high:  # the cache only grows with context
+        mid = (low + high + 1) // 2
+        if fits(config, hardware, mid, batch, precision):
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def cache_overtakes_weights_batch(
+    config: Gemma4Config, context: int, precision: str = "bf16"
+) -> int:
+    """The smallest batch whose bf16 cache at ``context`` holds more bytes
+    than the stored weights (the cache is linear in batch)."""
+    need = memory_needed(config, context, 1, precision)
+    return math.floor(need["weights"] / need["kv_cache"]) + 1

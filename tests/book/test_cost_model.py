@@ -1,0 +1,158 @@
+"""The cost model of "Performance trade-offs": FLOPs exact against PyTorch's
+own counter, expert coverage against the package's router, and the
+roofline, memory and fit helpers against hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from gemma4_lite import Gemma4Config, Gemma4ForCausalLM, kv_cache_bytes
+from gemma4_lite.book import cost_model as cm
+from gemma4_lite.moe import Gemma4Router
+
+TWINS = ("e2b-tiny", "e4b-tiny", "12b-tiny", "26b-a4b-tiny", "31b-tiny")
+
+
+def _counted_decode_flops(name: str, context: int) -> int:
+    """FLOPs PyTorch counts for one cached decode step of the tiny twin at
+    ``context`` (the prompt is ``context - 1`` tokens). Gradients stay on,
+    so the experts run through the plain sorted dispatch, whose matrix
+    products the counter sees (it does not count ``_grouped_mm``)."""
+    torch.manual_seed(0)
+    config = Gemma4Config.from_preset(name)
+    model = Gemma4ForCausalLM(config)
+    ids = torch.randint(0, config.vocab_size, (1, context))
+    cache = model.new_cache(1)
+    with torch.no_grad():
+        model(ids[:, :-1], cache)
+    with FlopCounterMode(display=False) as counter:
+        model(ids[:, -1:], cache)
+    return counter.get_total_flops()
+
+
+@pytest.mark.parametrize("name", TWINS)
+@pytest.mark.parametrize("context", [2, 8])
+def test_flops_exact_within_the_window(name, context):
+    config = Gemma4Config.from_preset(name)
+    assert context <= config.sliding_window
+    expected = cm.flops_per_token(config, context)["total"]
+    assert _counted_decode_flops(name, context) == expected
+
+
+@pytest.mark.parametrize("name", ["31b-tiny", "26b-a4b-tiny", "e2b-tiny"])
+def test_flops_past_the_window_count_one_masked_key(name):
+    """Past the window the package's cached step attends to the W ring
+    slots plus the new key and masks the oldest: one column more per
+    sliding layer than the model counts (keys a query can see)."""
+    config = Gemma4Config.from_preset(name)
+    context = 20
+    extra = sum(
+        4 * config.num_attention_heads * config.head_dim_for(i)
+        for i in range(config.num_hidden_layers)
+        if config.is_sliding(i)
+    )
+    expected = cm.flops_per_token(config, context)["total"] + extra
+    assert _counted_decode_flops(name, context) == expected
+
+
+def test_flops_split_weights_and_attention_by_hand():
+    config = Gemma4Config.from_preset("31b-tiny")
+    out = cm.flops_per_token(config, 100)
+    keys = sum(cm.visible_keys(config, i, 100) for i in range(6))
+    assert keys == 5 * 8 + 100
+    d = [config.head_dim_for(i) for i in range(6)]
+    assert out["attention"] == sum(4 * 4 * d[i] * (8 if i < 5 else 100)
+                                   for i in range(6))  # fmt: skip
+    assert out["total"] == out["weights"] + out["attention"]
+
+
+def test_weights_flops_are_twice_the_active_matmul_weights_31b():
+    config = Gemma4Config.from_preset("31b")
+    out = cm.flops_per_token(config, 1)
+    # 30.7B parameters, each multiplied once (the head reuses the table)
+    assert out["weights"] / 2 / 1e9 == pytest.approx(30.7, abs=0.05)
+
+
+def test_expected_distinct_experts_limits():
+    assert cm.expected_distinct_experts(128, 8, 1) == pytest.approx(8)
+    assert cm.expected_distinct_experts(128, 8, 16) == pytest.approx(
+        128 * (1 - (120 / 128) ** 16)
+    )
+    assert cm.expected_distinct_experts(128, 8, 10_000) == pytest.approx(128)
+
+
+@pytest.mark.parametrize("tokens", [1, 4, 16, 64])
+def test_router_simulation_matches_uniform_formula(tokens):
+    torch.manual_seed(0)
+    router = Gemma4Router(64, 32, 4)
+    torch.nn.init.normal_(router.proj.weight, std=0.02)
+    simulated = cm.simulate_distinct_experts(router, tokens, trials=400)
+    expected = cm.expected_distinct_experts(32, 4, tokens)
+    assert simulated == pytest.approx(expected, rel=0.05)
+
+
+def test_decode_bytes_dense_is_all_weights_plus_cache():
+    config = Gemma4Config.from_preset("31b")
+    out = cm.decode_bytes(config, 8, 4096, "int8")
+    assert out["weights"] == cm.stored_weight_parameters(config)
+    assert out["kv_cache"] == kv_cache_bytes(config, 4096, batch_size=8)
+
+
+def test_decode_bytes_moe_grows_with_batch():
+    config = Gemma4Config.from_preset("26b-a4b")
+    one = cm.weight_bytes_read(config, 1)
+    many = cm.weight_bytes_read(config, 512)
+    counts = cm.count_parameters(config)
+    assert one == pytest.approx(2 * counts["active_per_token"], rel=1e-9)
+    assert many == pytest.approx(2 * counts["total"], rel=1e-6)
+    assert one < cm.weight_bytes_read(config, 16) < many
+
+
+def test_roofline_memory_bound_at_batch_one_then_compute():
+    config = Gemma4Config.from_preset("31b")
+    h100 = cm.HARDWARE["H100"]
+    step = cm.decode_roofline(config, h100, 1, 1, "bf16")
+    assert step.bound == "memory"
+    assert step.seconds == pytest.approx(
+        cm.decode_bytes(config, 1, 1)["total"] / h100.bandwidth
+    )
+    batch = cm.compute_bound_batch(config, h100, 1)
+    assert cm.decode_roofline(config, h100, batch, 1).bound == "compute"
+    assert cm.decode_roofline(config, h100, batch - 1, 1).bound == "memory"
+    # weights dominate at context 1: the crossover is near the ridge / 1
+    assert batch == pytest.approx(h100.ridge, rel=0.05)
+    assert step.total_tokens_per_second == step.tokens_per_second
+
+
+def test_compute_bound_batch_none_when_the_cache_dominates():
+    config = Gemma4Config.from_preset("31b")
+    cpu = cm.HARDWARE["this CPU"]
+    assert cm.compute_bound_batch(config, cpu, 262_144, limit=64) is None
+
+
+def test_memory_fit_and_max_context():
+    config = Gemma4Config.from_preset("12b")
+    gpu = cm.HARDWARE["RTX 4090"]
+    need = cm.memory_needed(config, 8192, 1, "int4")
+    assert need["weights"] == cm.stored_weight_parameters(config) / 2
+    longest = cm.max_context(config, gpu, 1, "int4")
+    assert cm.fits(config, gpu, longest, 1, "int4")
+    if longest < config.max_position_embeddings:
+        assert not cm.fits(config, gpu, longest + 1, 1, "int4")
+    assert cm.max_context(Gemma4Config.from_preset("31b"), gpu) == 0
+
+
+def test_cache_overtakes_weights_batch():
+    config = Gemma4Config.from_preset("31b")
+    context = 131_072
+    batch = cm.cache_overtakes_weights_batch(config, context)
+    need = cm.memory_needed(config, context, batch)
+    before = cm.memory_needed(config, context, batch - 1)
+    assert need["kv_cache"] > need["weights"] >= before["kv_cache"]
+    assert (
+        batch == math.floor(need["weights"] / (need["kv_cache"] / batch)) + 1
+    )
