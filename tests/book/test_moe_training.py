@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from gemma4_lite.book.moe_training import (
-    RoutingTask,
     TinyMoE,
     TrainConfig,
     TrainResult,
@@ -40,7 +39,7 @@ def test_task_targets_are_the_cluster_maps_of_the_local_part():
 def test_common_direction_has_the_requested_length():
     task = make_routing_task(16, shared=3.0, seed=0)
     assert task.common.norm().item() == pytest.approx(3.0 * 16**0.5, rel=1e-5)
-    assert isinstance(task, RoutingTask) and task.num_clusters == 16
+    assert task.num_clusters == 16
 
 
 def _random_router(seed: int) -> Gemma4Router:
@@ -56,35 +55,69 @@ def _random_router(seed: int) -> Gemma4Router:
     return router
 
 
-def test_zero_bias_routing_is_the_router():
-    router = _random_router(0)
-    x = torch.randn(10, 16)
-    plain, biased = router(x), biased_routing(router, x, torch.zeros(8))
-    assert torch.equal(plain.experts, biased.experts)
-    torch.testing.assert_close(plain.weights, biased.weights)
-    torch.testing.assert_close(plain.probs, biased.probs)
-
-
-def test_bias_changes_the_choice_but_not_the_weights_formula():
-    torch.manual_seed(1)
-    router = Gemma4Router(16, num_experts=8, top_k=2)
+def test_bias_changes_the_choice_but_not_the_weights():
+    # per_expert_scale random: at its init value 1 it would hide a missing
+    # factor
+    router = _random_router(1)
     x = torch.randn(6, 16)
-    bias = torch.zeros(8)
-    bias[5] = 100.0  # expert 5 now wins every selection
-    routing = biased_routing(router, x, bias)
+    with torch.no_grad():
+        plain = router(x)
+        # no bias, or one equal for every expert, changes no choice: the
+        # router's own routing
+        for same in (torch.zeros(8), torch.full((8,), 3.0)):
+            unbiased = biased_routing(router, x, same)
+            assert torch.equal(unbiased.experts, plain.experts)
+            torch.testing.assert_close(unbiased.weights, plain.weights)
+            torch.testing.assert_close(unbiased.probs, plain.probs)
+        bias = torch.zeros(8)
+        bias[5] = 100.0  # expert 5 now wins every selection
+        routing = biased_routing(router, x, bias)
     assert (routing.experts == 5).any(dim=-1).all()
-    # The weights are the *unbiased* probabilities of the chosen experts,
-    # renormalised.
-    chosen = routing.probs.gather(-1, routing.experts)
-    torch.testing.assert_close(
-        routing.weights, chosen / chosen.sum(-1, keepdim=True)
-    )
+    assert not (plain.experts == 5).any(dim=-1).all()
+    # The weights are the router's *unbiased* probabilities of the chosen
+    # experts, renormalised, times their per-expert scale (as in
+    # Gemma4Router.forward), worked out token by token.
+    torch.testing.assert_close(routing.probs, plain.probs)
+    scale = router.per_expert_scale.detach()
+    for n in range(6):
+        chosen = routing.experts[n].tolist()
+        total = sum(plain.probs[n, e] for e in chosen)
+        expected = [plain.probs[n, e] / total * scale[e] for e in chosen]
+        torch.testing.assert_close(routing.weights[n], torch.stack(expected))
 
 
-def test_tiny_moe_output_shape():
+def test_tiny_moe_routes_the_raw_input_and_runs_experts_on_the_normed_one():
+    torch.manual_seed(2)
     model = TinyMoE(64, 16, 4, 32)
-    y, routing = model(torch.randn(5, 64))
+    with torch.no_grad():
+        model.pre_norm.weight.uniform_(0.5, 1.5)
+        model.router.per_expert_scale.uniform_(0.5, 1.5)
+    x = torch.randn(5, 64)
+    with torch.no_grad():
+        y, routing = model(x)
+        plain = model.router(x)  # the router reads x itself
+    assert torch.equal(routing.experts, plain.experts)
+    torch.testing.assert_close(routing.weights, plain.weights)
     assert y.shape == (5, 64) and routing.experts.shape == (5, 4)
+    # each token by hand, in float64: the chosen experts' GeGLU on
+    # RMSNorm(x) * w, mixed with the routing weights
+    xd = x.double()
+    normed = (
+        xd
+        / (xd.pow(2).mean(-1, keepdim=True) + 1e-6).sqrt()
+        * model.pre_norm.weight.detach().double()
+    )
+    gate_up = model.experts.gate_up_proj.detach().double()
+    down = model.experts.down_proj.detach().double()
+    for n in range(5):
+        expected = torch.zeros(64, dtype=torch.float64)
+        for e, w in zip(routing.experts[n].tolist(), routing.weights[n]):
+            gate, up = (gate_up[e] @ normed[n]).chunk(2)
+            hidden = torch.nn.functional.gelu(gate, approximate="tanh") * up
+            expected += w.double() * (down[e] @ hidden)
+        torch.testing.assert_close(
+            y[n].double(), expected, rtol=1e-5, atol=1e-5
+        )
 
 
 def test_bad_balancing_mode_is_rejected():
@@ -205,3 +238,20 @@ def test_chapter_figures_draw(runs):
     ):
         assert fig.axes
         plt.close(fig)
+
+
+def test_exercise_04_4_validator_accepts_the_rule_and_rejects_no_bias():
+    from gemma4_lite.book.answers.ch04 import validate_biased_route
+    from gemma4_lite.book.moe_training import biased_routing
+
+    def right(x, router, bias):
+        routing = biased_routing(router, x, bias)
+        return routing.weights, routing.experts
+
+    def ignores_bias(x, router, bias):
+        routing = router(x)
+        return routing.weights, routing.experts
+
+    assert validate_biased_route(right)
+    assert not validate_biased_route(ignores_bias)
+    assert not validate_biased_route(lambda x, router, bias: None)

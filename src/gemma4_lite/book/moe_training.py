@@ -106,29 +106,17 @@ def make_routing_task(
 def biased_routing(
     router: Gemma4Router, x: torch.Tensor, bias: torch.Tensor
 ) -> Routing:
-    """Gemma 4's router with an additive per-expert ``bias`` used only to
-    *choose* the top-k experts.
-
-    Wang et al. add the bias to the gating scores for selection and keep the
-    unbiased scores as the mixing weights. For Gemma 4's softmax router we add
-    it to the logits (the same as multiplying each expert's probability by
-    ``exp(bias)`` before ranking); the weights are the unbiased probabilities
-    of the chosen experts, renormalised and multiplied by ``per_expert_scale``
-    exactly as in ``Gemma4Router.forward``. With ``bias = 0`` this returns the
-    same routing as ``router(x)``.
-    """
+    """Gemma 4's router with a per-expert ``bias`` added to the logits only
+    to *choose* the top-k experts (Wang et al. add it to the gating scores);
+    the weights are the unbiased probabilities, as in ``Gemma4Router``."""
     z = router.norm(x) * router.scale * router.scalar_root_size
     logits = router.proj(z)
     probs = F.softmax(logits, dim=-1, dtype=torch.float32)
-    experts = torch.topk(
-        logits.float() + bias.float(), router.top_k, dim=-1
-    ).indices
+    scores = logits.float() + bias.float()  # the bias only ranks
+    experts = torch.topk(scores, router.top_k, dim=-1).indices
     chosen = probs.gather(-1, experts)
-    weights = (
-        chosen
-        / chosen.sum(dim=-1, keepdim=True)
-        * router.per_expert_scale[experts]
-    )
+    chosen = chosen / chosen.sum(dim=-1, keepdim=True)
+    weights = chosen * router.per_expert_scale[experts]
     return Routing(logits, probs, weights, experts)
 
 
@@ -244,9 +232,37 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def train_step(
+    model: TinyMoE,
+    optimiser: torch.optim.Optimizer,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    config: TrainConfig,
+    bias: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One training step; returns task loss, aux loss, z-loss and load."""
+    E = config.num_experts
+    y, routing = model(x, bias)  # bias (if any) only picks the experts
+    task_loss = F.mse_loss(y, target)
+    aux = load_balancing_loss(routing.probs, routing.experts, E)
+    z = router_z_loss(routing.logits)
+    loss = task_loss + config.z_coef * z
+    if config.balance == "aux":
+        loss = loss + config.aux_coef * aux
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    optimiser.step()
+    load = expert_load(routing.experts.detach(), E)
+    if bias is not None:  # no gradient: nudge each bias towards balance
+        below_mean = torch.sign(load.double().mean() - load).float()
+        bias += config.bias_rate * below_mean
+    return task_loss.detach(), aux.detach(), z.detach(), load
+
+
 def train_tiny_moe(config: TrainConfig) -> TrainResult:
-    """Train a ``TinyMoE`` on a ``RoutingTask`` with Adam and return its
-    histories (seeded, deterministic).
+    """Train a ``TinyMoE`` on a ``RoutingTask`` with Adam, one
+    :func:`train_step` per batch, and return its histories (seeded,
+    deterministic).
     """
     task = make_routing_task(
         config.hidden_size, shared=config.shared, seed=config.seed
@@ -267,37 +283,16 @@ def train_tiny_moe(config: TrainConfig) -> TrainResult:
             else None
         )
         result = TrainResult(config)
-        inputs, targets, _ = task.sample(
-            config.steps * config.batch_size, data
-        )  # every batch, drawn at once
+        n = config.batch_size
+        inputs, targets, _ = task.sample(config.steps * n, data)
         for step in range(config.steps):
-            x, target = (
-                t[step * config.batch_size : (step + 1) * config.batch_size]
-                for t in (inputs, targets)
+            batch = slice(step * n, (step + 1) * n)
+            task_loss, aux, z, load = train_step(
+                model, optimiser, inputs[batch], targets[batch], config, bias
             )
-            y, routing = model(x, bias)
-            task_loss = F.mse_loss(y, target)
-            aux = load_balancing_loss(
-                routing.probs, routing.experts, config.num_experts
-            )
-            z = router_z_loss(routing.logits)
-            loss = task_loss + config.z_coef * z
-            if config.balance == "aux":
-                loss = loss + config.aux_coef * aux
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            load = expert_load(routing.experts.detach(), config.num_experts)
-            if bias is not None:
-                # Wang et al.: raise the bias of under-loaded experts, lower it
-                # for over-loaded ones.
-                bias += (
-                    config.bias_rate
-                    * torch.sign(load.double().mean() - load).float()
-                )
-            result.task_loss.append(float(task_loss.detach()))
-            result.aux_loss.append(float(aux.detach()))
-            result.z_loss.append(float(z.detach()))
+            result.task_loss.append(float(task_loss))
+            result.aux_loss.append(float(aux))
+            result.z_loss.append(float(z))
             result.load.append(load)
         result.bias = bias
     return result
@@ -327,13 +322,9 @@ def load_balancing_loss(
     tokens (differentiable). It equals 1 when both are uniform and grows as
     routing concentrates.
     """
-    counts = torch.bincount(experts.reshape(-1), minlength=num_experts).to(
-        probs.dtype
-    )
-    fraction = counts / experts.numel()
-    mean_prob = probs.reshape(-1, num_experts).mean(
-        dim=0
-    )  # over all tokens, also for [B, S, E] input
+    counts = torch.bincount(experts.reshape(-1), minlength=num_experts)
+    fraction = counts.to(probs.dtype) / experts.numel()
+    mean_prob = probs.reshape(-1, num_experts).mean(dim=0)  # also [B, S, E]
     return num_experts * torch.sum(fraction * mean_prob)
 
 

@@ -1,7 +1,7 @@
 """Figures of the chapter "Router design": routing heatmaps (tokens x experts),
 the routing weights under a different logit scale or top-k (the widget and its
 static twin), expert-load histograms and training curves of the balancing
-experiment in ``gemma4_lite.moe_training``.
+experiment in ``gemma4_lite.book.moe_training``.
 
 All colours come from the book's ``PALETTE``: MoE green for routing, and one
 palette entry per balancing mode.
@@ -133,10 +133,11 @@ def plot_routing_heatmaps(
     weights: torch.Tensor,
     *,
     suptitle: str | None = None,
+    figsize: tuple[float, float] = (6.75, 4.4),
 ) -> Any:
-    """Two panels for one router call: the softmax over all experts, and the
-    final weights of the chosen experts (renormalised and multiplied by
-    ``per_expert_scale``), each chosen cell outlined."""
+    """Two panels for one router call on one colour scale: the softmax over
+    all experts, and the final weights of the chosen experts (renormalised
+    and multiplied by ``per_expert_scale``), each chosen cell outlined."""
     import matplotlib.pyplot as plt
 
     num_experts = probs.shape[-1]
@@ -144,23 +145,29 @@ def plot_routing_heatmaps(
         scatter_weights(experts, torch.ones_like(weights), num_experts) > 0
     )
     dense = scatter_weights(experts, weights.float(), num_experts)
-    fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.6), dpi=100)
-    routing_heatmap(
-        axes[0],
-        probs,
-        chosen=chosen,
-        title="router probabilities (softmax over all experts)",
-    )
-    routing_heatmap(
-        axes[1],
-        dense,
-        chosen=chosen,
-        show_ylabel=False,
-        title="routing weights (top-k, renormalised, × per-expert scale)",
-    )
+    vmax = max(float(probs.max()), float(dense.max()))
+    fig, axes = plt.subplots(1, 2, figsize=figsize, dpi=100, sharey=True)
+    titles = ("probabilities (all experts)", "weights (top-k, scaled)")
+    image = None
+    for ax, values, title, first in zip(
+        axes, (probs, dense), titles, (True, False)
+    ):
+        image = routing_heatmap(
+            ax,
+            values,
+            chosen=chosen,
+            title=title,
+            vmax=vmax,
+            show_ylabel=first,
+            colorbar=False,
+        )
+    fig.tight_layout(rect=(0, 0, 0.9, 0.94 if suptitle else 1))
+    cax = fig.add_axes((0.91, 0.2, 0.02, 0.6))
+    bar = fig.colorbar(image, cax=cax)
+    bar.ax.tick_params(labelsize=8)
+    bar.set_label("same scale in both panels", fontsize=8)
     if suptitle:
-        fig.suptitle(suptitle, fontsize=11)
-    fig.tight_layout()
+        fig.suptitle(suptitle, fontsize=10)
     return fig
 
 
@@ -185,7 +192,7 @@ def plot_routing_grid(
     fig, axes = plt.subplots(
         len(logit_scales),
         len(top_ks),
-        figsize=(3.0 * len(top_ks) + 0.8, 2.5 * len(logit_scales) + 0.4),
+        figsize=(6.75, 1.9 * len(logit_scales) + 0.4),
         dpi=100,
         squeeze=False,
         sharex=True,
@@ -225,7 +232,7 @@ def plot_expert_load(
     fig, axes = plt.subplots(
         1,
         len(results),
-        figsize=(3.6 * len(results), 3.3),
+        figsize=(6.75, 2.9),
         dpi=100,
         sharey=True,
         squeeze=False,
@@ -243,13 +250,14 @@ def plot_expert_load(
         ax.set_title(
             f"{MODE_LABELS.get(mode, mode)}\n"
             f"max/mean {result.imbalance(last):.2f}, "
-            f"idle experts {result.unused_experts(last)}",
-            fontsize=9.5,
+            f"idle {result.unused_experts(last)}",
+            fontsize=8.5,
         )
-        ax.set_xlabel("expert (sorted by load)", fontsize=9)
+        ax.set_xlabel("expert (by load)", fontsize=8)
         ax.set_xticks([])
         ax.set_ylim(0, top * 1.08)
-    axes[0][0].set_ylabel("load / fair share", fontsize=9)
+    axes[0][0].set_ylabel("load / fair share", fontsize=8)
+    axes[0][0].tick_params(labelsize=8)
     fig.tight_layout()
     return fig
 
@@ -271,7 +279,7 @@ def plot_training_curves(
     step for each mode (moving averages over ``smooth`` steps)."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), dpi=100)
+    fig, axes = plt.subplots(3, 1, figsize=(6.75, 6.6), dpi=100, sharex=True)
     for mode, result in results.items():
         style = dict(
             color=MODE_COLORS.get(mode, PALETTE["dense"]),
@@ -315,13 +323,13 @@ def plot_training_curves(
     axes[0].minorticks_off()
     titles = (
         "task loss (MSE, log scale)",
-        "load imbalance per step (max / mean)",
+        "imbalance of each step (max / mean), 10-step moving average",
         "auxiliary loss E·Σ f·P (logged in all runs)",
     )
     for ax, title in zip(axes, titles):
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("step", fontsize=9)
+        ax.set_title(title, fontsize=9, loc="left")
         ax.tick_params(labelsize=8)
+    axes[-1].set_xlabel("step", fontsize=8)
     axes[1].set_ylim(0.8, e / k * 1.12)
     axes[0].legend(fontsize=8, frameon=False)
     fig.tight_layout()
