@@ -1,0 +1,452 @@
+"""A layer-by-layer debugger: gemma4_lite beside transformers on the same
+weights and input. Chapter: "The full model".
+
+Both implementations name their modules after the checkpoint keys, so one
+set of forward hooks reads the same places in each: the output of every
+sub-block (attention, dense MLP, MoE, per-layer input), each measured where
+it joins the residual stream, and the residual stream at each layer's exit.
+:func:`compare_layers` reports the largest absolute difference at every one
+of them; the first place where it leaves zero is where two implementations
+part. :func:`planted_bug` plants a known bug in one of our models for a
+while, to see what the report of a broken implementation looks like.
+"""
+
+from __future__ import annotations
+
+import types
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+from torch import nn
+
+from ..config import FULL, Gemma4Config
+from ..model import Gemma4ForCausalLM
+from ..norms import RMSNorm
+from ..rope import RotaryTable
+
+STAGES = ("attention", "MLP", "MoE", "per-layer input", "output")
+SHORT = {"per-layer input": "PLE"}  # column headers of the table
+
+
+def stage_modules(config: Gemma4Config) -> dict[str, str]:
+    """Each stage and the module (inside a layer) whose output is that
+    sub-block's contribution to the residual stream; ``""`` is the layer
+    itself (the residual stream after ``layer_scalar``)."""
+    moe = config.enable_moe_block
+    names = {
+        "attention": "post_attention_layernorm",
+        # on MoE layers the dense MLP has its own post-norm; the outer
+        # post-norm then acts on the sum of MLP and MoE
+        "MLP": "post_feedforward_layernorm_1"
+        if moe
+        else "post_feedforward_layernorm",
+    }
+    if moe:
+        names["MoE"] = "post_feedforward_layernorm_2"
+    if config.hidden_size_per_layer_input:
+        names["per-layer input"] = "post_per_layer_input_norm"
+    names["output"] = ""
+    return names
+
+
+def _logits(model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
+    if isinstance(model, Gemma4ForCausalLM):
+        return model(input_ids)
+    return model(input_ids=input_ids, use_cache=False).logits
+
+
+@torch.no_grad()
+def record(
+    model: nn.Module, config: Gemma4Config, input_ids: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Run ``model`` (ours or transformers') once on ``input_ids`` and keep,
+    in fp32, the embedding (``"embedding"``), every stage of every layer
+    (``"3/attention"``) and the logits (``"logits"``)."""
+    seen: dict[str, torch.Tensor] = {}
+    hooks = []
+
+    def keep(key: str) -> Callable:
+        def hook(module, args, output):
+            out = output[0] if isinstance(output, tuple) else output
+            seen[key] = out.detach().float().clone()
+
+        return hook
+
+    decoder = model.model
+    hooks.append(decoder.embed_tokens.register_forward_hook(keep("embedding")))
+    for i in range(config.num_hidden_layers):
+        layer = decoder.layers[i]
+        for stage, name in stage_modules(config).items():
+            module = layer.get_submodule(name) if name else layer
+            hooks.append(module.register_forward_hook(keep(f"{i}/{stage}")))
+    try:
+        seen["logits"] = _logits(model, input_ids).detach().float()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return seen
+
+
+@dataclass
+class LayerReport:
+    """Largest absolute differences between two runs, stage by stage."""
+
+    config: Gemma4Config
+    embedding: float
+    layers: list[dict[str, float]]  # per layer: stage -> max |difference|
+    logits: float
+
+    @property
+    def stages(self) -> list[str]:
+        return list(stage_modules(self.config))
+
+    def per_layer(self, stage: str = "output") -> list[float]:
+        return [row[stage] for row in self.layers]
+
+    def first_divergence(
+        self, tolerance: float = 0.0
+    ) -> tuple[int, str] | None:
+        """``(layer, stage)`` of the first difference above ``tolerance``,
+        in the order the forward pass computes them; ``(-1, "embedding")``
+        if the embeddings already differ; ``None`` if nothing does."""
+        if self.embedding > tolerance:
+            return (-1, "embedding")
+        for i, row in enumerate(self.layers):
+            for stage in self.stages:
+                if row[stage] > tolerance:
+                    return (i, stage)
+        return None
+
+    def table(self) -> str:
+        """A text table: one row per layer, one column per stage."""
+        stages = self.stages
+        heads = [SHORT.get(s, s) for s in stages]
+        lines = [
+            f"{'layer':>5} {'kind':>8} " + " ".join(f"{h:>9}" for h in heads)
+        ]
+        lines.append(f"{'embed':>5} {'':>8} {_fmt(self.embedding):>9}")
+        for i, row in enumerate(self.layers):
+            cells = " ".join(f"{_fmt(row[s]):>9}" for s in stages)
+            lines.append(f"{i:>5} {layer_label(self.config, i):>8} {cells}")
+        lines.append(f"{'logit':>5} {'':>8} {_fmt(self.logits):>9}")
+        if self.config.num_kv_shared_layers:
+            lines.append("* KV-shared: reads an earlier layer's keys/values")
+        return "\n".join(lines)
+
+
+def layer_label(config: Gemma4Config, layer: int) -> str:
+    """``"sliding"`` or ``"global"``, with ``"*"`` for a KV-shared layer
+    (it computes no keys or values of its own)."""
+    kind = "sliding" if config.is_sliding(layer) else "global"
+    return kind + ("*" if config.is_kv_shared(layer) else "")
+
+
+def _fmt(value: float) -> str:
+    return "0" if value == 0 else f"{value:.1e}"
+
+
+def compare_layers(
+    ours: nn.Module,
+    reference: nn.Module,
+    input_ids: torch.Tensor,
+    config: Gemma4Config | None = None,
+) -> LayerReport:
+    """Run both models on ``input_ids`` and report, per layer and stage,
+    the largest absolute difference. ``reference`` is usually transformers'
+    ``Gemma4ForCausalLM`` loaded from the same folder; any model with the
+    checkpoint's module names works (another gemma4_lite model too)."""
+    config = config or ours.config
+    a = record(ours, config, input_ids)
+    b = record(reference, config, input_ids)
+
+    def diff(key: str) -> float:
+        return float((a[key] - b[key]).abs().max())
+
+    layers = [
+        {stage: diff(f"{i}/{stage}") for stage in stage_modules(config)}
+        for i in range(config.num_hidden_layers)
+    ]
+    return LayerReport(config, diff("embedding"), layers, diff("logits"))
+
+
+def load_reference(
+    directory: str | Path,
+    dtype: torch.dtype = torch.float32,
+    attn_implementation: str = "eager",
+) -> nn.Module:
+    """transformers' ``Gemma4ForCausalLM`` from a checkpoint folder, on its
+    written-out (eager) attention and expert paths, in eval mode."""
+    from transformers import Gemma4ForCausalLM as Reference
+
+    model = Reference.from_pretrained(
+        directory, dtype=dtype, attn_implementation=attn_implementation
+    )
+    if model.config.enable_moe_block:
+        model.set_experts_implementation("eager")
+    return model.eval()
+
+
+def side_by_side(
+    directory: str | Path,
+    input_ids: torch.Tensor,
+    dtype: torch.dtype = torch.float32,
+) -> LayerReport:
+    """Load a folder into gemma4_lite and into transformers, both in
+    ``dtype``, and compare them layer by layer on ``input_ids``."""
+    ours = Gemma4ForCausalLM.from_pretrained(directory, dtype=dtype)
+    return compare_layers(ours, load_reference(directory, dtype), input_ids)
+
+
+# ------------------------------------------------- a random reference model
+def reference_from_preset(name: str, seed: int = 0) -> nn.Module:
+    """A transformers ``Gemma4ForCausalLM`` of a preset's shape (usually a
+    tiny twin) with every weight random, the gains and scalars that start at
+    1 included (left at 1, they would hide bugs such as the ``(1 + w)``
+    norm). fp32, eager attention and experts."""
+    from transformers import Gemma4ForCausalLM as Reference
+    from transformers import Gemma4TextConfig
+
+    values = Gemma4Config.from_preset(name).to_hf_dict()
+    for key in ("model_type", "architectures"):
+        values.pop(key, None)
+    torch.manual_seed(seed)
+    model = Reference._from_config(
+        Gemma4TextConfig(**values),
+        attn_implementation="eager",
+        dtype=torch.float32,
+    )
+    if model.config.enable_moe_block:
+        model.set_experts_implementation("eager")
+    _randomise(model, seed)
+    return model.eval()
+
+
+@torch.no_grad()
+def _randomise(model: nn.Module, seed: int, std: float = 0.08) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    tensors = list(model.named_parameters()) + list(model.named_buffers())
+    for name, tensor in tensors:
+        if "inv_freq" in name or "embed_scale" in name:
+            continue
+        ones = ("layer_scalar", "router.scale", "per_expert_scale")
+        if "norm" in name or name.endswith(ones):
+            fresh = torch.empty(tensor.shape).uniform_(0.5, 1.5, generator=gen)
+        else:
+            fresh = torch.randn(tensor.shape, generator=gen) * std
+        tensor.copy_(fresh)
+
+
+# ------------------------------------------------------------ planted bugs
+def _gemma3_norm(model: nn.Module) -> Callable[[], None]:
+    """Every RMSNorm with a gain multiplies by ``1 + w`` (Gemma 2 and 3)
+    instead of Gemma 4's ``w``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = 1.0 + self.weight.float()
+        y = nn.functional.rms_norm(x.float(), (x.shape[-1],), weight, self.eps)
+        return y.to(x.dtype)
+
+    norms = [
+        m for m in model.modules() if isinstance(m, RMSNorm) and m.with_scale
+    ]
+    for norm in norms:
+        norm.forward = types.MethodType(forward, norm)
+
+    def undo() -> None:
+        for norm in norms:
+            del norm.forward
+
+    return undo
+
+
+def contiguous_inv_freq(
+    head_dim: int, theta: float, partial_rotary_factor: float
+) -> torch.Tensor:
+    """The usual partial RoPE's frequencies: the rotated pairs spread over
+    the exponents of a *smaller* head (``p * d``), the rest frequency 0;
+    Gemma 4's proportional RoPE keeps the full ``d`` in the exponent."""
+    rotated = int(partial_rotary_factor * head_dim // 2)
+    exponents = torch.arange(0, 2 * rotated, 2).float() / (2 * rotated)
+    freqs = 1.0 / theta**exponents
+    return torch.cat([freqs, torch.zeros(head_dim // 2 - rotated)])
+
+
+def _contiguous_rope(model: nn.Module) -> Callable[[], None]:
+    """Global layers rotate with the usual partial-RoPE frequencies."""
+    config, tables = model.config, model.model.rope
+    if FULL not in tables or config.global_rope_type != "proportional":
+        raise ValueError("this model has no proportional-RoPE global layers")
+    right = tables[FULL]
+    tables[FULL] = RotaryTable(
+        contiguous_inv_freq(
+            int(config.global_head_dim),
+            config.global_rope_theta,
+            config.global_partial_rotary_factor,
+        )
+    )
+
+    def undo() -> None:
+        tables[FULL] = right
+
+    return undo
+
+
+def _mystery(model: nn.Module) -> Callable[[], None]:
+    """A bug to find with the debugger (chapter exercise)."""
+    config, decoder = model.config, model.model
+    if not config.num_kv_shared_layers:
+        raise ValueError("this bug needs a model with KV-shared layers")
+    right = decoder.lends_kv
+    unshared = config.layer_types[: config.first_kv_shared_layer]
+    firsts = {unshared.index(kind) for kind in set(unshared)}
+    decoder.lends_kv = [i in firsts for i in range(len(right))]
+
+    def undo() -> None:
+        decoder.lends_kv = right
+
+    return undo
+
+
+BUGS: dict[str, Callable[[nn.Module], Callable[[], None]]] = {
+    "gemma3_norm": _gemma3_norm,
+    "contiguous_rope": _contiguous_rope,
+    "mystery": _mystery,
+}
+
+
+@contextmanager
+def planted_bug(model: nn.Module, name: str) -> Iterator[nn.Module]:
+    """Plant bug ``name`` (a key of :data:`BUGS`) in one gemma4_lite model
+    for the duration of a ``with`` block; the model is restored after it,
+    even if the block raises."""
+    if name not in BUGS:
+        raise KeyError(f"unknown bug {name!r}; known: {sorted(BUGS)}")
+    undo = BUGS[name](model)
+    try:
+        yield model
+    finally:
+        undo()
+
+
+# ------------------------------------------------- greedy runs that part
+def agreeing_prefix(a: torch.Tensor, b: torch.Tensor) -> int:
+    """How many leading tokens two 1-D token sequences share."""
+    n = min(len(a), len(b))
+    same = (a[:n] == b[:n]).long()
+    return int(same.cumprod(0).sum())
+
+
+def top2_margin(logits: torch.Tensor) -> float:
+    """The gap between the best and second-best logit (fp32): greedy
+    decoding flips when a numerical difference exceeds it."""
+    best = torch.topk(logits.float(), 2, dim=-1).values
+    return float(best[..., 0] - best[..., 1])
+
+
+@torch.no_grad()
+def first_split(
+    a: nn.Module,
+    b: nn.Module,
+    input_ids: torch.Tensor,
+    max_new_tokens: int,
+) -> tuple[int, float | None]:
+    """Greedy-decode ``input_ids`` [1, S] with two gemma4_lite models (the
+    same weights in two precisions or attention paths, say). Returns the
+    number of new tokens they agree on, and the gap between ``a``'s two
+    best logits at the first token where they part (``None`` if they never
+    do): a small gap is what lets last-bit differences flip the argmax."""
+    from ..generation import generate
+
+    length = input_ids.shape[1]
+    run = dict(ignore_eos=True)
+    ta = generate(a, input_ids, max_new_tokens, **run)[0, length:]
+    tb = generate(b, input_ids, max_new_tokens, **run)[0, length:]
+    agree = agreeing_prefix(ta, tb)
+    if agree == max_new_tokens:
+        return agree, None
+    context = torch.cat([input_ids[0], ta[:agree]])[None]
+    logits = a(context, last_only=True)[0, -1]
+    return agree, top2_margin(logits)
+
+
+# --------------------------------------------- a prompt through the model
+@torch.no_grad()
+def trace_prompt(
+    model: Gemma4ForCausalLM, input_ids: torch.Tensor
+) -> list[dict]:
+    """Prefill ``input_ids`` [B, S] into a fresh cache and record, for every
+    layer: its kind, whether it runs an MoE, whose keys/values it reads,
+    the shape of the hidden state it returns, how many keys its queries
+    saw, and the slots and bytes its cache holds afterwards."""
+    config = model.config
+    cache = model.new_cache(input_ids.shape[0], max_length=input_ids.shape[1])
+    rows: list[dict] = []
+    hooks = []
+
+    def keep(i: int) -> Callable:
+        def hook(module, args, output):
+            h, (k, _) = output
+            rows.append(dict(hidden=tuple(h.shape), keys=k.shape[2]))
+
+        return hook
+
+    for i, layer in enumerate(model.model.layers):
+        hooks.append(layer.register_forward_hook(keep(i)))
+    try:
+        logits = model(input_ids, cache)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    for i, row in enumerate(rows):
+        store = cache.layers[i]
+        row.update(
+            layer=i,
+            kind=layer_label(config, i),
+            moe=config.enable_moe_block,
+            reads=config.kv_producer(i),
+            slots=0 if store is None else store.k.shape[2],
+            bytes=cache.layer_nbytes()[i],
+        )
+    rows.append(dict(layer="head", hidden=tuple(logits.shape)))
+    return rows
+
+
+def trace_table(rows: list[dict]) -> str:
+    """:func:`trace_prompt`'s rows as a text table."""
+    head = f"{'layer':>5} {'kind':>8} {'MoE':>3} {'KV of':>5} {'output':>12}"
+    lines = [head + f" {'keys':>4} {'slots':>5} {'bytes':>6}"]
+    for r in rows:
+        shape = "x".join(map(str, r["hidden"]))
+        if r["layer"] == "head":
+            lines.append(
+                f"{'head':>5} {'logits':>8} {'':>3} {'':>5} {shape:>12}"
+            )
+            continue
+        lines.append(
+            f"{r['layer']:>5} {r['kind']:>8} {'yes' if r['moe'] else '':>3} "
+            f"{r['reads']:>5} {shape:>12} {r['keys']:>4} {r['slots']:>5} "
+            f"{r['bytes']:>6}"
+        )
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------- sampling
+def sampling_distribution(
+    logits: torch.Tensor,
+    temperature: float,
+    top_k: int | None = None,
+    top_p: float | None = None,
+) -> torch.Tensor:
+    """The distribution ``generate`` samples the next token from, for
+    logits [V]: all mass on the best token at temperature 0, otherwise
+    softmax(logits / T) cut by top-k, then top-p (renormalised)."""
+    from ..generation import filter_logits
+
+    logits = logits.float()
+    if temperature == 0:
+        return nn.functional.one_hot(logits.argmax(), logits.shape[-1]).float()
+    kept = filter_logits(logits[None] / temperature, top_k, top_p)[0]
+    return torch.softmax(kept, dim=-1)

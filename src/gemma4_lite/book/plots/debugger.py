@@ -1,0 +1,204 @@
+"""Figures of the chapter "The full model": where two implementations part
+(the layer-by-layer debugger), what the KV cache holds while generating,
+and what the sampling settings leave of the next-token distribution.
+
+Every figure is drawn for the site's text column: 6.75 inches wide at
+100 dpi, labels at 8 points or more.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any, Sequence
+
+from . import PALETTE
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from ..debugger import LayerReport
+
+WIDTH = 6.75
+FLOOR = 1e-9  # where bitwise-equal (zero) differences are drawn
+# Distinct line colours for comparisons (none is a layer kind's colour).
+LINES = ["#222222", "#C0392B", "#7D3C98", "#1F77B4", "#B7950B"]
+SHORT = {"per-layer input": "PLE"}
+
+
+def _log_ticks(ax: "Axes", low: float, high: float) -> None:
+    """Value-labelled powers of ten, the floor labelled "0 (equal)"."""
+    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+    ticks = [10.0**e for e in range(first, last + 1, 2 if last - first > 8
+                                     else 1)]  # fmt: skip
+    labels = [f"1e{int(round(math.log10(t)))}" for t in ticks]
+    if low == FLOOR:
+        ticks[0], labels[0] = FLOOR, "0 (equal)"
+    ax.set_yticks(ticks, labels)
+    ax.set_ylim(low / 2, high * 3)
+
+
+def _global_spans(ax: "Axes", config) -> None:
+    for i in config.global_layers:
+        ax.axvspan(i - 0.5, i + 0.5, color=PALETTE["global"], alpha=0.12,
+                   linewidth=0)  # fmt: skip
+
+
+def plot_divergence(
+    reports: dict[str, "LayerReport"],
+    *,
+    stage: str = "output",
+    title: str | None = None,
+) -> Any:
+    """The largest difference of the residual stream at each layer's exit,
+    one line per comparison, on a value-labelled log axis (zero, i.e.
+    bitwise equal, drawn at the bottom). Global layers are shaded."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.4), dpi=100)
+    config = next(iter(reports.values())).config
+    _global_spans(ax, config)
+    layers = list(range(config.num_hidden_layers))
+    high = FLOOR
+    for (label, report), color in zip(reports.items(), LINES):
+        values = [max(v, FLOOR) for v in report.per_layer(stage)]
+        high = max(high, *values)
+        ax.plot(layers, values, marker="o", markersize=4, color=color,
+                label=label, linewidth=1.5)  # fmt: skip
+    _log_ticks(ax, FLOOR, high)
+    ax.set_xticks(layers)
+    ax.set_xlabel("layer", fontsize=9)
+    ax.set_ylabel("max |difference|", fontsize=9)
+    ax.tick_params(labelsize=8)
+    handles, labels = ax.get_legend_handles_labels()
+    handles.append(Patch(color=PALETTE["global"], alpha=0.3))
+    labels.append("global layer")
+    ax.legend(handles, labels, fontsize=8, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0), frameon=False)  # fmt: skip
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_stage_map(reports: dict[str, "LayerReport"]) -> Any:
+    """One panel per report: layers across, sub-blocks down, coloured by
+    log10 of the largest difference on one scale for all panels; cells that
+    are bitwise equal are left light grey and marked 0."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.colors import Normalize
+
+    n = len(reports)
+    first = next(iter(reports.values()))
+    stages = first.stages
+    fig, axes = plt.subplots(
+        n, 1, figsize=(WIDTH, 0.55 * len(stages) * n + 1.2), dpi=100,
+        squeeze=False,
+    )  # fmt: skip
+    logs = [
+        math.log10(v)
+        for r in reports.values()
+        for row in r.layers
+        for v in row.values()
+        if v > 0
+    ]
+    low, high = (min(logs), max(logs)) if logs else (-8.0, 0.0)
+    norm = Normalize(vmin=math.floor(low), vmax=math.ceil(high))
+    cmap = plt.get_cmap("viridis").with_extremes(bad=PALETTE["masked"])
+    image = None
+    for ax, (label, report) in zip(axes[:, 0], reports.items()):
+        data = np.array(
+            [[row[s] for row in report.layers] for s in stages], dtype=float
+        )
+        shown = np.where(data > 0, np.log10(np.maximum(data, 1e-30)), np.nan)
+        masked = np.ma.masked_invalid(shown)
+        image = ax.imshow(masked, cmap=cmap, norm=norm, aspect="auto")
+        for (y, x), value in np.ndenumerate(data):
+            text = "0" if value == 0 else f"{value:.0e}".replace("e-0", "e-")
+            dark = value > 0 and norm(math.log10(value)) < 0.6
+            ax.text(x, y, text, ha="center", va="center", fontsize=7,
+                    color="white" if dark else PALETTE["text"])  # fmt: skip
+        ax.set_yticks(range(len(stages)),
+                      [SHORT.get(s, s) for s in stages])  # fmt: skip
+        ax.set_xticks(range(len(report.layers)))
+        ax.tick_params(labelsize=8)
+        for i in report.config.global_layers:
+            ax.get_xticklabels()[i].set_color(PALETTE["global"])
+            ax.get_xticklabels()[i].set_fontweight("bold")
+        ax.set_title(label, fontsize=9)
+    axes[-1, 0].set_xlabel("layer (global layers in bold orange)", fontsize=9)
+    bar = fig.colorbar(image, ax=axes[:, 0], shrink=0.9, pad=0.02)
+    bar.set_label("log10 max |difference|", fontsize=8)
+    bar.ax.tick_params(labelsize=8)
+    return fig
+
+
+def plot_cache_bytes(
+    steps: Sequence[int],
+    series: dict[str, Sequence[int]],
+    *,
+    title: str | None = None,
+) -> Any:
+    """Bytes of the KV cache against the number of tokens it holds, one
+    line per series (measured buffers and the accounting formula)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.2), dpi=100)
+    styles = ["-", "--", ":"]
+    for (label, values), color, style in zip(series.items(), LINES, styles):
+        ax.plot(steps, [v / 1024 for v in values], style, color=color,
+                label=label, linewidth=2)  # fmt: skip
+    ax.set_xlabel("tokens in the cache", fontsize=9)
+    ax.set_ylabel("KiB", fontsize=9)
+    ax.set_ylim(bottom=0)
+    ax.tick_params(labelsize=8)
+    ax.legend(fontsize=8, frameon=False, loc="lower right")
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def sampling_panel(
+    ax: "Axes",
+    pieces: Sequence[str],
+    probs: Sequence[float],
+    title: str,
+) -> None:
+    """Bars of the next-token probabilities after the sampling settings,
+    best token first; tokens the settings removed show as empty slots."""
+    xs = range(len(pieces))
+    colors = [
+        PALETTE["sliding"] if p > 0 else PALETTE["masked"] for p in probs
+    ]
+    ax.bar(xs, probs, color=colors, edgecolor=PALETTE["dense"],
+           linewidth=0.5)  # fmt: skip
+    ax.set_xticks(list(xs), [repr(p)[1:-1] for p in pieces], rotation=60,
+                  fontsize=8, ha="right")  # fmt: skip
+    ax.set_ylim(0, 1)
+    ax.set_yticks([0, 0.5, 1.0])
+    ax.tick_params(axis="y", labelsize=8)
+    kept = sum(p > 0 for p in probs)
+    ax.set_title(f"{title}  ({kept} shown kept)", fontsize=9)
+
+
+def plot_sampling_grid(
+    panels: Sequence[tuple[str, Sequence[str], Sequence[float]]],
+) -> Any:
+    """The static twin of the sampling widget: one
+    :func:`sampling_panel` per setting, two per row."""
+    import matplotlib.pyplot as plt
+
+    rows = math.ceil(len(panels) / 2)
+    fig, axes = plt.subplots(rows, 2, figsize=(WIDTH, 2.6 * rows), dpi=100,
+                             squeeze=False)  # fmt: skip
+    for ax, (title, pieces, probs) in zip(axes.flat, panels):
+        sampling_panel(ax, pieces, probs, title)
+    for ax in axes.flat[len(panels) :]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("probability", fontsize=8)
+    fig.tight_layout()
+    return fig
