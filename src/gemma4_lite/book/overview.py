@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ..accounting import dtype_bytes
+from ..accounting import count_parameters, dtype_bytes, kv_cache_bytes
 from ..config import Gemma4Config
 
 
@@ -67,3 +67,22 @@ def naive_kv_cache_bytes(
         * dtype_bytes(dtype)
     )
     return per_layer * config.num_hidden_layers
+
+
+def weight_bytes(
+    config: Gemma4Config, dtype: torch.dtype = torch.bfloat16
+) -> int:
+    """Bytes of the text decoder's weights (every parameter, the PLE table
+    included) stored in ``dtype``."""
+    return count_parameters(config)["total"] * dtype_bytes(dtype)
+
+
+def batch_where_cache_overtakes_weights(
+    config: Gemma4Config,
+    context_length: int,
+    dtype: torch.dtype = torch.bfloat16,
+) -> int:
+    """The smallest batch of ``context_length``-token sequences whose KV
+    cache holds more bytes than the weights (both in ``dtype``)."""
+    per_sequence = kv_cache_bytes(config, context_length, dtype)
+    return weight_bytes(config, dtype) // per_sequence + 1

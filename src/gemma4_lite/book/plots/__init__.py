@@ -55,53 +55,65 @@ def draw_layer_strip(
     y: float = 0.0,
     height: float = 0.8,
     show_index: bool = True,
+    per_row: int | None = None,
+    fontsize: float = 8,
 ) -> None:
     """One row of boxes, one per layer: colour = attention kind; a hatched
     box = KV-shared (it computes no keys or values); a green bar under a box =
-    MoE beside the dense MLP."""
+    MoE beside the dense MLP. With ``per_row``, the strip wraps after that
+    many layers (rows ``height + 0.5`` apart, going down) and every layer is
+    numbered; otherwise every fifth layer and every global layer is."""
     from matplotlib.patches import Rectangle
 
-    for i in range(config.num_hidden_layers):
+    n = config.num_hidden_layers
+    width = per_row or n
+    for i in range(n):
+        x, row_y = i % width, y - (i // width) * (height + 0.5)
         shared = config.is_kv_shared(i)
         ax.add_patch(
             Rectangle(
-                (i, y),
+                (x, row_y),
                 0.92,
                 height,
                 facecolor=PALETTE[layer_kind(config, i)],
                 edgecolor=PALETTE["shared"] if shared else "white",
-                hatch="////" if shared else None,
+                hatch="//" if shared else None,
                 linewidth=0.5,
             )
         )
         if config.enable_moe_block:
             ax.add_patch(
                 Rectangle(
-                    (i, y - 0.18),
+                    (x, row_y - 0.18),
                     0.92,
                     0.12,
                     facecolor=PALETTE["moe"],
                     linewidth=0,
                 )
             )
-        if (
-            show_index
-            and config.num_hidden_layers <= 64
-            and (i % 5 == 0 or not config.is_sliding(i))
-        ):
+        numbered = per_row is not None or i % 5 == 0
+        if show_index and (numbered or not config.is_sliding(i)):
             ax.text(
-                i + 0.46,
-                y + height / 2,
+                x + 0.46,
+                row_y + height / 2,
                 str(i),
                 ha="center",
                 va="center",
-                fontsize=6,
-                color="white" if not config.is_sliding(i) else PALETTE["text"],
+                fontsize=fontsize,
+                color=PALETTE["text"]
+                if shared or config.is_sliding(i)
+                else "white",
+                fontweight="bold" if shared else "normal",
             )
     if label:
         ax.text(
-            -1.0, y + height / 2, label, ha="right", va="center", fontsize=9
+            -0.6, y + height / 2, label, ha="right", va="center", fontsize=9
         )
+
+
+def strip_rows(config: Gemma4Config, per_row: int | None) -> int:
+    """Rows a strip takes when it wraps after ``per_row`` layers."""
+    return -(-config.num_hidden_layers // per_row) if per_row else 1
 
 
 def layer_strip_legend(
@@ -129,7 +141,7 @@ def layer_strip_legend(
     ax.legend(
         handles=handles,
         loc="upper center",
-        bbox_to_anchor=(0.5, -0.08),
+        bbox_to_anchor=(0.5, 0.0),
         ncol=len(handles),
         frameon=False,
         fontsize=8,
@@ -140,18 +152,28 @@ def plot_layer_strips(
     configs: dict[str, Gemma4Config],
     *,
     figsize: tuple[float, float] | None = None,
+    per_row: int | None = 30,
 ) -> Any:
     """The layer pattern of several configs as stacked strips (the book's "at a
-    glance" figure).
-    """
+    glance" figure), sized for the book's text column: strips wrap after
+    ``per_row`` layers so that every layer number stays readable."""
     import matplotlib.pyplot as plt
 
     depth = max(c.num_hidden_layers for c in configs.values())
-    fig, ax = plt.subplots(figsize=figsize or (10, 0.65 * len(configs) + 0.9))
-    for row, (name, config) in enumerate(configs.items()):
-        draw_layer_strip(ax, config, name, y=-row * 1.2)
-    ax.set_xlim(-1.2, depth + 0.2)
-    ax.set_ylim(-1.2 * (len(configs) - 1) - 0.4, 1.0)
+    per_row = per_row if per_row and depth > per_row else None
+    width = per_row or depth
+    rows = [strip_rows(c, per_row) for c in configs.values()]
+    step = 1.3  # vertical space of one row of boxes
+    height = step * (sum(rows) + 0.4 * (len(configs) - 1)) + 0.5
+    fig, ax = plt.subplots(
+        figsize=figsize or (6.75, 0.3 * height + 0.6), dpi=100
+    )
+    y = 0.0
+    for (name, config), n_rows in zip(configs.items(), rows):
+        draw_layer_strip(ax, config, name, y=y, per_row=per_row)
+        y -= step * n_rows + 0.5
+    ax.set_xlim(-0.2 - 0.12 * width, width + 0.1)
+    ax.set_ylim(y + 0.5, 1.0)
     ax.axis("off")
     layer_strip_legend(
         ax,
