@@ -24,18 +24,15 @@ from gemma4_lite.moe import Gemma4Router
 
 
 # -------------------------------------------------------------- balancing loss
-def test_uniform_routing_gives_exactly_one_top1():
-    # E = 4, k = 1, four tokens, one per expert, every probability 1/4:
-    # f = (1/4, 1/4, 1/4, 1/4), P = (1/4, ...), loss = 4 * 4 * (1/4 * 1/4) = 1.
+def test_uniform_routing_gives_exactly_one():
+    # Every expert gets the same share f_e = 1/E of the N*k assignments and
+    # the same mean probability P_e = 1/E: loss = E * E * (1/E * 1/E) = 1.
+    # E = 4, k = 1: four tokens, one per expert.
     probs = torch.full((4, 4), 0.25)
     experts = torch.tensor([[0], [1], [2], [3]])
     assert load_balancing_loss(probs, experts, 4).item() == 1.0
-
-
-def test_uniform_routing_gives_exactly_one_topk():
-    # E = 4, k = 2, two tokens choosing {0, 1} and {2, 3}: each expert gets
-    # 1 of the 4 assignments.
-    # f = 1/4 each, P = 1/4 each, loss = 4 * 4 * 1/16 = 1.
+    # E = 4, k = 2: two tokens choosing {0, 1} and {2, 3}, each expert 1 of
+    # the 4 assignments (the loss divides the counts by N*k, not by N).
     probs = torch.full((2, 4), 0.25)
     experts = torch.tensor([[0, 1], [2, 3]])
     assert load_balancing_loss(probs, experts, 4).item() == 1.0
@@ -102,9 +99,6 @@ def test_gradient_flows_only_through_probs():
     load_balancing_loss(probs, experts, 3).backward()
     expected = torch.tensor([[0.75, 0.75, 0.0], [0.75, 0.75, 0.0]])
     torch.testing.assert_close(probs.grad, expected)
-    assert (
-        not experts.is_floating_point()
-    )  # integer ids: no gradient path through the counts
 
 
 def test_balancing_gradient_reaches_experts_nobody_chose():
@@ -167,9 +161,6 @@ def test_z_loss_sees_a_shift_the_softmax_ignores():
     # logsumexp by c: all-zero logits over E = 16 shifted by 10 give
     # (10 + log 16)^2.
     logits = torch.zeros(4, 16)
-    torch.testing.assert_close(
-        torch.softmax(logits + 10, -1), torch.softmax(logits, -1)
-    )
     assert router_z_loss(logits + 10).item() == pytest.approx(
         (10 + math.log(16)) ** 2, rel=1e-6
     )

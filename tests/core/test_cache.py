@@ -47,20 +47,15 @@ def test_cached_equals_uncached_for_every_chunk_size(name):
             diff = (got - full).abs().max().item()
             assert diff <= 1e-4, f"chunk {chunk}: max diff {diff:.2e}"
             assert cache.seq_len == ids.shape[1]
-
-
-def test_chunked_prefill_then_decode_matches_one_shot():
-    model = random_model("e2b-tiny", seed=12)
-    ids = _ids(model, 37, batch=1)
-    with torch.no_grad():
-        full = model(ids)
-        cache = model.new_cache(1)
-        model(
-            ids[:, :13], cache
-        )  # a chunk longer than the window, not a multiple of it
-        model(ids[:, 13:30], cache)
-        steps = [model(ids[:, i : i + 1], cache) for i in range(30, 37)]
-    assert (torch.cat(steps, 1) - full[:, 30:]).abs().max().item() <= 1e-4
+        # mixed: a chunk longer than the window and not a multiple of it,
+        # another that starts mid-ring, then one-token decode steps
+        cache = model.new_cache(ids.shape[0])
+        ends = [window + 5, 3 * window + 6]
+        ends += range(ends[-1] + 1, ids.shape[1] + 1)
+        mixed = torch.cat(
+            [model(ids[:, s:e], cache) for s, e in zip([0, *ends], ends)], 1
+        )
+    assert (mixed - full).abs().max().item() <= 1e-4
 
 
 def test_ring_buffer_never_exceeds_the_window():

@@ -1,6 +1,7 @@
-"""generate(): greedy equals an uncached argmax loop; sampling is seeded and
-cut to top-k and the nucleus; EOS ends rows; left-padded batches give each
-row its own tokens; streaming yields what generate returns."""
+"""generate(): greedy equals an uncached argmax loop; sampling is seeded,
+tempered and cut to top-k and the nucleus; EOS ends rows; left-padded
+batches give each row its own tokens; streaming yields what generate
+returns."""
 
 import pytest
 import torch
@@ -96,16 +97,36 @@ def test_top_k_samples_only_among_the_k_best(model):
     assert any(int(t) != int(row[0]) for t, row in zip(chosen, best))
 
 
-def test_top_p_sampling_follows_the_renormalised_nucleus():
-    # a model-free check of the sampler's statistics: nucleus {1, 3} of
-    # probability 0.8, renormalised to 0.625 / 0.375
-    logits = torch.tensor([0.05, 0.5, 0.15, 0.3]).log().expand(20000, 4)
-    probs = torch.softmax(filter_logits(logits, None, 0.8), -1)
-    gen = torch.Generator().manual_seed(0)
-    draws = torch.multinomial(probs, 1, generator=gen)[:, 0]
-    share = torch.bincount(draws, minlength=4).float() / len(draws)
-    assert share[0] == 0 and share[2] == 0
-    assert abs(share[1].item() - 0.625) < 0.015
+def test_sampling_follows_the_tempered_renormalised_nucleus(model):
+    # 3000 copies of one prompt, one sampled token each: the tokens' shares
+    # follow softmax(logits / T) cut by hand to the nucleus (the best tokens
+    # until their probability reaches top_p) and renormalised
+    temperature, top_p, rows = 0.3, 0.25, 3000
+    prompt = _prompt(model, batch=1)
+    with torch.no_grad():
+        logits = model(prompt)[0, -1].double()
+    probs = torch.softmax(logits / temperature, -1)
+    nucleus, mass = [], 0.0
+    for token in probs.argsort(descending=True).tolist():
+        nucleus.append(token)
+        mass += probs[token].item()
+        if mass >= top_p:
+            break
+    assert len(nucleus) >= 3  # a nucleus worth sampling from
+    out = generate(
+        model,
+        prompt.repeat(rows, 1),
+        1,
+        temperature=temperature,
+        top_p=top_p,
+        seed=0,
+        ignore_eos=True,
+    )
+    drawn = torch.bincount(out[:, -1], minlength=probs.shape[0]).double()
+    assert set(drawn.nonzero()[:, 0].tolist()) == set(nucleus)
+    share = drawn[nucleus] / rows
+    expected = probs[nucleus] / mass
+    assert (share - expected).abs().max().item() < 0.035, (share, expected)
 
 
 def test_tiny_top_p_is_greedy(model):
