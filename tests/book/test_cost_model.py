@@ -156,3 +156,31 @@ def test_cache_overtakes_weights_batch():
     assert (
         batch == math.floor(need["weights"] / (need["kv_cache"] / batch)) + 1
     )
+
+
+def test_prefill_roofline_sums_every_position():
+    config = Gemma4Config.from_preset("31b-tiny")
+    cpu = cm.ONE_CORE_FP32
+    step = cm.prefill_roofline(config, cpu, 2, 10, "fp32")
+    flops = 2 * sum(
+        cm.flops_per_token(config, c)["total"] for c in range(1, 11)
+    )
+    assert step.compute_seconds == pytest.approx(flops / cpu.peak_flops)
+    assert step.batch == 20
+
+
+def test_measure_tokens_per_second_runs_on_a_twin():
+    torch.manual_seed(0)
+    model = Gemma4ForCausalLM(Gemma4Config.from_preset("26b-a4b-tiny"))
+    out = cm.measure_tokens_per_second(model, 2, 8, 3, repeats=1)
+    assert set(out) == {"prefill", "decode"}
+    assert all(v > 0 for v in out.values())
+
+
+def test_component_parameters_sum_to_the_total():
+    for name in ("12b", "26b-a4b", "31b", "e2b"):
+        config = Gemma4Config.from_preset(name)
+        parts = cm.component_parameters(config)
+        assert sum(parts.values()) == cm.count_parameters(config)["total"]
+    moe = cm.component_parameters(Gemma4Config.from_preset("26b-a4b"))
+    assert moe["experts (idle)"] == 15 * moe["experts (used)"]

@@ -32,7 +32,9 @@ from ..config import Gemma4Config
 from ..moe import Gemma4Router
 
 GB = 1e9
-PRECISION_BYTES = {"bf16": 2.0, "int8": 1.0, "int4": 0.5}
+PRECISION_BYTES = {"fp32": 4.0, "bf16": 2.0, "int8": 1.0, "int4": 0.5}
+# The weight formats the chapter compares (fp32 is for the CPU twins)
+WEIGHT_FORMATS = ("bf16", "int8", "int4")
 
 
 # ------------------------------------------------------------------ FLOPs
@@ -153,12 +155,13 @@ def decode_bytes(
     batch: int,
     context: int,
     precision: str = "bf16",
+    cache_dtype: torch.dtype = torch.bfloat16,
 ) -> dict[str, float]:
     """Bytes one decode step reads: weights (see :func:`weight_bytes_read`)
-    plus every sequence's bf16 KV cache at ``context`` tokens
+    plus every sequence's KV cache at ``context`` tokens
     (:func:`gemma4_lite.kv_cache_bytes`)."""
     weights = weight_bytes_read(config, batch, precision)
-    cache = float(kv_cache_bytes(config, context, torch.bfloat16, batch))
+    cache = float(kv_cache_bytes(config, context, cache_dtype, batch))
     return {"weights": weights, "kv_cache": cache, "total": weights + cache}
 
 
@@ -190,8 +193,9 @@ class Hardware:
 
 # Figures from the makers' data sheets, except where noted (see
 # book/references.bib). The CPU is the two-core machine the book is built
-# on: bandwidth and bf16 matmul rate measured in the chapter and rounded
-# down here, so that printed comparisons do not change from run to run.
+# on: its bandwidth and bf16 matmul rate were measured (the chapter measures
+# them again) and rounded, so that printed comparisons do not change from
+# run to run.
 HARDWARE: dict[str, Hardware] = {
     "H100": Hardware("H100 SXM (80 GB)", 80, 3350, 989, "nvidia_h100"),
     "RTX 4090": Hardware("RTX 4090 (24 GB)", 24, 1008, 165, "nvidia_ada"),
@@ -200,8 +204,9 @@ HARDWARE: dict[str, Hardware] = {
     ),
     "this CPU": Hardware("2-core Xeon (this book)", 23, 16, 1.0, "measured"),
 }
-# fp32, which the tiny-twin measurements use on this CPU: measured, rounded
-THIS_CPU_FP32 = Hardware("2-core Xeon, fp32", 23, 16, 0.15, "measured")
+# One core of it in fp32, where the chapter times the small twins (one
+# thread, because the machine is shared): measured, rounded
+ONE_CORE_FP32 = Hardware("1 core, fp32", 23, 8, 0.08, "measured")
 
 
 @dataclass(frozen=True)
@@ -235,11 +240,13 @@ def decode_roofline(
     batch: int = 1,
     context: int = 4096,
     precision: str = "bf16",
+    cache_dtype: torch.dtype = torch.bfloat16,
 ) -> Roofline:
     """The roofline estimate of one decode step: the slower of reading its
     bytes at full bandwidth and doing its FLOPs at peak. Real kernels reach
     a fraction of both, so this is a ceiling on tokens per second."""
-    moved = decode_bytes(config, batch, context, precision)["total"]
+    moved = decode_bytes(config, batch, context, precision, cache_dtype)
+    moved = moved["total"]
     flops = batch * flops_per_token(config, context)["total"]
     memory, compute = moved / hardware.bandwidth, flops / hardware.peak_flops
     return Roofline(max(memory, compute), memory, compute, batch)
@@ -266,6 +273,61 @@ def compute_bound_batch(
                     return b
         batch *= 2
     return None
+
+
+def prefill_roofline(
+    config: Gemma4Config,
+    hardware: Hardware,
+    batch: int,
+    prompt: int,
+    precision: str = "bf16",
+) -> Roofline:
+    """The same estimate for prefilling ``batch`` prompts of ``prompt``
+    tokens in one pass: every token's FLOPs (token t sees t + 1 tokens),
+    and the weights the ``batch * prompt`` tokens need, read once.
+    ``Roofline.batch`` is then the number of tokens processed."""
+    flops = batch * sum(
+        flops_per_token(config, c)["total"] for c in range(1, prompt + 1)
+    )
+    moved = weight_bytes_read(config, batch * prompt, precision)
+    memory, compute = moved / hardware.bandwidth, flops / hardware.peak_flops
+    return Roofline(max(memory, compute), memory, compute, batch * prompt)
+
+
+def measure_tokens_per_second(
+    model: torch.nn.Module,
+    batch: int,
+    prompt: int,
+    new_tokens: int,
+    repeats: int = 3,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Wall-clock prefill and decode throughput of ``model`` (all sequences
+    together): ``batch`` random prompts of ``prompt`` tokens prefilled in
+    one pass, then ``new_tokens`` one-token steps with the cache, eager.
+    Medians of ``repeats`` runs; the times vary from run to run."""
+    import statistics
+    import time
+
+    gen = torch.Generator().manual_seed(seed)
+    vocab = model.config.vocab_size
+    ids = torch.randint(0, vocab, (batch, prompt), generator=gen)
+    token = torch.randint(0, vocab, (batch, 1), generator=gen)
+    prefill, decode = [], []
+    with torch.inference_mode():
+        for _ in range(repeats):
+            cache = model.new_cache(batch, max_length=prompt + new_tokens)
+            start = time.perf_counter()
+            model.logits(ids, cache, last_only=True)
+            prefill.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            for _ in range(new_tokens):
+                model.logits(token, cache)
+            decode.append(time.perf_counter() - start)
+    return {
+        "prefill": batch * prompt / statistics.median(prefill),
+        "decode": batch * new_tokens / statistics.median(decode),
+    }
 
 
 # ----------------------------------------------------------------- memory
@@ -318,3 +380,45 @@ def cache_overtakes_weights_batch(
     than the stored weights (the cache is linear in batch)."""
     need = memory_needed(config, context, 1, precision)
     return math.floor(need["weights"] / need["kv_cache"]) + 1
+
+
+# ------------------------------------------------------- where they go
+COMPONENTS = (
+    "embedding",
+    "sliding attention",
+    "global attention",
+    "dense MLP",
+    "experts (used)",
+    "experts (idle)",
+    "norms, router",
+)
+
+
+def component_parameters(config: Gemma4Config) -> dict[str, int]:
+    """:func:`count_parameters` split by component, with attention split by
+    layer kind (from :func:`layer_parameters`) and the experts into the
+    top-k a token runs and the rest. Sums to the total exactly."""
+    counts = count_parameters(config)
+    out = dict.fromkeys(COMPONENTS, 0)
+    out["embedding"] = (
+        counts["embedding"]
+        + counts["per_layer_embedding_table"]
+        + counts["per_layer_embedding_other"]
+    )
+    for layer in range(config.num_hidden_layers):
+        parts = layer_parameters(config, layer)
+        kind = "sliding" if config.is_sliding(layer) else "global"
+        out[f"{kind} attention"] += parts["attention"]
+        out["dense MLP"] += parts["mlp"]
+        out["norms, router"] += (
+            parts["norms"] + parts["router"] + parts["per_layer_input"]
+        )
+        if config.enable_moe_block:
+            used = (
+                parts["experts"] * config.top_k_experts // config.num_experts
+            )
+            out["experts (used)"] += used
+            out["experts (idle)"] += parts["experts"] - used
+    out["norms, router"] += config.hidden_size  # the final norm
+    assert sum(out.values()) == counts["total"]
+    return out

@@ -1,0 +1,516 @@
+"""Figures for Part 3, the dense models: "Architectural choices" and
+"Performance trade-offs". Every number drawn comes from
+:mod:`gemma4_lite.accounting` or :mod:`gemma4_lite.book.cost_model`.
+Figures are 6.75 in wide (the site's text column) with labels of 8 pt or
+more.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from ...accounting import layer_parameters
+from ...config import Gemma4Config
+from .. import cost_model as cm
+from . import PALETTE
+
+WIDTH = 6.75
+# Parameter components: layer kinds keep the book's colours (sliding blue,
+# global orange, experts green); the rest are neutral.
+COMPONENT_COLORS: dict[str, str] = {
+    "embedding": "#B8860B",
+    "sliding attention": PALETTE["sliding"],
+    "global attention": PALETTE["global"],
+    "dense MLP": PALETTE["dense"],
+    "experts (used)": PALETTE["moe"],
+    "experts (idle)": "#BFE3CF",
+    "norms, router": "#444444",
+}
+# The three large models, one colour each, for line and bar charts
+MODEL_COLORS: dict[str, str] = {
+    "12B": "#6A4C93",
+    "26B-A4B": PALETTE["moe"],
+    "31B": "#1F3A5F",
+}
+
+
+def plot_component_stack(configs: Mapping[str, Gemma4Config]) -> Any:
+    """One horizontal bar per model: billions of parameters by component,
+    the three largest segments labelled with their value."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.75 * len(configs) + 1.3))
+    names = list(configs)
+    for row, name in enumerate(names):
+        parts = cm.component_parameters(configs[name])
+        left = 0.0
+        biggest = sorted(parts.values(), reverse=True)[:3]
+        for part, value in parts.items():
+            b = value / 1e9
+            if not value:
+                continue
+            ax.barh(
+                row,
+                b,
+                left=left,
+                color=COMPONENT_COLORS[part],
+                edgecolor="white",
+                linewidth=0.5,
+            )
+            if value in biggest and b > 1.2:
+                dark = part in ("global attention", "norms, router")
+                ax.text(
+                    left + b / 2,
+                    row,
+                    f"{b:.1f}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if dark else PALETTE["text"],
+                )
+            left += b
+        ax.text(left + 0.3, row, f"{left:.1f}B", va="center", fontsize=9)
+    ax.set_yticks(range(len(names)), names, fontsize=9)
+    ax.invert_yaxis()
+    ax.set_xlabel("parameters (billions)", fontsize=9)
+    ax.tick_params(axis="x", labelsize=8)
+    ax.set_xlim(
+        0,
+        max(sum(cm.component_parameters(c).values()) for c in configs.values())
+        / 1e9
+        * 1.12,
+    )
+    # the legend lists what shows: parts above 0.5% of some model's total
+    used = [
+        p
+        for p in cm.COMPONENTS
+        if any(
+            cm.component_parameters(c)[p]
+            > 0.005 * cm.count_parameters(c)["total"]
+            for c in configs.values()
+        )
+    ]
+    from matplotlib.patches import Patch
+
+    ax.legend(
+        handles=[Patch(color=COMPONENT_COLORS[p], label=p) for p in used],
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.28),
+        ncol=4,
+        frameon=False,
+        fontsize=8,
+    )
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_layer_parameters(configs: Mapping[str, Gemma4Config]) -> Any:
+    """Parameters of every layer, one panel per model on one shared scale:
+    attention (coloured by layer kind), the dense MLP, the experts. Global
+    layers are numbered under the axis."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(
+        len(configs),
+        1,
+        sharey=True,
+        figsize=(WIDTH, 1.55 * len(configs) + 0.5),
+    )
+    for ax, (name, config) in zip(axes, configs.items()):
+        layers = range(config.num_hidden_layers)
+        rows = [layer_parameters(config, i) for i in layers]
+        attn = [r["attention"] / 1e6 for r in rows]
+        mlp = [r["mlp"] / 1e6 for r in rows]
+        experts = [r["experts"] / 1e6 for r in rows]
+        kinds = [
+            "sliding" if config.is_sliding(i) else "global" for i in layers
+        ]
+        ax.bar(layers, attn, color=[PALETTE[k] for k in kinds], width=0.85)
+        ax.bar(layers, mlp, bottom=attn, color=PALETTE["dense"], width=0.85)
+        if config.enable_moe_block:
+            base = [a + m for a, m in zip(attn, mlp)]
+            ax.bar(
+                layers, experts, bottom=base, color=PALETTE["moe"], width=0.85
+            )
+        ax.set_xticks(config.global_layers)
+        ax.set_xticklabels([str(i) for i in config.global_layers], fontsize=8)
+        ax.set_xlim(-0.8, 60)
+        ax.tick_params(axis="y", labelsize=8)
+        ax.set_title(
+            f"{name}: {config.num_hidden_layers} layers (numbers: "
+            "global layers)",
+            fontsize=9,
+            loc="left",
+        )
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+    axes[len(axes) // 2].set_ylabel(
+        "parameters per layer (millions)", fontsize=9
+    )
+    axes[-1].set_xlabel("layer", fontsize=9)
+    from matplotlib.patches import Patch
+
+    handles = [
+        Patch(color=PALETTE["sliding"], label="sliding attention"),
+        Patch(color=PALETTE["global"], label="global attention"),
+        Patch(color=PALETTE["dense"], label="dense MLP"),
+        Patch(color=PALETTE["moe"], label="experts (all stored)"),
+    ]
+    axes[0].legend(
+        handles=handles, loc="upper right", ncol=2, fontsize=8, frameon=False
+    )
+    fig.tight_layout()
+    return fig
+
+
+def plot_kv_variants(
+    rows: Mapping[str, Mapping[str, float]], context: int
+) -> Any:
+    """Grouped bars: cache GB at ``context`` of each model as released and
+    under hypothetical attention layouts (``rows[model][layout]``), each
+    bar labelled with its value."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    models = list(rows)
+    layouts = list(next(iter(rows.values())))
+    shades = ["#1F3A5F", "#7A93B0", "#C7D3E0"][: len(layouts)]
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.0))
+    x = np.arange(len(models))
+    width = 0.8 / len(layouts)
+    for j, layout in enumerate(layouts):
+        values = [rows[m][layout] for m in models]
+        bars = ax.bar(
+            x + (j - (len(layouts) - 1) / 2) * width,
+            values,
+            width * 0.95,
+            color=shades[j],
+            label=layout,
+        )
+        for bar, v in zip(bars, values):
+            ax.text(
+                bar.get_x() + bar.get_width() / 2,
+                v,
+                f"{v:.1f}",
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
+    ax.set_xticks(x, models, fontsize=9)
+    ax.set_ylabel(f"KV cache at {context // 1024}K tokens (GB)", fontsize=9)
+    ax.tick_params(axis="y", labelsize=8)
+    ax.legend(fontsize=8, frameon=False)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_flops_vs_context(
+    configs: Mapping[str, Gemma4Config], contexts: Sequence[int]
+) -> Any:
+    """GFLOPs per token against context: weights (flat) and weights plus
+    attention (rising), per model, on linear axes."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.2))
+    xs = [c / 1024 for c in contexts]
+    for name, config in configs.items():
+        rows = [cm.flops_per_token(config, c) for c in contexts]
+        color = MODEL_COLORS.get(name, PALETTE["dense"])
+        ax.plot(
+            xs,
+            [r["total"] / 1e9 for r in rows],
+            color=color,
+            lw=2,
+            label=f"{name}: weights + attention",
+        )
+        ax.plot(
+            xs,
+            [r["weights"] / 1e9 for r in rows],
+            color=color,
+            lw=1,
+            ls="--",
+            label=f"{name}: weights only",
+        )
+    ax.set_xlabel("context (thousands of tokens)", fontsize=9)
+    ax.set_ylabel("GFLOPs per new token", fontsize=9)
+    ax.tick_params(labelsize=8)
+    ax.set_ylim(bottom=0)
+    ax.set_xlim(0, xs[-1])
+    ax.legend(fontsize=8, frameon=False, ncol=2, loc="upper left")
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_expert_coverage(
+    num_experts: int,
+    top_k: int,
+    batches: Sequence[int],
+    simulated: Mapping[int, float],
+) -> Any:
+    """Distinct experts per layer against batch: the uniform-routing
+    formula as a line, the router simulation as dots."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(WIDTH, 2.8))
+    grid = range(1, max(batches) + 1)
+    ax.plot(
+        grid,
+        [cm.expected_distinct_experts(num_experts, top_k, b) for b in grid],
+        color=PALETTE["moe"],
+        lw=2,
+        label=f"E(1-(1-k/E)^B), E={num_experts}, k={top_k}",
+    )
+    ax.plot(
+        list(simulated),
+        list(simulated.values()),
+        "o",
+        color=PALETTE["text"],
+        ms=4,
+        label="Gemma4Router, random inputs",
+    )
+    ax.axhline(num_experts, color=PALETTE["dense"], lw=0.8, ls=":")
+    ax.set_xlabel("tokens in the decode step (batch)", fontsize=9)
+    ax.set_ylabel("experts read per layer", fontsize=9)
+    ax.tick_params(labelsize=8)
+    ax.set_ylim(0, num_experts * 1.08)
+    ax.set_xlim(0, max(batches) + 1)
+    ax.legend(fontsize=8, frameon=False, loc="lower right")
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_throughput_vs_batch(
+    configs: Mapping[str, Gemma4Config],
+    hardware: cm.Hardware,
+    batches: Sequence[int],
+    context: int,
+    precision: str = "bf16",
+) -> Any:
+    """Roofline decode throughput (all sequences) against batch on one
+    device: solid where the weights and caches fit its memory, dotted where
+    they do not; a marker where the step turns compute-bound."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.3))
+    for name, config in configs.items():
+        color = MODEL_COLORS.get(name, PALETTE["dense"])
+        steps = [
+            cm.decode_roofline(config, hardware, b, context, precision)
+            for b in batches
+        ]
+        ok = [
+            cm.fits(config, hardware, context, b, precision) for b in batches
+        ]
+        tps = [s.total_tokens_per_second / 1000 for s in steps]
+        ax.plot(batches, tps, color=color, lw=1, ls=":")
+        fit_b = [b for b, f in zip(batches, ok) if f]
+        ax.plot(
+            fit_b,
+            [t for t, f in zip(tps, ok) if f],
+            color=color,
+            lw=2,
+            label=name,
+        )
+        for b, s, t in zip(batches, steps, tps):
+            if s.bound == "compute":
+                ax.plot([b], [t], "s", color=color, ms=6)
+                break
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(batches, [str(b) for b in batches], fontsize=8)
+    ax.minorticks_off()
+    ax.set_xlabel("batch (sequences decoding together)", fontsize=9)
+    ax.set_ylabel("ceiling, thousand tokens/s", fontsize=9)
+    ax.tick_params(axis="y", labelsize=8)
+    ax.set_ylim(bottom=0)
+    ax.set_title(
+        f"{hardware.name}, {precision} weights, {context:,}-token "
+        "context (dotted: does not fit; square: compute-bound)",
+        fontsize=8,
+        loc="left",
+    )
+    ax.legend(fontsize=8, frameon=False, loc="upper left")
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_device_grid(
+    configs: Mapping[str, Gemma4Config],
+    devices: Sequence[cm.Hardware],
+    context: int,
+    batch: int = 1,
+) -> Any:
+    """The widget's static twin: per-sequence decode tokens/s (roofline) at
+    ``batch`` and ``context``, one panel per device, bars per model and
+    weight format, each labelled; "no fit" where memory runs out. Each
+    panel has its own scale (devices differ by 200x); compare within."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    precisions = list(cm.WEIGHT_FORMATS)
+    shades = {"bf16": 1.0, "int8": 0.7, "int4": 0.45}
+    fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 5.0))
+    for ax, hw in zip(axes.flat, devices):
+        x = np.arange(len(configs))
+        w = 0.8 / len(precisions)
+        top = 0.0
+        for j, prec in enumerate(precisions):
+            for i, (name, config) in enumerate(configs.items()):
+                xpos = x[i] + (j - 1) * w
+                if not cm.fits(config, hw, context, batch, prec):
+                    ax.text(
+                        xpos,
+                        0,
+                        "×",
+                        ha="center",
+                        va="bottom",
+                        fontsize=9,
+                        color=PALETTE["text"],
+                    )
+                    continue
+                step = cm.decode_roofline(config, hw, batch, context, prec)
+                v = step.tokens_per_second
+                top = max(top, v)
+                ax.bar(
+                    xpos,
+                    v,
+                    w * 0.95,
+                    alpha=shades[prec],
+                    color=MODEL_COLORS.get(name, PALETTE["dense"]),
+                )
+                ax.text(
+                    xpos,
+                    v,
+                    f"{v:.0f}" if v >= 10 else f"{v:.1f}",
+                    ha="center",
+                    va="bottom",
+                    fontsize=8,
+                )
+        ax.set_xticks(x, list(configs), fontsize=8)
+        ax.set_ylim(0, top * 1.25 if top else 1)
+        ax.tick_params(axis="y", labelsize=8)
+        ax.set_title(hw.name, fontsize=9)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("tokens/s per sequence", fontsize=8)
+    from matplotlib.patches import Patch
+
+    fig.legend(
+        handles=[
+            Patch(color="#555555", alpha=shades[p], label=f"{p} weights")
+            for p in precisions
+        ],
+        loc="lower center",
+        ncol=3,
+        fontsize=8,
+        frameon=False,
+    )
+    fig.suptitle(
+        f"Decode ceiling at batch {batch}, {context:,}-token "
+        "context (bf16, int8, int4 left to right; ×: does not fit)",
+        fontsize=9,
+    )
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return fig
+
+
+def plot_memory_vs_context(
+    configs: Mapping[str, Gemma4Config],
+    devices: Sequence[cm.Hardware],
+    contexts: Sequence[int],
+    precision: str = "int4",
+    batch: int = 1,
+) -> Any:
+    """Weights plus cache (GB) against context for each model, with each
+    device's memory as a labelled horizontal line."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.3))
+    xs = [c / 1024 for c in contexts]
+    for name, config in configs.items():
+        need = [
+            cm.memory_needed(config, c, batch, precision)["total"] / 1e9
+            for c in contexts
+        ]
+        ax.plot(
+            xs,
+            need,
+            color=MODEL_COLORS.get(name, PALETTE["dense"]),
+            lw=2,
+            label=name,
+        )
+    top = ax.get_ylim()[1]
+    shown = [hw for hw in devices if hw.memory_gb <= top * 1.5]
+    for n, hw in enumerate(sorted(shown, key=lambda hw: hw.memory_gb)):
+        ax.axhline(hw.memory_gb, color=PALETTE["dense"], lw=0.8, ls="--")
+        right = n % 2 == 0  # alternate sides so close lines do not collide
+        ax.text(
+            xs[-1] if right else xs[0],
+            hw.memory_gb,
+            f" {hw.name} ",
+            ha="right" if right else "left",
+            va="bottom",
+            fontsize=8,
+        )
+    ax.set_xlabel("context (thousands of tokens)", fontsize=9)
+    ax.set_ylabel(f"GB ({precision} weights + bf16 cache)", fontsize=9)
+    ax.set_title(f"batch {batch}", fontsize=9, loc="left")
+    ax.tick_params(labelsize=8)
+    ax.set_ylim(bottom=0)
+    ax.set_xlim(0, xs[-1])
+    ax.legend(fontsize=8, frameon=False, loc="upper left")
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_measured_vs_model(rows: Mapping[str, Mapping[str, float]]) -> Any:
+    """Measured tokens/s as a fraction of the cost model's ceiling, one bar
+    per (model, setting), labelled with the value; ``rows[label][model]``.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    labels = list(rows)
+    models = list(next(iter(rows.values())))
+    colors = [PALETTE["dense"], PALETTE["moe"]]
+    fig, ax = plt.subplots(figsize=(WIDTH, 2.8))
+    x = np.arange(len(labels))
+    w = 0.8 / len(models)
+    for j, model in enumerate(models):
+        values = [rows[label][model] for label in labels]
+        bars = ax.bar(
+            x + (j - (len(models) - 1) / 2) * w,
+            values,
+            w * 0.95,
+            color=colors[j % 2],
+            label=model,
+        )
+        for bar, v in zip(bars, values):
+            ax.text(
+                bar.get_x() + bar.get_width() / 2,
+                v,
+                f"{v:.2f}",
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
+    ax.set_xticks(x, labels, fontsize=8)
+    ax.set_ylabel("measured / ceiling", fontsize=9)
+    ax.tick_params(axis="y", labelsize=8)
+    ax.legend(fontsize=8, frameon=False)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    fig.tight_layout()
+    return fig
