@@ -4,7 +4,11 @@
 #   1. creates .venv with python3 if it does not exist;
 #   2. installs requirements-dev.txt with constraints.txt (torch pinned to the CPU build), unless every
 #      requirement is already satisfied, which is checked in about a second;
-#   3. installs Debian's chromium and chromium-driver for the browser check, if either is missing.
+#   3. installs Debian's chromium and chromium-driver for the browser check, if either is missing;
+#   4. installs the JavaScript the website serves from its own files (MathJax, RequireJS and the
+#      Jupyter widget manager, pinned in package.json and package-lock.json) from the npm registry
+#      into node_modules/ with `npm ci`, unless the pinned versions are already there; Debian's
+#      nodejs and npm are installed first if npm is missing.
 #
 # Environment: PYTHON (interpreter used to create the venv, default python3).
 set -euo pipefail
@@ -99,5 +103,41 @@ if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
     "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver
 else
     log "chromium and chromedriver present"
+fi
+
+# --- 4. JavaScript served by the website --------------------------------------------------------------
+# book/_ext/offline_assets.py copies these from node_modules/ into the built site, so that maths and
+# widgets render without reaching a CDN. `npm ci` installs exactly package-lock.json, with no install
+# scripts (nothing but the registry's packages is downloaded).
+if ! command -v npm >/dev/null 2>&1; then
+    if [[ "$(id -u)" -eq 0 ]]; then SUDO=(); else SUDO=(sudo); fi
+    log "installing Debian's nodejs and npm with apt-get"
+    "${SUDO[@]}" apt-get update
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nodejs npm
+fi
+node_modules_current() {
+    node - <<'JS'
+const fs = require("fs");
+const wanted = JSON.parse(fs.readFileSync("package.json", "utf8")).dependencies;
+let ok = true;
+for (const [name, version] of Object.entries(wanted)) {
+    let found = null;
+    try {
+        found = JSON.parse(fs.readFileSync(`node_modules/${name}/package.json`, "utf8")).version;
+    } catch (error) {}
+    if (found !== version) {
+        console.log(`[setup] npm package ${name}: want ${version}, found ${found ?? "none"}`);
+        ok = false;
+    }
+}
+process.exit(ok ? 0 : 1);
+JS
+}
+if node_modules_current; then
+    log "site JavaScript (package-lock.json) already in node_modules"
+else
+    log "installing the site's JavaScript from package-lock.json into node_modules with npm ci"
+    npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+    node_modules_current || { log "node_modules still differs from package.json after npm ci"; exit 1; }
 fi
 log "done"
