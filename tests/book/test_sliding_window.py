@@ -7,27 +7,29 @@ import math
 import pytest
 import torch
 
-from gemma4_lite import RELEASED, SLIDING, Gemma4Config, kv_cache_layer_bytes
+from gemma4_lite import RELEASED, Gemma4Config, kv_cache_layer_bytes
+from gemma4_lite.book.answers.ch01 import ring_update
 from gemma4_lite.book.receptive_field import (
-    dependency_by_depth,
+    hypothetical_reaches,
     input_gradient_norms,
     measured_reach,
+    sliding_path_reach,
+    sliding_runs,
 )
 from gemma4_lite.book.sliding_window import (
     NaiveRingKVCache,
     attention_flops_per_token,
+    check_ring_update,
     chunk_coverage,
     chunk_error_grid,
     chunked_prefill_error,
     decode_trace,
     kv_crossover_context,
+    longest_run,
     model_attention_flops_per_token,
     new_cache,
     ring_trace,
-    run_receptive_field,
     silence_global_attention,
-    sliding_path_reach,
-    sliding_runs,
     sliding_share_of_kv,
     tiny_model,
     weight_flops_per_token,
@@ -45,28 +47,32 @@ def _ids(model, length, seed=0):
     )
 
 
-# ------------------------------------------------------------ receptive fields
-@pytest.mark.parametrize("window", [1, 2, 3, 5, 8])
-@pytest.mark.parametrize("layers", [0, 1, 2, 4])
-def test_run_receptive_field_matches_brute_force(window, layers):
-    length = (
-        layers * window + 3
-    )  # long enough that position 0 does not clip the field
-    deps = dependency_by_depth([SLIDING] * layers, window, length)
-    assert run_receptive_field(window, layers) == int(deps[-1, -1].sum())
-
-
-def test_run_receptive_field_hand_values():
-    assert run_receptive_field(512, 1) == 512
-    assert run_receptive_field(512, 4) == 2045
-    assert run_receptive_field(1024, 5) == 5116
+# ----------------------------------------------------------------------- reach
+def test_hypothetical_reaches_hand_values():
+    assert hypothetical_reaches(Gemma4Config.from_preset("e2b")) == {
+        "one run": 4 * 511,
+        "globals off": 12 * 511,
+        "all sliding, shared": 15 * 511,  # layer 14's reach + one window
+        "all sliding": 35 * 511,
+    }
+    assert hypothetical_reaches(Gemma4Config.from_preset("31b")) == {
+        "one run": 5 * 1023,
+        "globals off": 50 * 1023,
+        "all sliding, shared": 60 * 1023,
+        "all sliding": 60 * 1023,
+    }
 
 
 def test_sliding_runs_of_released_patterns():
-    assert sliding_runs(Gemma4Config.from_preset("e2b")) == [4] * 7
-    assert sliding_runs(Gemma4Config.from_preset("e4b")) == [5] * 7
-    assert sliding_runs(Gemma4Config.from_preset("31b")) == [5] * 10
-    assert sliding_runs(Gemma4Config.from_preset("26b-a4b")) == [5] * 5
+    def runs(name):
+        return sliding_runs(Gemma4Config.from_preset(name).layer_types)
+
+    assert runs("e2b") == [4] * 7
+    assert runs("e4b") == [5] * 7
+    assert runs("12b") == [5] * 8
+    assert runs("31b") == [5] * 10
+    assert runs("26b-a4b") == [5] * 5
+    assert longest_run(Gemma4Config.from_preset("e2b")) == 4
 
 
 def test_sliding_path_reach_hand_values():
@@ -137,7 +143,7 @@ def test_window_cost_hand_values():
     assert e2b.bytes_per_window_token == 12 * 2 * 1 * 256 * 2
     assert e2b.sliding_kv_bytes == 6 * 1024**2
     assert e2b.global_bytes_per_token == 3 * 2 * 1 * 512 * 2
-    assert (e2b.run_field, e2b.path_field) == (2045, 6133)
+    assert (e2b.run_reach, e2b.path_reach) == (2044, 6132)
     big = window_cost(Gemma4Config.from_preset("31b"))
     assert big.bytes_per_window_token == 50 * 2 * 16 * 256 * 2
     assert big.sliding_kv_bytes == 800 * 1024**2
@@ -270,3 +276,16 @@ def test_decode_trace_stays_at_the_window():
     assert trace.global_held == list(range(1, 10 * window + 1))
     assert trace.ring_holds_last_window
     assert trace.max_error <= 1e-4
+
+
+def test_check_ring_update_accepts_the_solution_and_rejects_the_bug():
+    assert check_ring_update(ring_update)
+
+    def write_then_attend(ring, new, start):
+        window = ring.shape[0]
+        for i in range(new.shape[0]):
+            ring[(start + i) % window] = new[i]
+        return ring[: min(start + new.shape[0], window)].clone()
+
+    assert not check_ring_update(write_then_attend)
+    assert not check_ring_update(lambda ring, new, start: None)

@@ -231,3 +231,61 @@ def measured_reach(gradient_norms: torch.Tensor, position: int) -> list[int]:
             )
         out.append(position - nonzero[0])
     return out
+
+
+def sliding_runs(layer_types: Sequence[str]) -> list[int]:
+    """Lengths of the runs of consecutive sliding layers (the stretches
+    between global layers)."""
+    runs, current = [], 0
+    for kind in layer_types:
+        if kind == SLIDING:
+            current += 1
+        elif current:
+            runs.append(current)
+            current = 0
+    if current:
+        runs.append(current)
+    return runs
+
+
+def sliding_path_reach(config: Gemma4Config) -> int:
+    """Reach of the last layer with every global layer's attention switched
+    off (its residual path kept), KV sharing included.
+
+    Once their attention is off, the global layers add nothing, so this is
+    :func:`reach_by_depth` over the sliding layers alone, each KV-shared layer
+    pointed at its producer. A KV-shared sliding layer reads keys made from
+    its producer's input, which the residual stream has already gone past: the
+    shared layers of E2B/E4B add no reach at all.
+    """
+    layers = config.sliding_layers
+    index = {layer: i for i, layer in enumerate(layers)}
+    producers = [index[config.kv_producer(layer)] for layer in layers]
+    kinds = [SLIDING] * len(layers)
+    return int(reach_by_depth(kinds, config.sliding_window, producers)[-1])
+
+
+REACH_CASES = {
+    "one run": "the longest run of sliding layers between two globals",
+    "globals off": "the global layers' attention switched off",
+    "all sliding, shared": "every layer sliding, KV sharing kept",
+    "all sliding": "every layer sliding, no KV sharing",
+}
+
+
+def hypothetical_reaches(config: Gemma4Config) -> dict[str, int]:
+    """The reach (tokens back, as everywhere in the book) that sliding
+    attention alone gives ``config`` in each case of :data:`REACH_CASES`:
+    what the windows can carry without a global layer's help."""
+    layers, window = config.num_hidden_layers, config.sliding_window
+    producers = [config.kv_producer(i) for i in range(layers)]
+    all_sliding = [SLIDING] * layers
+    longest_run = max(sliding_runs(config.layer_types), default=0)
+    return {
+        "one run": int(sliding_only_reach(longest_run, window)[-1]),
+        "globals off": sliding_path_reach(config),
+        "all sliding, shared": int(
+            reach_by_depth(all_sliding, window, producers)[-1]
+        ),
+        "all sliding": int(sliding_only_reach(layers, window)[-1]),
+    }

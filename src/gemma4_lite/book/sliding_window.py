@@ -6,16 +6,16 @@ The model code proper lives in ``masks.py`` (which keys a query may see) and
 ``kv_cache.py`` (the ring buffer). This module holds what the chapter needs
 around it:
 
-* arithmetic on a config: receptive fields, attention FLOPs per token, the byte
+* arithmetic on a config: attention FLOPs per token, the byte
   and FLOP price of a window (:func:`window_cost`);
 * a trace of the package's :class:`~gemma4_lite.kv_cache.RingKVCache` while it
   decodes (:func:`ring_trace`);
 * :class:`NaiveRingKVCache`, a ring buffer that is wrong *on purpose* (it
   commits the chunked-prefill bug), and the experiments that catch it against
   uncached attention;
-* the reach of sliding layers alone (built on ``receptive_field.py`` from
-  "Global attention layers"), and a switch that silences global attention so
-  the reach can be measured on a real (tiny) network.
+* a switch that silences global attention, so that the reach of sliding
+  layers alone (defined once, in ``receptive_field.py``) can be measured on a
+  real (tiny) network.
 """
 
 from __future__ import annotations
@@ -31,7 +31,11 @@ from ..config import SLIDING, Gemma4Config
 from ..kv_cache import Gemma4Cache, RingKVCache
 from ..masks import ring_positions, visible
 from ..model import Gemma4ForCausalLM
-from .receptive_field import reach_by_depth, sliding_only_reach
+from .receptive_field import (
+    hypothetical_reaches,
+    sliding_path_reach,
+    sliding_runs,
+)
 from .tiny import tiny_model  # noqa: F401  (the chapter calls sw.tiny_model)
 
 # -----------------------------------------------------------------------------
@@ -39,50 +43,9 @@ from .tiny import tiny_model  # noqa: F401  (the chapter calls sw.tiny_model)
 # -----------------------------------------------------------------------------
 
 
-def sliding_runs(config: Gemma4Config) -> list[int]:
-    """Lengths of the maximal runs of consecutive sliding layers (the stretches
-    between global layers).
-    """
-    runs, current = [], 0
-    for i in range(config.num_hidden_layers):
-        if config.is_sliding(i):
-            current += 1
-        elif current:
-            runs.append(current)
-            current = 0
-    if current:
-        runs.append(current)
-    return runs
-
-
-def run_receptive_field(window: int, layers: int) -> int:
-    """Positions, the query's own included, that can reach a query through
-    ``layers`` stacked sliding layers: the reach ``layers * (W - 1)`` of
-    :func:`~gemma4_lite.receptive_field.sliding_only_reach`, plus the query
-    itself. One layer gives exactly W."""
-    return int(sliding_only_reach(layers, window)[-1]) + 1
-
-
-def sliding_path_reach(config: Gemma4Config) -> int:
-    """Tokens back that information can come from through sliding attention
-    alone (the global layers' attention switched off, their residual path
-    kept), with cross-layer KV sharing taken into account.
-
-    Dropping the global layers leaves the reach unchanged once their attention
-    is off, so this is :func:`~gemma4_lite.receptive_field.reach_by_depth` over
-    the sliding layers only, each KV-shared layer pointed at its producer. A
-    KV-shared sliding layer reads keys made from its producer's input, which
-    the residual stream has already gone past: the shared layers of E2B/E4B add
-    no reach at all.
-    """
-    layers = config.sliding_layers
-    index = {layer: i for i, layer in enumerate(layers)}
-    producers = [index[config.kv_producer(layer)] for layer in layers]
-    return int(
-        reach_by_depth(
-            [SLIDING] * len(layers), config.sliding_window, producers
-        )[-1]
-    )
+def longest_run(config: Gemma4Config) -> int:
+    """Sliding layers in the longest run between two global layers."""
+    return max(sliding_runs(config.layer_types), default=0)
 
 
 # -----------------------------------------------------------------------------
@@ -165,10 +128,10 @@ class WindowCost:
     sliding_flops_per_token: int
     # see weight_flops_per_token
     weight_flops_per_token: int
-    # positions one run of sliding layers between two globals can draw on
-    run_field: int
-    # positions the whole sliding path can draw on (sliding_path_reach + 1)
-    path_field: int
+    # reach (tokens back) of one run of sliding layers between two globals
+    run_reach: int
+    # reach of the whole model with the global layers' attention switched off
+    path_reach: int
 
     @property
     def sliding_flops_share(self) -> float:
@@ -215,10 +178,8 @@ def window_cost(
             config, config.sliding_window
         )["sliding"],
         weight_flops_per_token=weight_flops_per_token(config),
-        run_field=run_receptive_field(
-            config.sliding_window, max(sliding_runs(config), default=0)
-        ),
-        path_field=sliding_path_reach(config) + 1,
+        run_reach=hypothetical_reaches(config)["one run"],
+        path_reach=sliding_path_reach(config),
     )
 
 
@@ -500,3 +461,44 @@ def silence_global_attention(model: Gemma4ForCausalLM) -> None:
     move information between positions."""
     for i in model.config.global_layers:
         model.model.layers[i].self_attn.o_proj.weight.zero_()
+
+
+# -----------------------------------------------------------------------------
+# The reader's ring update, checked against the package
+# -----------------------------------------------------------------------------
+
+
+def check_ring_update(update, *, trials: int = 40, seed: int = 0) -> bool:
+    """Whether ``update(ring, new, start)`` behaves like the chunk-safe
+    update of :class:`~gemma4_lite.kv_cache.RingKVCache`.
+
+    ``ring`` is a ``[W, D]`` tensor of keys (position p in slot ``p % W``),
+    ``new`` the ``[L, D]`` keys of positions ``start .. start + L - 1``. The
+    function returns the keys the chunk's queries attend to (the ring's
+    filled slots in slot order, then the whole chunk) and leaves the ring
+    holding the last W positions. Random windows and random chunk lengths,
+    some longer than the window, are sent through both."""
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(trials):
+        window = int(torch.randint(1, 9, (1,), generator=gen))
+        dim = int(torch.randint(1, 4, (1,), generator=gen))
+        package = RingKVCache(1, 1, dim, window, dtype=torch.float64,
+                              device="cpu")  # fmt: skip
+        ring = torch.zeros(window, dim, dtype=torch.float64)
+        start = 0
+        for _ in range(int(torch.randint(1, 6, (1,), generator=gen))):
+            length = int(torch.randint(1, 2 * window + 2, (1,), generator=gen))
+            new = torch.randn(length, dim, generator=gen, dtype=torch.float64)
+            want, _ = package.update(new[None, None], new[None, None], start)
+            try:
+                got = update(ring, new.clone(), start)
+            except Exception:
+                return False
+            if not isinstance(got, torch.Tensor) or not torch.equal(
+                got, want[0, 0]
+            ):
+                return False
+            if not torch.equal(ring, package.k[0, 0]):
+                return False
+            start += length
+    return True

@@ -558,79 +558,70 @@ def plot_window_tradeoff(
     costs: dict[str, tuple["WindowCost", "WindowCost"]],
 ) -> Any:
     """Each variant with its real window (filled) and with the other one
-    (hollow): what the sliding layers cost (cache bytes, left; share of the
-    token's compute, right) against the reach of a run of sliding layers
-    between two globals."""
+    (hollow), one marker shape per variant: what the sliding layers cost
+    (cache bytes, top; share of the token's compute, bottom) against the
+    reach of a run of sliding layers between two globals. Sized for the
+    book's text column; a legend instead of labels, so nothing overlaps."""
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=100)
-    for name, (real, other) in costs.items():
+    markers = ["o", "s", "D", "^", "v", "P", "X"]
+    fig, axes = plt.subplots(2, 1, figsize=(6.75, 6.9), dpi=100, sharex=True)
+    handles = []
+    for (name, (real, other)), marker in zip(costs.items(), markers):
         for ax, get in (
             (axes[0], lambda c: c.sliding_kv_bytes / MIB),
             (axes[1], lambda c: 100 * c.sliding_flops_share),
         ):
             ax.annotate(
                 "",
-                xy=(other.run_field, get(other)),
-                xytext=(real.run_field, get(real)),
+                xy=(other.run_reach, get(other)),
+                xytext=(real.run_reach, get(real)),
                 arrowprops=dict(
-                    arrowstyle="->",
-                    color="#AAAAAA",
-                    lw=1,
-                    shrinkA=5,
-                    shrinkB=5,
+                    arrowstyle="->", color="#AAAAAA", lw=1, shrinkA=6,
+                    shrinkB=6,
                 ),
-            )
+            )  # fmt: skip
             ax.scatter(
-                [real.run_field],
-                [get(real)],
-                s=55,
-                color=PALETTE["sliding"],
-                zorder=3,
-            )
+                [real.run_reach], [get(real)], s=60, marker=marker,
+                color=PALETTE["sliding"], edgecolor=PALETTE["text"],
+                lw=0.8, zorder=3,
+            )  # fmt: skip
             ax.scatter(
-                [other.run_field],
-                [get(other)],
-                s=55,
-                facecolor="white",
-                edgecolor=PALETTE["sliding"],
-                lw=1.5,
+                [other.run_reach], [get(other)], s=60, marker=marker,
+                facecolor="white", edgecolor=PALETTE["sliding"], lw=1.5,
                 zorder=3,
+            )  # fmt: skip
+        handles.append(
+            Line2D(
+                [], [], marker=marker, ls="none", color=PALETTE["sliding"],
+                markeredgecolor=PALETTE["text"], markersize=8, label=name,
             )
-            ax.annotate(
-                name,
-                (real.run_field, get(real)),
-                textcoords="offset points",
-                xytext=(7, -3),
-                fontsize=8,
-                fontweight="bold",
-            )
-            ax.annotate(
-                f"{name} @ {other.window}",
-                (other.run_field, get(other)),
-                textcoords="offset points",
-                xytext=(7, -3),
-                fontsize=7,
-                color="#777777",
-            )
-    for ax in axes:
-        ax.set_xlim(1500, 6400)
+        )  # fmt: skip
+    handles += [
+        Line2D([], [], marker="o", ls="none", color=PALETTE["sliding"],
+               markersize=8, label="released window"),
+        Line2D([], [], marker="o", ls="none", markerfacecolor="white",
+               markeredgecolor=PALETTE["sliding"], markersize=8,
+               label="other window (512 / 1024)"),
+    ]  # fmt: skip
     axes[0].set_yscale("log")
-    axes[0].set_ylabel("sliding-layer KV cache, MiB (bf16, per sequence)")
-    axes[1].set_ylabel("sliding attention FLOPs, % of weight FLOPs")
-    for ax in axes:
-        ax.set_xlabel("reach of one run of sliding layers (tokens)")
-        ax.grid(alpha=0.25)
+    ticks = [5, 10, 20, 50, 100, 200, 500, 1000]
+    axes[0].set_yticks(ticks, [str(t) for t in ticks])
+    axes[0].set_ylabel("sliding KV cache, MiB")
+    axes[1].set_ylabel("sliding attention,\n% of weight FLOPs")
+    axes[1].set_xlabel("reach of one run of sliding layers (tokens back)")
     axes[1].set_ylim(0, None)
-    axes[0].set_title("Bytes the window costs", fontsize=10)
-    axes[1].set_title("Compute the window costs", fontsize=10)
-    fig.text(
-        0.5,
-        0.01,
-        "filled: released window   ·   "
-        "hollow: the same model with the other window (512 ↔ 1024)",
-        ha="center",
-        fontsize=8,
+    for ax in axes:
+        ax.grid(alpha=0.25)
+        ax.tick_params(labelsize=8)
+    axes[0].set_title(
+        "What the window costs in bytes (bf16, one sequence)", fontsize=9
     )
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    axes[1].set_title("What it costs in compute", fontsize=9)
+    fig.legend(
+        handles=handles, fontsize=8, loc="lower center", frameon=False,
+        ncol=4,
+    )  # fmt: skip
+    fig.tight_layout(rect=(0, 0.09, 1, 1))
     return fig
