@@ -188,3 +188,24 @@ def test_bfloat16_takes_the_exact_sorted_path():
         a = dispatch_grouped(x, gate_up, down, experts, weights)
         b = dispatch_sorted(x, gate_up, down, experts, weights)
     assert a.dtype == torch.bfloat16 and torch.equal(a, b)
+
+
+def test_transformers_experts_match_the_package():
+    from gemma4_lite.book.dispatch import transformers_dispatchers
+
+    x, gate_up, down, experts, weights = make_case(9, 16, 4, 16, 8, seed=3)
+    hf = transformers_dispatchers(16, 16, 8)
+    assert set(hf) == {"hf_eager", "hf_grouped_mm"}
+    with torch.no_grad():
+        want = dispatch_sorted(x, gate_up, down, experts, weights)
+        for fn in hf.values():
+            got = fn(x, gate_up, down, experts, weights)
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_exercise_05_4_validator():
+    from gemma4_lite.book.answers.ch05 import validate_dispatch
+
+    assert all(validate_dispatch(fn) for fn in DISPATCHERS.values())
+    assert not validate_dispatch(lambda x, *rest: x)
+    assert not validate_dispatch(lambda *args: None)

@@ -19,6 +19,7 @@ from gemma4_lite.book.routing import (
     expert_usage,
     load_adjusted_chance,
     overlap_table,
+    random_routing,
     recording,
     routers,
     routing_per_layer,
@@ -231,7 +232,18 @@ def test_time_dispatchers_reports_every_scheme_and_restores_threads():
     result = time_dispatchers(fns, gate_up, down, [1, 4], top_k=2, repeats=2)
     assert list(result) == [1, 4]
     assert all(
-        set(r) == set(fns) and all(t > 0 for t in r.values())
+        set(r) == set(fns)
+        and all(len(t) == 2 and min(t) > 0 for t in r.values())
         for r in result.values()
     )
     assert torch.get_num_threads() == threads
+
+
+def test_random_routing_is_seeded_and_normalised():
+    a = random_routing(5, 8, 16, 4, torch.Generator().manual_seed(0))
+    b = random_routing(5, 8, 16, 4, torch.Generator().manual_seed(0))
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    x, experts, weights = a
+    assert x.shape == (5, 8) and experts.shape == weights.shape == (5, 4)
+    assert torch.allclose(weights.sum(-1), torch.ones(5))
+    assert all(len(set(row)) == 4 for row in experts.tolist())

@@ -10,7 +10,6 @@ compared with chance.
 
 from __future__ import annotations
 
-import statistics
 import time
 from contextlib import contextmanager
 from typing import Callable, Iterator, Mapping, Sequence
@@ -210,6 +209,21 @@ def overlap_table(
 
 
 # ------------------------------------------------------------- dispatch timing
+def random_routing(
+    n: int,
+    hidden: int,
+    num_experts: int,
+    top_k: int,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``n`` random tokens [n, hidden] with random top-k routing: the chosen
+    experts [n, k] and their weights [n, k] (summing to one per token)."""
+    x = torch.randn(n, hidden, generator=generator)
+    probs = torch.rand(n, num_experts, generator=generator).softmax(dim=-1)
+    top_p, experts = torch.topk(probs, top_k, dim=-1)
+    return x, experts, top_p / top_p.sum(dim=-1, keepdim=True)
+
+
 def time_dispatchers(
     dispatchers: Mapping[str, Callable[..., torch.Tensor]],
     gate_up: torch.Tensor,
@@ -221,15 +235,15 @@ def time_dispatchers(
     seed: int = 0,
     threads: int | None = 1,
     budget_seconds: float = 2.0,
-) -> dict[int, dict[str, float]]:
-    """Median wall-clock seconds of each dispatcher on random tokens and random
-    top-k routing.
+) -> dict[int, dict[str, list[float]]]:
+    """Wall-clock seconds of each dispatcher, ``repeats`` runs each after one
+    warm-up call, on the routing of :func:`random_routing` (seeded: the
+    same tokens and experts for every scheme).
 
     Schemes are run interleaved (one call each, round after round) so that a
     busy machine slows them alike; ``threads`` pins torch's thread count for
-    the measurement (and restores it), because several idle-spinning threads on
-    a shared CPU make timings erratic. A scheme whose first call takes longer
-    than ``budget_seconds`` is timed once only.
+    the measurement (and restores it). A scheme whose warm-up call takes
+    longer than ``budget_seconds`` is left out of that token count.
     """
     previous = torch.get_num_threads()
     if threads is not None:
@@ -237,38 +251,23 @@ def time_dispatchers(
     try:
         gen = torch.Generator().manual_seed(seed)
         num_experts, hidden = gate_up.shape[0], gate_up.shape[2]
-        results: dict[int, dict[str, float]] = {}
+        results: dict[int, dict[str, list[float]]] = {}
         with torch.no_grad():
             for n in token_counts:
-                x = torch.randn(n, hidden, generator=gen)
-                probs = torch.rand(n, num_experts, generator=gen).softmax(
-                    dim=-1
-                )
-                top_p, experts = torch.topk(probs, top_k, dim=-1)
-                weights = top_p / top_p.sum(dim=-1, keepdim=True)
-                times: dict[str, list[float]] = {
-                    name: [] for name in dispatchers
-                }
-                for (
-                    name,
-                    fn,
-                ) in (
-                    dispatchers.items()
-                ):  # warm-up call, also the budget check
+                args = random_routing(n, hidden, num_experts, top_k, gen)
+                x, experts, weights = args
+                times: dict[str, list[float]] = {}
+                for name, fn in dispatchers.items():  # warm-up and budget
                     start = time.perf_counter()
                     fn(x, gate_up, down, experts, weights)
-                    times[name].append(time.perf_counter() - start)
+                    if time.perf_counter() - start <= budget_seconds:
+                        times[name] = []
                 for _ in range(repeats):
-                    for name, fn in dispatchers.items():
-                        if times[name][0] > budget_seconds:
-                            continue
+                    for name in times:
                         start = time.perf_counter()
-                        fn(x, gate_up, down, experts, weights)
+                        dispatchers[name](x, gate_up, down, experts, weights)
                         times[name].append(time.perf_counter() - start)
-                results[n] = {
-                    name: statistics.median(t[1:] or t)
-                    for name, t in times.items()
-                }
+                results[n] = times
         return results
     finally:
         torch.set_num_threads(previous)

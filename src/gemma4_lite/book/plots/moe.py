@@ -47,12 +47,15 @@ def _expert_cmap():
 
 # ------------------------------------------------------------------ chapter 05
 def plot_dispatch_sorting(
-    experts: Any, num_experts: int, *, figsize: tuple[float, float] = (10, 3.2)
+    experts: Any,
+    num_experts: int,
+    *,
+    figsize: tuple[float, float] = (6.75, 3.4),
 ) -> Any:
-    """Left: the [tokens, k] table of chosen experts as the router returns it.
-    Right: the same N*k assignments after one stable sort by expert id: each
-    expert's tokens are now one contiguous run, so each used expert runs once
-    on a block of rows."""
+    """Top: the [tokens, k] table of chosen experts as the router returns it
+    (one column per token). Bottom: the same N*k assignments after one
+    stable sort by expert id: each expert's tokens are now one contiguous
+    block, so each used expert runs once on a block of rows."""
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -60,121 +63,177 @@ def plot_dispatch_sorting(
     n, k = table.shape
     flat = table.reshape(-1)
     order = np.argsort(flat, kind="stable")
-    cmap = (
-        plt.get_cmap("tab20", num_experts)
-        if num_experts <= 20
-        else plt.get_cmap("turbo", num_experts)
+    cmap = plt.get_cmap("tab20" if num_experts <= 20 else "turbo", num_experts)
+    shade = dict(cmap=cmap, vmin=-0.5, vmax=num_experts - 0.5)
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=figsize, gridspec_kw={"height_ratios": [k, 1.6]}
     )
-
-    fig, (left, right) = plt.subplots(
-        1,
-        2,
-        figsize=figsize,
-        gridspec_kw={"width_ratios": [k + 2, n * k / 2.4]},
-    )
-    left.imshow(
-        table, cmap=cmap, vmin=-0.5, vmax=num_experts - 0.5, aspect="auto"
-    )
+    top.imshow(table.T, aspect="auto", **shade)
     for t in range(n):
-        for s in range(k):
-            left.text(
-                s,
+        for c in range(k):
+            top.text(
                 t,
-                str(table[t, s]),
+                c,
+                str(table[t, c]),
                 ha="center",
                 va="center",
-                fontsize=8,
+                fontsize=10,
                 color="white",
+                fontweight="bold",
             )
-    left.set_xticks(range(k), [f"{s + 1}" for s in range(k)])
-    left.set_yticks(range(n), [f"token {t}" for t in range(n)])
-    left.set_xlabel("choice (best first)")
-    left.set_title("router output: experts[N, k]", fontsize=10)
-
-    sorted_experts = flat[order][None, :]
-    right.imshow(
-        sorted_experts,
-        cmap=cmap,
-        vmin=-0.5,
-        vmax=num_experts - 0.5,
-        aspect="auto",
+    top.set_xticks(range(n), [f"token {t}" for t in range(n)], fontsize=9)
+    top.set_yticks(range(k), [f"choice {c + 1}" for c in range(k)], fontsize=9)
+    top.set_title(
+        "router output experts[N, k] (expert id in each cell)",
+        fontsize=9,
+        loc="left",
     )
+    sorted_experts = flat[order][None, :]
+    bottom.imshow(sorted_experts, aspect="auto", **shade)
     for j, pos in enumerate(order):
-        right.text(
+        bottom.text(
             j,
             0,
-            f"{flat[pos]}",
+            str(flat[pos]),
             ha="center",
             va="center",
-            fontsize=8,
+            fontsize=10,
             color="white",
+            fontweight="bold",
         )
-        right.text(
-            j,
-            0.62,
-            f"t{pos // k}",
-            ha="center",
-            va="top",
-            fontsize=7,
-            color=PALETTE["text"],
-        )
-    bounds = np.flatnonzero(np.diff(sorted_experts[0])) + 0.5
-    for b in bounds:
-        right.axvline(b, color=PALETTE["text"], linewidth=1.5)
-    right.set_ylim(0.95, -0.6)
-    right.set_yticks([])
-    right.set_xticks([])
-    right.set_xlabel(
-        "N·k assignments, one block per used expert (token below each cell)"
+    bottom.set_xticks(
+        range(len(order)), [f"t{p // k}" for p in order], fontsize=9
     )
-    right.set_title("after one stable argsort", fontsize=10)
-    for side in ("top", "right", "left", "bottom"):
-        right.spines[side].set_visible(False)
+    bounds = np.flatnonzero(np.diff(sorted_experts[0])) + 0.5
+    for edge in bounds:
+        bottom.axvline(edge, color=PALETTE["text"], linewidth=2)
+    bottom.set_yticks([])
+    bottom.set_title(
+        "after one stable argsort: one block per used expert "
+        "(token below each cell)",
+        fontsize=9,
+        loc="left",
+    )
     fig.tight_layout()
     return fig
 
 
-def plot_dispatch_ratios(
-    ratios: Mapping[int, Mapping[str, float]],
+SCHEME_COLORS: dict[str, str] = {
+    "token_loop": PALETTE["highlight"],
+    "expert_loop": PALETTE["dense"],
+    "sorted": PALETTE["shared"],
+    "grouped": PALETTE["moe"],
+    "hf_eager": PALETTE["sliding"],
+    "hf_grouped_mm": PALETTE["global"],
+}
+
+
+def plot_dispatch_times(
+    times: Mapping[int, Mapping[str, Sequence[float]]],
     *,
-    reference: str = "grouped",
-    figsize: tuple[float, float] = (8, 3.2),
+    caption: str = "",
+    figsize: tuple[float, float] = (6.75, 5.0),
 ) -> Any:
-    """Bars of time relative to ``reference`` (1 = as fast), one group per
-    token count, on a log axis.
-    """
+    """One panel per token count: each scheme's median time in milliseconds
+    (bar, value written beside it) and the range over the repeated runs
+    (whisker), on a linear axis that starts at zero."""
     import matplotlib.pyplot as plt
     import numpy as np
 
-    counts = list(ratios)
-    names = list(next(iter(ratios.values())))
-    colors = {
-        "token_loop": PALETTE["highlight"],
-        "expert_loop": PALETTE["dense"],
-        "sorted": PALETTE["shared"],
-        "grouped": PALETTE["moe"],
-    }
-    fig, ax = plt.subplots(figsize=figsize)
-    width = 0.8 / len(names)
-    for j, name in enumerate(names):
-        values = [ratios[n][name] for n in counts]
-        x = np.arange(len(counts)) + (j - (len(names) - 1) / 2) * width
-        ax.bar(
-            x,
-            values,
-            width,
-            label=name,
-            color=colors.get(name, PALETTE["highlight"]),
+    counts = list(times)
+    cols = 2
+    rows = (len(counts) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=figsize, squeeze=False)
+    for ax, n in zip(axes.flat, counts):
+        names = list(times[n])
+        ms = [1e3 * np.asarray(times[n][name]) for name in names]
+        med = [float(np.median(m)) for m in ms]
+        lo = [m - float(a.min()) for m, a in zip(med, ms)]
+        hi = [float(a.max()) - m for m, a in zip(med, ms)]
+        y = np.arange(len(names))
+        ax.barh(
+            y,
+            med,
+            color=[SCHEME_COLORS.get(a, "grey") for a in names],
+            xerr=[lo, hi],
+            error_kw=dict(lw=0.8, capsize=2),
         )
-    ax.set_yscale("log")
-    ax.axhline(1.0, color=PALETTE["text"], linewidth=0.8)
-    ax.set_xticks(
-        range(len(counts)),
-        [f"{n} token{'s' if n > 1 else ''}" for n in counts],
-    )
-    ax.set_ylabel(f"time / time of {reference}")
-    ax.legend(frameon=False, fontsize=8, ncol=len(names), loc="upper left")
+        top = max(m + h for m, h in zip(med, hi))
+        for yy, m in zip(y, med):
+            ax.text(
+                m + 0.02 * top, yy + 0.3, f"{m:.3g}", fontsize=8, va="center"
+            )
+        ax.set_yticks(y, names, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlim(0, top * 1.15)
+        ax.tick_params(axis="x", labelsize=8)
+        ax.set_title(
+            f"{n} token{'s' if n > 1 else ''}: ms per call",
+            fontsize=9,
+            loc="left",
+        )
+        ax.spines[["top", "right"]].set_visible(False)
+    for ax in list(axes.flat)[len(counts) :]:
+        ax.axis("off")
+    if caption:
+        fig.suptitle(caption, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_time_vs_bytes(
+    megabytes: Mapping[int, float],
+    times: Mapping[int, Mapping[str, Sequence[float]]],
+    schemes: Sequence[str],
+    *,
+    caption: str = "",
+    figsize: tuple[float, float] = (6.75, 3.4),
+) -> Any:
+    """Median time per call against the megabytes of expert weights the call
+    has to read, one line per scheme and one point per token count
+    (labelled), both axes linear from zero."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=figsize)
+    counts = list(times)
+    for name in schemes:
+        xs = [megabytes[n] for n in counts if name in times[n]]
+        ys = [
+            1e3 * float(np.median(times[n][name]))
+            for n in counts
+            if name in times[n]
+        ]
+        ax.plot(
+            xs,
+            ys,
+            "o-",
+            color=SCHEME_COLORS.get(name, "grey"),
+            label=name,
+            lw=1.4,
+            ms=4,
+        )
+    first = schemes[0]
+    for n in counts:
+        if first in times[n]:
+            y = 1e3 * float(np.median(times[n][first]))
+            ax.annotate(
+                f"{n} tok",
+                (megabytes[n], y),
+                fontsize=8,
+                xytext=(-6, 6),
+                textcoords="offset points",
+                ha="right",
+            )
+    ax.set_xlim(0, None)
+    ax.set_ylim(0, None)
+    ax.set_xlabel("MB of expert weights read per call", fontsize=8)
+    ax.set_ylabel("median ms per call", fontsize=8)
+    ax.tick_params(labelsize=8)
+    ax.legend(frameon=False, fontsize=8, loc="upper left")
     ax.spines[["top", "right"]].set_visible(False)
+    if caption:
+        ax.set_title(caption, fontsize=9, loc="left")
     fig.tight_layout()
     return fig
 

@@ -1,0 +1,65 @@
+"""Answers of chapter 05, "Expert architecture"."""
+
+from __future__ import annotations
+
+import torch
+
+from ...config import Gemma4Config
+from ...moe import dispatch_sorted
+from ..costs import layer_token_budget
+from ..exercises import Decimals, Exact
+
+
+def _bf16_expert_bytes_per_token() -> int:
+    """Bytes of expert weights one decoding token reads over all layers of
+    the 26B-A4B in bf16 (batch 1: its k experts in every layer)."""
+    c = Gemma4Config.from_preset("26b-a4b")
+    per_expert = 3 * c.hidden_size * c.moe_intermediate_size
+    return c.num_hidden_layers * c.top_k_experts * per_expert * 2
+
+
+def _experts_used_by_16() -> float:
+    c = Gemma4Config.from_preset("26b-a4b")
+    E, k = c.num_experts, c.top_k_experts
+    return E * (1 - (1 - k / E) ** 16)
+
+
+def _flops_ratio_top6_width1024() -> float:
+    c = Gemma4Config.from_preset("26b-a4b").replace(
+        top_k_experts=6, moe_intermediate_size=1024
+    )
+    rows = layer_token_budget(c, c.sliding_layers[0])
+    return rows["experts"]["flops"] / rows["mlp"]["flops"]
+
+
+ANSWERS = {
+    "05.1": (_bf16_expert_bytes_per_token, Exact()),
+    "05.2": (_experts_used_by_16, Decimals(1)),
+    "05.3": (_flops_ratio_top6_width1024, Decimals(2)),
+}
+
+
+def validate_dispatch(fn) -> bool:
+    """Exercise 05.4: ``fn(x, gate_up, down, experts, weights)`` must give
+    the package's result (to fp32 rounding) on random layers, including
+    experts that receive no token, k = 1 and a single token."""
+    g = torch.Generator().manual_seed(505)
+    for n, num_experts, k in ((7, 8, 2), (1, 16, 4), (12, 6, 1), (5, 4, 4)):
+        hidden, width = 16, 8
+        gate_up = torch.randn(num_experts, 2 * width, hidden, generator=g)
+        down = torch.randn(num_experts, hidden, width, generator=g)
+        x = torch.randn(n, hidden, generator=g)
+        scores = torch.rand(n, num_experts, generator=g)
+        top_p, experts = torch.topk(scores.softmax(-1), k, dim=-1)
+        weights = top_p / top_p.sum(-1, keepdim=True)
+        with torch.no_grad():
+            want = dispatch_sorted(x, gate_up, down, experts, weights)
+            try:
+                got = fn(x, gate_up, down, experts, weights)
+            except Exception:
+                return False
+        if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+            return False
+        if not torch.allclose(got, want, rtol=1e-4, atol=1e-4):
+            return False
+    return True
