@@ -18,7 +18,8 @@ checks that
   saved figures and text; a notebook that shows widgets has them on its page.
 
 A full-page screenshot of each served page is saved in ``_build/screenshots/``
-so whole pages can be looked at. A static test also reads every built HTML
+(PNG, 1,265 px wide: the layout of a 1,280 px window) so whole pages can be
+looked at. A static test also reads every built HTML
 file for scripts, style sheets, fonts or images taken from another host.
 
 Without a built site the test is skipped; ``scripts/test.sh`` builds the site
@@ -439,27 +440,29 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 
 def _full_page_screenshot(driver, path: Path) -> None:
-    """The whole page, not only the window: Chromium renders beyond the
-    viewport when asked through the DevTools protocol.
+    """The whole page, not only the window: the viewport is made as tall as
+    the page (at the window's layout width) for the capture. Chromium's
+    captureBeyondViewport shifted some pages sideways instead.
     """
-    size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})[
-        "cssContentSize"
-    ]
-    width, height = int(size["width"]), int(size["height"])
-    shot = driver.execute_cdp_cmd(
-        "Page.captureScreenshot",
+    layout = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
+    width = int(layout["cssLayoutViewport"]["clientWidth"])
+    height = int(layout["cssContentSize"]["height"])
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
         {
-            "format": "png",
-            "captureBeyondViewport": True,
-            "clip": {
-                "x": 0,
-                "y": 0,
-                "width": width,
-                "height": height,
-                "scale": 1,
-            },
+            "width": width,
+            "height": height,
+            "deviceScaleFactor": 1,
+            "mobile": False,
         },
     )
+    try:
+        time.sleep(0.5)  # let the page lay itself out again
+        shot = driver.execute_cdp_cmd(
+            "Page.captureScreenshot", {"format": "png"}
+        )
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     path.write_bytes(base64.b64decode(shot["data"]))
     got = _png_size(path)
     assert got[1] >= height - 1, (
