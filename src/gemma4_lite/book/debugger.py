@@ -98,13 +98,25 @@ class LayerReport:
     embedding: float
     layers: list[dict[str, float]]  # per layer: stage -> max |difference|
     logits: float
+    # per layer: stage -> max |reference value|, to make differences relative
+    scales: list[dict[str, float]] | None = None
 
     @property
     def stages(self) -> list[str]:
         return list(stage_modules(self.config))
 
-    def per_layer(self, stage: str = "output") -> list[float]:
-        return [row[stage] for row in self.layers]
+    def per_layer(
+        self, stage: str = "output", relative: bool = False
+    ) -> list[float]:
+        """The largest difference at ``stage`` of every layer; with
+        ``relative``, divided by the largest value the reference has
+        there."""
+        if not relative:
+            return [row[stage] for row in self.layers]
+        return [
+            row[stage] / max(scale[stage], 1e-30)
+            for row, scale in zip(self.layers, self.scales)
+        ]
 
     def first_divergence(
         self, tolerance: float = 0.0
@@ -165,11 +177,16 @@ def compare_layers(
     def diff(key: str) -> float:
         return float((a[key] - b[key]).abs().max())
 
-    layers = [
-        {stage: diff(f"{i}/{stage}") for stage in stage_modules(config)}
-        for i in range(config.num_hidden_layers)
-    ]
-    return LayerReport(config, diff("embedding"), layers, diff("logits"))
+    def scale(key: str) -> float:
+        return float(b[key].abs().max())
+
+    stages = stage_modules(config)
+    n = config.num_hidden_layers
+    layers = [{s: diff(f"{i}/{s}") for s in stages} for i in range(n)]
+    scales = [{s: scale(f"{i}/{s}") for s in stages} for i in range(n)]
+    return LayerReport(
+        config, diff("embedding"), layers, diff("logits"), scales
+    )
 
 
 def load_reference(

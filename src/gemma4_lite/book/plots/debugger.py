@@ -47,9 +47,11 @@ def plot_divergence(
     reports: dict[str, "LayerReport"],
     *,
     stage: str = "output",
+    relative: bool = True,
     title: str | None = None,
 ) -> Any:
-    """The largest difference of the residual stream at each layer's exit,
+    """The largest difference of the residual stream at each layer's exit
+    (by default relative to the largest value the reference holds there),
     one line per comparison, on a value-labelled log axis (zero, i.e.
     bitwise equal, drawn at the bottom). Global layers are shaded."""
     import matplotlib.pyplot as plt
@@ -61,14 +63,20 @@ def plot_divergence(
     layers = list(range(config.num_hidden_layers))
     high = FLOOR
     for (label, report), color in zip(reports.items(), LINES):
-        values = [max(v, FLOOR) for v in report.per_layer(stage)]
+        diffs = report.per_layer(stage, relative=relative)
+        values = [max(v, FLOOR) for v in diffs]
         high = max(high, *values)
         ax.plot(layers, values, marker="o", markersize=4, color=color,
                 label=label, linewidth=1.5)  # fmt: skip
+    ax.set_yscale("log")
     _log_ticks(ax, FLOOR, high)
+    ax.minorticks_off()
     ax.set_xticks(layers)
     ax.set_xlabel("layer", fontsize=9)
-    ax.set_ylabel("max |difference|", fontsize=9)
+    ax.set_ylabel(
+        "max |difference| / max |value|" if relative else "max |difference|",
+        fontsize=9,
+    )
     ax.tick_params(labelsize=8)
     handles, labels = ax.get_legend_handles_labels()
     handles.append(Patch(color=PALETTE["global"], alpha=0.3))
@@ -93,8 +101,8 @@ def plot_stage_map(reports: dict[str, "LayerReport"]) -> Any:
     first = next(iter(reports.values()))
     stages = first.stages
     fig, axes = plt.subplots(
-        n, 1, figsize=(WIDTH, 0.55 * len(stages) * n + 1.2), dpi=100,
-        squeeze=False,
+        n, 1, figsize=(WIDTH, 0.6 * len(stages) * n + 1.4), dpi=100,
+        squeeze=False, layout="constrained",
     )  # fmt: skip
     logs = [
         math.log10(v)
@@ -128,7 +136,7 @@ def plot_stage_map(reports: dict[str, "LayerReport"]) -> Any:
             ax.get_xticklabels()[i].set_fontweight("bold")
         ax.set_title(label, fontsize=9)
     axes[-1, 0].set_xlabel("layer (global layers in bold orange)", fontsize=9)
-    bar = fig.colorbar(image, ax=axes[:, 0], shrink=0.9, pad=0.02)
+    bar = fig.colorbar(image, ax=axes[:, 0], shrink=0.9)
     bar.set_label("log10 max |difference|", fontsize=8)
     bar.ax.tick_params(labelsize=8)
     return fig
@@ -181,7 +189,7 @@ def sampling_panel(
     ax.set_yticks([0, 0.5, 1.0])
     ax.tick_params(axis="y", labelsize=8)
     kept = sum(p > 0 for p in probs)
-    ax.set_title(f"{title}  ({kept} shown kept)", fontsize=9)
+    ax.set_title(f"{title}: {kept} of {len(probs)} kept", fontsize=9)
 
 
 def plot_sampling_grid(
@@ -200,5 +208,60 @@ def plot_sampling_grid(
         ax.axis("off")
     for ax in axes[:, 0]:
         ax.set_ylabel("probability", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_trace_strips(
+    configs: dict[str, Any], traces: dict[str, list[dict]]
+) -> Any:
+    """One row of boxes per model, one box per layer (numbered below):
+    colour = attention kind, hatched = KV-shared, green bar = MoE beside
+    the dense MLP; the number in a box is the KiB its cache holds after
+    the traced prompt (0: it reads another layer's keys and values)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch, Rectangle
+
+    depth = max(c.num_hidden_layers for c in configs.values())
+    rows = len(configs)
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.62 * rows + 1.1), dpi=100)
+    for r, (name, config) in enumerate(configs.items()):
+        y = -r * 1.25
+        for i in range(config.num_hidden_layers):
+            sliding, shared = config.is_sliding(i), config.is_kv_shared(i)
+            kind = "sliding" if sliding else "global"
+            ax.add_patch(Rectangle(
+                (i, y), 0.92, 0.8, facecolor=PALETTE[kind],
+                edgecolor=PALETTE["shared"] if shared else "white",
+                hatch="////" if shared else None, linewidth=0.8,
+            ))  # fmt: skip
+            if config.enable_moe_block:
+                ax.add_patch(Rectangle((i, y - 0.2), 0.92, 0.13,
+                                       facecolor=PALETTE["moe"],
+                                       linewidth=0))  # fmt: skip
+            kib = traces[name][i]["bytes"] / 1024
+            ax.text(i + 0.46, y + 0.4, f"{kib:g}", ha="center",
+                    va="center", fontsize=8,
+                    color=PALETTE["text"] if sliding else "white",
+                    fontweight="bold")  # fmt: skip
+        ax.text(-0.3, y + 0.4, name, ha="right", va="center", fontsize=9)
+    ax.set_xlim(-2.6, depth + 0.1)
+    ax.set_ylim(-1.25 * (rows - 1) - 0.5, 0.95)
+    ax.set_xticks([i + 0.46 for i in range(depth)], range(depth))
+    ax.tick_params(axis="x", labelsize=8, length=0)
+    ax.set_yticks([])
+    for side in ("top", "right", "left", "bottom"):
+        ax.spines[side].set_visible(False)
+    ax.set_xlabel("layer  (number in a box: KiB of cache it holds)",
+                  fontsize=9)  # fmt: skip
+    handles = [
+        Patch(facecolor=PALETTE["sliding"], label="sliding"),
+        Patch(facecolor=PALETTE["global"], label="global"),
+        Patch(facecolor="white", edgecolor=PALETTE["shared"], hatch="////",
+              label="KV-shared"),
+        Patch(facecolor=PALETTE["moe"], label="MoE beside the MLP"),
+    ]  # fmt: skip
+    ax.legend(handles=handles, loc="lower center", ncol=4, fontsize=8,
+              frameon=False, bbox_to_anchor=(0.5, 1.0))  # fmt: skip
     fig.tight_layout()
     return fig
