@@ -1,10 +1,14 @@
-"""Parameters and KV-cache bytes computed from a config alone, without allocating any weights.
-Chapters: "Gemma 4 at a glance", "Scaling decisions", "Performance trade-offs".
+"""Parameters and KV-cache bytes computed from a config alone, without
+allocating any weights. Chapters: "Gemma 4 at a glance", "Scaling
+decisions", "Performance trade-offs".
 
-The published totals (model card): E2B 5.1B and E4B 8B *include the vision and audio towers*, which this
-text decoder does not have; the text decoders alone are about 4.63B and 7.46B, most of it the per-layer
-embedding table (2.35B / 2.82B) that can live in flash rather than accelerator memory. 31B (30.7B) and
-26B-A4B (25.2B total, 3.8B active) are text-decoder figures and are reproduced here exactly.
+Of the five released models' published totals (model card), three count
+more than this text decoder. E2B 5.1B and E4B 8B *include the vision and
+audio towers*; the text decoders alone are about 4.63B and 7.46B, most of it
+the per-layer embedding table (2.35B / 2.82B) that can live in flash rather
+than accelerator memory. The 12B Unified's 11.95B includes its vision and
+audio embedders; its text decoder is 11.91B. 31B (30.7B) and 26B-A4B (25.2B
+total, 3.8B active) are text-decoder figures and are reproduced here exactly.
 """
 
 from __future__ import annotations
@@ -20,9 +24,8 @@ def layer_parameters(config: Gemma4Config, layer: int) -> dict[str, int]:
     heads, kv_heads = config.num_attention_heads, config.kv_heads_for(layer)
     attention = 2 * h * heads * d + d  # q_proj, o_proj, q_norm
     if not config.is_kv_shared(layer):
-        attention += (
-            h * kv_heads * d + d
-        )  # k_proj, k_norm (the V-norm has no gain)
+        # k_proj, k_norm (the V-norm has no gain)
+        attention += h * kv_heads * d + d
         if not config.k_eq_v_for(layer):
             attention += h * kv_heads * d  # v_proj
     parts = {
@@ -46,13 +49,16 @@ def layer_parameters(config: Gemma4Config, layer: int) -> dict[str, int]:
 
 
 def count_parameters(config: Gemma4Config) -> dict[str, int]:
-    """Parameter counts of the text decoder (the tied head counted once; buffers such as ``layer_scalar``
-    are not parameters).
+    """Parameter counts of the text decoder (the tied head counted once;
+    buffers such as ``layer_scalar`` are not parameters).
 
-    Keys: ``total``; ``embedding`` (token table); ``per_layer_embedding_table`` (PLE lookup table, 0 without
-    PLE); ``per_layer_embedding_other`` (PLE projection and norm); ``attention``, ``mlp``, ``norms``,
-    ``per_layer_input``, ``router``, ``experts`` summed over layers; ``active_per_token`` (what one token
-    touches: only top-k of the experts); ``total_without_embeddings``; ``total_without_per_layer_table``.
+    Keys: ``total``; ``embedding`` (token table);
+    ``per_layer_embedding_table`` (PLE lookup table, 0 without PLE);
+    ``per_layer_embedding_other`` (PLE projection and norm); ``attention``,
+    ``mlp``, ``norms``, ``per_layer_input``, ``router``, ``experts`` summed
+    over layers; ``active_per_token`` (what one token touches: only top-k of
+    the experts); ``total_without_embeddings``;
+    ``total_without_per_layer_table``.
     """
     totals = {
         "attention": 0,
@@ -104,11 +110,13 @@ def kv_cache_layer_bytes(
     dtype: torch.dtype = torch.bfloat16,
     batch_size: int = 1,
 ) -> list[int]:
-    """Bytes of keys plus values each layer stores after ``context_length`` tokens.
+    """Bytes of keys plus values each layer stores after ``context_length``
+    tokens.
 
-    Sliding layers keep at most the window; global layers keep everything with their own head size and KV
-    heads; KV-shared layers keep nothing. K=V layers still cache both tensors (they differ: keys get k_norm
-    and RoPE, values only the gain-free norm), as transformers and this package do.
+    Sliding layers keep at most the window; global layers keep everything
+    with their own head size and KV heads; KV-shared layers keep nothing. K=V
+    layers still cache both tensors (they differ: keys get k_norm and RoPE,
+    values only the gain-free norm), as transformers and this package do.
     """
     if context_length < 0:
         raise ValueError("context_length must be >= 0")
@@ -140,5 +148,6 @@ def kv_cache_bytes(
     dtype: torch.dtype = torch.bfloat16,
     batch_size: int = 1,
 ) -> int:
-    """Exact KV-cache bytes for ``context_length`` tokens (see :func:`kv_cache_layer_bytes`)."""
+    """Exact KV-cache bytes for ``context_length`` tokens (see
+    :func:`kv_cache_layer_bytes`)."""
     return sum(kv_cache_layer_bytes(config, context_length, dtype, batch_size))
