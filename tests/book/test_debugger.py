@@ -62,6 +62,11 @@ def test_planted_bugs_show_where_they_are_and_are_undone(name, bug, expected):
         report = compare_layers(model, clean, ids)
     assert report.first_divergence() == expected
     assert report.logits > 0
+    relative = report.per_layer(relative=True)
+    assert (
+        relative[expected[0]] > 0
+        and relative[: expected[0]] == [0.0] * (expected[0])
+    )
     assert compare_layers(model, clean, ids).first_divergence() is None
     with pytest.raises(RuntimeError):  # undone even when the block raises
         with planted_bug(model, bug):
@@ -162,6 +167,7 @@ def test_figures_draw():
         plot_divergence,
         plot_sampling_grid,
         plot_stage_map,
+        plot_trace_strips,
     )
 
     model = _model("e2b-tiny")
@@ -175,6 +181,10 @@ def test_figures_draw():
         plot_stage_map({"bug": bug}),
         plot_cache_bytes([1, 2, 3], {"a": [1, 2, 3], "b": [3, 3, 3]}),
         plot_sampling_grid([("t", ["a", "b"], [0.7, 0.0])] * 3),
+        plot_trace_strips(
+            {"e2b-tiny": model.config},
+            {"e2b-tiny": trace_prompt(model, ids)},
+        ),
     ]
     for fig in figs:
         assert fig.get_size_inches()[0] == pytest.approx(6.75)
