@@ -63,7 +63,8 @@ def plot_receptive_field(
             receptive_field(counter, p),
             style,
             color=PALETTE["sliding"],
-            linewidth=2,
+            linewidth=4.5,  # wide and underneath: visible where they coincide
+            alpha=0.6,
             label="sliding layers only" if n == 0 else None,
         )
         ax.plot(
@@ -71,7 +72,7 @@ def plot_receptive_field(
             receptive_field(real, p),
             style,
             color=PALETTE["global"],
-            linewidth=2,
+            linewidth=1.6,
             label="real pattern (with global layers)" if n == 0 else None,
         )
         ax.annotate(
@@ -86,11 +87,12 @@ def plot_receptive_field(
     ax.set_yscale("log")
     ax.set_ylim(0.8, config.max_position_embeddings * 2.5)
     ax.set_xlim(0, config.num_hidden_layers)
-    ax.set_xlabel("depth (layers applied)")
-    ax.set_ylabel("input tokens that can reach position p")
+    ax.set_xlabel("depth (layers applied)", fontsize=8)
+    ax.set_ylabel("input tokens that can\ninfluence position p", fontsize=8)
+    ax.tick_params(labelsize=8)
     ax.grid(True, which="major", axis="y", alpha=0.3)
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=9)
     if legend:
         from matplotlib.patches import Patch
 
@@ -101,7 +103,7 @@ def plot_receptive_field(
             )
         )
         ax.legend(
-            handles=handles, loc="lower right", fontsize=7, frameon=False
+            handles=handles, loc="lower right", fontsize=8, frameon=False
         )
 
 
@@ -109,15 +111,16 @@ def plot_receptive_field_grid(
     configs: dict[str, Gemma4Config],
     positions: dict[str, Sequence[int]],
     *,
-    figsize: tuple[float, float] = (11, 7.2),
+    figsize: tuple[float, float] | None = None,
 ) -> Any:
     """:func:`plot_receptive_field` for several variants, one panel each (the
-    widget's static twin).
+    widget's static twin), two panels per row in the text column.
     """
     import matplotlib.pyplot as plt
 
     cols = 2
     rows = math.ceil(len(configs) / cols)
+    figsize = figsize or (6.75, 2.9 * rows + 0.3)
     fig, axes = plt.subplots(
         rows, cols, figsize=figsize, dpi=100, squeeze=False
     )
@@ -129,8 +132,8 @@ def plot_receptive_field_grid(
             positions[name],
             legend=n == 0,
             title=f"{name}: W = {config.sliding_window}, "
-            f"{len(config.global_layers)} global of "
-            f"{config.num_hidden_layers} layers",
+            f"{len(config.global_layers)} of {config.num_hidden_layers} "
+            "global",
         )
     for n in range(len(configs), rows * cols):
         axes[n // cols][n % cols].axis("off")
