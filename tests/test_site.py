@@ -8,7 +8,9 @@ here as it fails for a reader offline or behind a firewall. For each page it
 checks that
 
 * the page asked for nothing but the site's own files (every request the
-  browser made, from its performance log) and the console has no error;
+  browser made, from its performance log), every file it asked for loaded,
+  every font its style sheets name is a file of the site, and the console
+  has no error;
 * every image rendered and notebook pages carry their Colab launch link;
 * the maths is typeset: every maths element holds MathJax output, MathJax
   reported no error, and no raw ``\\(``, ``\\[`` or ``$$`` is left in the text;
@@ -41,6 +43,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -347,6 +350,32 @@ return {
 };
 """
 
+# Every font file the page's style sheets name in @font-face rules, as an
+# absolute URL (fonts load only when a glyph needs them, so a wrong address
+# would not always show in the requests).
+_FONT_URLS = r"""
+const urls = new Set();
+function walk(rules, base) {
+  for (const rule of rules) {
+    if (rule.type === CSSRule.FONT_FACE_RULE) {
+      const src = rule.style.getPropertyValue('src');
+      for (const m of src.matchAll(/url\(\s*["']?([^"')]+)["']?\s*\)/g)) {
+        urls.add(new URL(m[1], base).href);
+      }
+    } else if (rule.type === CSSRule.IMPORT_RULE && rule.styleSheet) {
+      try { walk(rule.styleSheet.cssRules, rule.styleSheet.href || base); }
+      catch (e) {}
+    } else if (rule.cssRules) {
+      walk(rule.cssRules, base);
+    }
+  }
+}
+for (const sheet of document.styleSheets) {
+  try { walk(sheet.cssRules, sheet.href || document.baseURI); } catch (e) {}
+}
+return Array.from(urls);
+"""
+
 # One record per widget view of the page, in page order: what the widget
 # manager drew before the view's <script> tag.
 _WIDGET_REPORT = """
@@ -423,14 +452,43 @@ def _wait_for_maths_and_widgets(driver, expected) -> tuple[object, list]:
     return mathjax, report
 
 
-def _requests(driver) -> list[str]:
-    """URLs the browser asked for since the log was last read."""
-    urls = []
+def _requests(driver) -> tuple[list[str], list[str]]:
+    """URLs the browser asked for since the log was last read, and those of
+    them that failed (HTTP status 400 or more, or no answer at all).
+    """
+    urls, failed, by_id = [], [], {}
     for entry in driver.get_log("performance"):
         message = json.loads(entry["message"])["message"]
-        if message.get("method") == "Network.requestWillBeSent":
-            urls.append(message["params"]["request"]["url"])
-    return urls
+        method, params = message.get("method"), message.get("params", {})
+        if method == "Network.requestWillBeSent":
+            url = params["request"]["url"]
+            urls.append(url)
+            by_id[params.get("requestId")] = url
+        elif method == "Network.responseReceived":
+            response = params.get("response", {})
+            if response.get("status", 0) >= 400:
+                failed.append(f"{response.get('url')} ({response['status']})")
+        elif method == "Network.loadingFailed" and not params.get("canceled"):
+            # only the page's own requests: the browser's background ones
+            # fail without a network too
+            url = by_id.get(params.get("requestId"))
+            if url is not None:
+                failed.append(f"{url} ({params.get('errorText')})")
+    return urls, failed
+
+
+def _missing_fonts(urls: list[str], base: str) -> list[str]:
+    """Font URLs that are on another host or name no file of the site."""
+    missing = []
+    for url in urls:
+        if url.startswith("data:"):
+            continue
+        path = urllib.parse.unquote(re.split(r"[?#]", url)[0])
+        if not path.startswith(base + "/"):
+            missing.append(url)
+        elif not (SITE / path[len(base) + 1 :]).is_file():
+            missing.append(url)
+    return sorted(set(missing))
 
 
 def _png_size(path: Path) -> tuple[int, int]:
@@ -492,10 +550,11 @@ def _check_page(driver, base: str, page: str, is_notebook: bool, shot=None):
     if not title or "404" in title:
         problems.append(f"unexpected title {title!r}")
 
+    requested, failed = _requests(driver)
     foreign = sorted(
         {
             url.split("?")[0][:150]
-            for url in _requests(driver)
+            for url in requested
             # the browser's own chrome:// files and data: URLs are not
             # requests for a network
             if re.match(r"^(https?|wss?|ftp|file):", url)
@@ -504,6 +563,12 @@ def _check_page(driver, base: str, page: str, is_notebook: bool, shot=None):
     )
     if foreign:
         problems.append(f"requests for other hosts' files: {foreign}")
+    if failed:
+        problems.append(f"files that did not load: {sorted(set(failed))}")
+
+    fonts = _missing_fonts(driver.execute_script(_FONT_URLS), base)
+    if fonts:
+        problems.append(f"fonts named by the style sheets but absent: {fonts}")
 
     images = driver.execute_script(_IMAGE_REPORT)
     broken = [

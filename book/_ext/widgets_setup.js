@@ -3,14 +3,18 @@
 (function () {
   "use strict";
 
-  // 1. The widget manager finds its icon fonts next to its own AMD module.
-  //    Without a path, RequireJS would place that module beside the page
-  //    (notebooks/@jupyter-widgets/...), where the fonts are not.
+  // 1. embed-amd.js defines the widget modules (@jupyter-widgets/base,
+  //    controls, html-manager/dist/libembed-amd, ...), and each finds its icon
+  //    fonts in the folder RequireJS gives as that module's address. Without
+  //    paths, RequireJS places them beside the page (notebooks/@jupyter-
+  //    widgets/...), where the fonts are not: put them all in the folder of
+  //    embed-amd.js and its fonts (the longest matching prefix wins).
   var src = document.currentScript.src;
-  var here = src.slice(0, src.lastIndexOf("/") + 1);
+  var manager = src.slice(0, src.lastIndexOf("/") + 1) + "vendor/html-manager";
   window.require.config({
     paths: {
-      "@jupyter-widgets/html-manager/dist": here + "vendor/html-manager",
+      "@jupyter-widgets": manager,
+      "@jupyter-widgets/html-manager/dist": manager,
     },
   });
 
