@@ -202,7 +202,7 @@ HARDWARE: dict[str, Hardware] = {
     "M4 Max": Hardware(
         "MacBook Pro M4 Max (128 GB)", 128, 546, 17, "apple_m4max"
     ),
-    "this CPU": Hardware("2-core Xeon (this book)", 23, 16, 1.0, "measured"),
+    "this CPU": Hardware("2-core Xeon (this book)", 23, 12, 1.0, "measured"),
 }
 # One core of it in fp32, where the chapter times the small twins (one
 # thread, because the machine is shared): measured, rounded

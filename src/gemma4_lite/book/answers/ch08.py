@@ -7,11 +7,11 @@ from .. import cost_model as cm
 from ..exercises import Exact, SignificantDigits
 
 
-def experts_read_batch_32() -> float:
-    """Distinct experts one 26B-A4B layer reads for 32 tokens, uniform."""
+def experts_read_batch_24() -> float:
+    """Distinct experts one 26B-A4B layer reads for 24 tokens, uniform."""
     config = Gemma4Config.from_preset("26b-a4b")
     return cm.expected_distinct_experts(
-        config.num_experts, config.top_k_experts, 32
+        config.num_experts, config.top_k_experts, 24
     )
 
 
@@ -40,7 +40,7 @@ def validate_decode_ceiling(fn) -> bool:
 
 
 ANSWERS = {
-    "08.1": (experts_read_batch_32, SignificantDigits(3)),
+    "08.1": (experts_read_batch_24, SignificantDigits(3)),
     # 08.2 is a function the reader writes, checked with validate=
     "08.3": (cache_overtakes_31b_128k, Exact()),
 }

@@ -451,26 +451,35 @@ def plot_memory_vs_context(
         )
     top = ax.get_ylim()[1]
     shown = [hw for hw in devices if hw.memory_gb <= top * 1.5]
-    for n, hw in enumerate(sorted(shown, key=lambda hw: hw.memory_gb)):
+    for hw in shown:
         ax.axhline(hw.memory_gb, color=PALETTE["dense"], lw=0.8, ls="--")
-        right = n % 2 == 0  # alternate sides so close lines do not collide
-        ax.text(
-            xs[-1] if right else xs[0],
-            hw.memory_gb,
-            f" {hw.name} ",
-            ha="right" if right else "left",
-            va="bottom",
-            fontsize=8,
-        )
+    # the devices' memory as labelled ticks on the right-hand axis
+    right = ax.twinx()
+    right.set_yticks(
+        [hw.memory_gb for hw in shown],
+        [f"{hw.name.split(' (')[0]}, {hw.memory_gb:g} GB" for hw in shown],
+        fontsize=8,
+    )
     ax.set_xlabel("context (thousands of tokens)", fontsize=9)
-    ax.set_ylabel(f"GB ({precision} weights + bf16 cache)", fontsize=9)
-    ax.set_title(f"batch {batch}", fontsize=9, loc="left")
+    ax.set_ylabel(
+        f"GB at batch {batch} ({precision} weights + bf16 cache)", fontsize=9
+    )
     ax.tick_params(labelsize=8)
-    ax.set_ylim(bottom=0)
+    ax.set_ylim(
+        0, max(top, max((hw.memory_gb for hw in shown), default=0)) * 1.05
+    )
+    right.set_ylim(ax.get_ylim())
     ax.set_xlim(0, xs[-1])
-    ax.legend(fontsize=8, frameon=False, loc="upper left")
-    for side in ("top", "right"):
+    ax.legend(
+        fontsize=8,
+        frameon=False,
+        loc="lower center",
+        bbox_to_anchor=(0.5, 1.0),
+        ncol=len(configs),
+    )
+    for side in ("top",):
         ax.spines[side].set_visible(False)
+        right.spines[side].set_visible(False)
     fig.tight_layout()
     return fig
 
