@@ -383,7 +383,26 @@ def test_tables():
         "-",
         "yes",
         "no",
+        "10k / 1M, linear x8",
     ]
+    header, rows = lineage.columns(
+        lineage.NUMERICS_HEADER, [num], ["model", "RoPE base"]
+    )
+    assert header == ["model", "RoPE base"]
+    assert rows == [["Gemma 3 27B", "10k / 1M, linear x8"]]
+    g4 = lineage.numerics_rows([lineage.LINEAGE["Gemma 4 12B"]])[0]
+    assert g4[-1] == "10k / 1M, 64 of 256 pairs"
+
+
+def test_reaches_follow_receptive_field():
+    assert lineage.reaches(lineage.LINEAGE["Gemma 3 27B"]) == {
+        "one run": 5 * 1023,
+        "globals off": 52 * 1023,
+        "all sliding, shared": 62 * 1023,
+        "all sliding": 62 * 1023,
+    }
+    e2b = lineage.reaches(lineage.LINEAGE["Gemma 4 E2B"])
+    assert e2b["globals off"] == 12 * 511 and e2b["all sliding"] == 35 * 511
 
 
 def test_model_validation():

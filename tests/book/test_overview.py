@@ -190,7 +190,8 @@ def test_figures_draw():
         ),  # past the context: drawn with a note
         plot_kv_small_multiples(configs, [4096, K128, 262_144]),
     ]
-    assert [len(f.axes) for f in figures] == [2, 4, 2, 12]
+    # kv per token: 4 variants and the legend panel in a 2 x 3 grid
+    assert [len(f.axes) for f in figures] == [2, 6, 2, 12]
     for fig in figures:
         plt.close(fig)
 

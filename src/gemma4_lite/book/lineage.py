@@ -43,7 +43,11 @@ import torch
 
 from .. import accounting
 from ..config import FULL, SLIDING, Gemma4Config, layers_of_type
-from .receptive_field import sliding_only_reach
+from .receptive_field import (
+    hypothetical_reaches,
+    sliding_only_reach,
+    sliding_runs,
+)
 
 GENERATIONS = ("Gemma 2", "Gemma 3", "Gemma 4")
 
@@ -103,6 +107,8 @@ class LineageModel:
     kv_shared_layers: int = (
         0  # the last N layers reuse earlier K/V and store none
     )
+    # RoPE base of sliding / global layers, and how global layers change it
+    rope: str = ""
     config: Gemma4Config | None = field(
         default=None, compare=False, repr=False
     )
@@ -190,7 +196,21 @@ def from_gemma4_config(name: str, config: Gemma4Config) -> LineageModel:
         v_norm=True,
         k_eq_v_global=config.attention_k_eq_v,
         kv_shared_layers=config.num_kv_shared_layers,
+        # sliding 10k on every pair; global 1M, proportional: 64 of 256 pairs
+        rope=_rope_label(config),
         config=config,
+    )
+
+
+def _rope_label(config: Gemma4Config) -> str:
+    def base(theta: float) -> str:
+        return f"{theta / 1e6:g}M" if theta >= 1e6 else f"{theta / 1e3:g}k"
+
+    pairs = config.global_head_dim // 2
+    rotated = int(config.global_partial_rotary_factor * pairs)
+    return (
+        f"{base(config.sliding_rope_theta)} / "
+        f"{base(config.global_rope_theta)}, {rotated} of {pairs} pairs"
     )
 
 
@@ -234,6 +254,7 @@ def _gemma2(
         final_softcap=30.0,
         qk_norm=False,
         v_norm=False,
+        rope="10k",  # one base for every layer
     )
 
 
@@ -275,6 +296,10 @@ def _gemma3(
         final_softcap=None,
         qk_norm=True,
         v_norm=False,
+        # local 10k / global 1M; the 128K models stretch the global base
+        # with linear scaling x8 (Gemma 3 report; transformers' gemma3
+        # conversion script)
+        rope="10k / 1M" if context <= 32_768 else "10k / 1M, linear x8",
     )
 
 
@@ -336,6 +361,7 @@ GEMMA4: dict[str, LineageModel] = {
     for label, preset in (
         ("E2B", "e2b"),
         ("E4B", "e4b"),
+        ("12B", "12b"),
         ("26B-A4B", "26b-a4b"),
         ("31B", "31b"),
     )
@@ -487,6 +513,24 @@ def sliding_reach(num_layers: int, window: int) -> int:
     return int(sliding_only_reach(num_layers, window)[-1]) if num_layers else 0
 
 
+def reaches(model: LineageModel) -> dict[str, int]:
+    """The reach (tokens back) that sliding attention alone gives ``model``,
+    in the cases of :data:`~gemma4_lite.book.receptive_field.REACH_CASES`.
+    Gemma 4 rows go through
+    :func:`~gemma4_lite.book.receptive_field.hypothetical_reaches`; Gemma 2 and
+    3 have no KV sharing, so the same rule needs only their layer types."""
+    if model.config is not None:
+        return hypothetical_reaches(model.config)
+    window = model.sliding_window
+    runs = sliding_runs(model.layer_types)
+    return {
+        "one run": sliding_reach(max(runs, default=0), window),
+        "globals off": sliding_reach(len(model.sliding_layers), window),
+        "all sliding, shared": sliding_reach(model.num_layers, window),
+        "all sliding": sliding_reach(model.num_layers, window),
+    }
+
+
 # -------------------------------------------------------------------- what-ifs
 def shaped_like(
     preset: str, *, window: int, sliding_per_global: int | None
@@ -573,6 +617,7 @@ NUMERICS_HEADER = (
     "final softcap",
     "QK-norm",
     "V-norm",
+    "RoPE base",
 )
 
 
@@ -621,6 +666,16 @@ def numerics_rows(models: Iterable[LineageModel]) -> list[list[object]]:
                 "-" if m.final_softcap is None else f"{m.final_softcap:g}",
                 _yes(m.qk_norm),
                 _yes(m.v_norm),
+                m.rope,
             ]
         )
     return rows
+
+
+def columns(
+    header: Sequence[str], rows: Sequence[Sequence[object]], names: list[str]
+) -> tuple[list[str], list[list[object]]]:
+    """The columns ``names`` (by header name) of a table, so that a wide table
+    can be printed as two narrow ones."""
+    keep = [list(header).index(n) for n in names]
+    return [header[j] for j in keep], [[r[j] for j in keep] for r in rows]

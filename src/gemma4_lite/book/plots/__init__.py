@@ -25,12 +25,12 @@ PALETTE: dict[str, str] = {
     "masked": "#F4F4F4",  # cells that cannot be attended
     "text": "#222222",
 }
-# Earlier generations, for the lineage chapter: shades of one neutral hue
-# (newest darkest), so they never read as a layer kind.
+# Generations, for the lineage chapter: grey, brown and black, hues that
+# never read as a layer kind and stay apart where two curves nearly meet.
 GENERATION_COLORS: dict[str, str] = {
-    "Gemma 2": "#B8B8B8",
-    "Gemma 3": "#7A7A7A",
-    "Gemma 4": "#2B2B2B",
+    "Gemma 2": "#A8A8A8",
+    "Gemma 3": "#9C5B2E",
+    "Gemma 4": "#222222",
 }
 
 

@@ -17,9 +17,9 @@ from ..lineage import (
     global_share,
     kv_cache_bytes,
     kv_curve,
+    reaches,
     shaped_like,
     short_tokens,
-    sliding_reach,
 )
 from . import GENERATION_COLORS, PALETTE
 
@@ -169,15 +169,21 @@ def plot_kv_vs_context(
     label_below: Sequence[str] = (),
 ) -> None:
     """bf16 KV-cache GiB against context, each model drawn only up to its own
-    maximum context (a dot and a label mark the end; models named in
-    ``label_below`` get their label under the dot)."""
+    maximum context (a dot marks the end; the legend gives its value, so no
+    label can overlap a curve). ``label_below`` is kept for compatibility
+    and no longer used."""
     top = 0.0
     for m, (colour, style) in zip(models, _styles(models)):
         xs, ys = kv_curve(m, contexts)
         gib = [y / GIB for y in ys]
         top = max(top, gib[-1])
         ax.plot(
-            xs, gib, color=colour, linestyle=style, linewidth=2.2, label=m.name
+            xs,
+            gib,
+            color=colour,
+            linestyle=style,
+            linewidth=2.2,
+            label=f"{m.name}: {gib[-1]:.1f} GiB at {short_tokens(xs[-1])}",
         )
         ax.plot(
             xs[-1],
@@ -188,21 +194,11 @@ def plot_kv_vs_context(
             markeredgecolor="white",
             zorder=3,
         )
-        below = m.name in label_below
-        ax.annotate(
-            f"{gib[-1]:.1f} GiB at {short_tokens(xs[-1])}",
-            (xs[-1], gib[-1]),
-            textcoords="offset points",
-            xytext=(6, -13) if below else (-8, 7),
-            ha="left" if below else "right",
-            fontsize=8,
-            color=PALETTE["text"],
-        )
     _context_axis(ax, contexts)
     _gib_axis(ax)
     ax.set_ylim(top=top * 2.2)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8.5, loc="upper left", frameon=False)
+    ax.legend(fontsize=8, loc="upper left", frameon=False)
 
 
 def plot_global_share(
@@ -242,7 +238,7 @@ def plot_global_share(
     ax.set_ylim(0, 100)
     ax.set_ylabel("KV bytes in global layers (%)")
     ax.grid(True, alpha=0.3)
-    ax.legend(lines, labels, fontsize=8.5, loc="lower right", frameon=False)
+    ax.legend(lines, labels, fontsize=8, loc="lower right", frameon=False)
 
 
 def plot_kv_lineage(
@@ -257,20 +253,14 @@ def plot_kv_lineage(
     import matplotlib.pyplot as plt
 
     contexts = list(contexts or context_grid())
-    fig, (left, right) = plt.subplots(
-        1,
-        2,
-        figsize=(12, 4.6),
-        dpi=100,
-        gridspec_kw={"width_ratios": [1.35, 1]},
-    )
+    fig, (left, right) = plt.subplots(2, 1, figsize=(6.75, 7.6), dpi=100)
     plot_kv_vs_context(left, models, contexts, label_below=label_below)
     left.set_title(
-        "KV cache against context, up to each model's maximum", fontsize=10.5
+        "KV cache against context, up to each model's maximum", fontsize=9.5
     )
     plot_global_share(right, models, contexts)
     right.set_title(
-        "Where the bytes live: share in global layers", fontsize=10.5
+        "Where the bytes live: share in global layers", fontsize=9.5
     )
     fig.tight_layout()
     return fig
@@ -278,14 +268,18 @@ def plot_kv_lineage(
 
 # ----------------------------------------------------------------------- reach
 def plot_sliding_reach(models: Sequence[LineageModel]) -> Any:
-    """Per model: how far back local layers alone can carry information,
-    L x (W - 1), against the maximum context. Where the bar stops short of the
-    tick, only the global layers reach the start of the context."""
+    """Per model, on a linear axis: how far back sliding attention alone
+    could carry information if every layer were sliding, L x (W - 1)
+    (the "all sliding" case of
+    :data:`~gemma4_lite.book.receptive_field.REACH_CASES`), against the
+    maximum context (black tick). Where the bar stops short of the tick,
+    only the global layers reach the start of the context."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(models) + 1.2), dpi=100)
+    fig, ax = plt.subplots(figsize=(6.75, 0.5 * len(models) + 1.4), dpi=100)
+    right = max(max(reaches(m)["all sliding"], m.max_context) for m in models)
     for row, m in enumerate(models):
-        reach = sliding_reach(m.num_layers, m.sliding_window)
+        reach = reaches(m)["all sliding"]
         ax.barh(row, reach, color=GENERATION_COLORS[m.generation], height=0.6)
         ax.plot(
             [m.max_context] * 2,
@@ -293,29 +287,30 @@ def plot_sliding_reach(models: Sequence[LineageModel]) -> Any:
             color=PALETTE["text"],
             linewidth=2,
         )
-        ratio = reach / m.max_context
         ax.text(
-            max(reach, m.max_context) * 1.2,
+            max(reach, m.max_context) + 0.02 * right,
             row,
-            f"{reach:,} tokens = {ratio:.2f} x its context",
+            f"{reach:,} = {reach / m.max_context:.2f} x context",
             va="center",
-            fontsize=8.5,
+            fontsize=8,
         )
     ax.set_yticks(range(len(models)))
-    ax.set_yticklabels([m.name for m in models], fontsize=9)
+    ax.set_yticklabels([m.name for m in models], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xscale("log", base=2)
-    ticks = [2**k for k in range(12, 20)]
-    ax.set_xticks(ticks)
-    ax.set_xticklabels([short_tokens(t) for t in ticks])
-    ax.minorticks_off()
-    ax.set_xlim(2**12, 2**21)
+    ticks = [0, 65_536, 131_072, 196_608, 262_144]
+    ticks = [t for t in ticks if t <= right * 1.05] + (
+        [] if right <= 262_144 else [right]
+    )
+    ax.set_xticks(ticks, [short_tokens(t) for t in ticks], fontsize=8)
+    ax.set_xlim(0, right * 1.75)
     ax.set_xlabel(
-        "tokens (bars: layers x (W - 1); black tick: maximum context)"
+        "tokens back (bars: every layer sliding, L(W - 1); "
+        "tick: maximum context)",
+        fontsize=8,
     )
     ax.set_title(
-        "Reach through sliding windows alone, against the context to cover",
-        fontsize=10.5,
+        "Reach of sliding windows alone, against the context to cover",
+        fontsize=9.5,
     )
     ax.grid(True, axis="x", alpha=0.3)
     fig.tight_layout()

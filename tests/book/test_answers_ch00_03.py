@@ -1,0 +1,51 @@
+"""The answers of chapters 00-03: every expected value is computed and
+accepted by its own check at the precision the question states, and every
+"write the mechanism" solution passes its validator while a plausible wrong
+one does not."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+import torch
+
+from gemma4_lite.book.answers import ch01, ch02
+from gemma4_lite.book.exercises import check, expected
+from gemma4_lite.book.global_attention import check_proportional_inv_freq
+from gemma4_lite.book.sliding_window import check_ring_update
+from gemma4_lite.rope import default_inv_freq
+
+VALIDATORS = {"01.4": check_ring_update, "02.4": check_proportional_inv_freq}
+
+
+@pytest.mark.parametrize("chapter", ["00", "01", "02", "03"])
+def test_every_answer_checks(chapter):
+    module = importlib.import_module(f"gemma4_lite.book.answers.ch{chapter}")
+    assert 2 <= len(module.ANSWERS) <= 4
+    for exercise in module.ANSWERS:
+        value, _ = expected(exercise)
+        if exercise in VALIDATORS:
+            message = check(exercise, value, validate=VALIDATORS[exercise])
+        else:
+            message = check(exercise, value)
+        assert message.endswith("correct."), exercise
+
+
+def test_precisions_say_what_the_questions_ask():
+    assert check("00.2", 0.15).endswith("correct.")  # two digits
+    assert not check("00.2", 0.16).endswith("correct.")
+    assert check("03.1", 8.31).endswith("correct.")  # two decimals
+    assert not check("03.1", 8.3).endswith("correct.")
+    assert not check("03.3", 92160.5).endswith("correct.")  # exact
+
+
+def test_validators_reject_the_classic_mistakes():
+    def contiguous_partial(head_dim, theta, fraction):
+        rotated = int(fraction * head_dim)
+        freqs = default_inv_freq(rotated, theta)
+        return torch.cat([freqs, torch.zeros(head_dim // 2 - len(freqs))])
+
+    assert check_proportional_inv_freq(ch02.inv_freq)
+    assert not check_proportional_inv_freq(contiguous_partial)
+    assert check_ring_update(ch01.ring_update)
