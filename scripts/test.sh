@@ -5,7 +5,9 @@
 #      every test but those marked `site`;
 #   3. every notebook in notebooks/ re-executed under strict nbval (outputs compared, not --nbval-lax);
 #   4. the strict website build (scripts/build_book.sh);
-#   5. the browser check of the built site (tests/test_site.py, marked `site`, headless Chromium).
+#   5. the offline browser check of the built site (tests/test_site.py, marked `site`, headless
+#      Chromium with the network off: no other host, maths typeset, widgets drawn from their saved
+#      state, full-page screenshots in _build/screenshots/).
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
