@@ -177,8 +177,8 @@ def plot_parameter_breakdown(
     published: Mapping[str, float] | None = None,
     published_active: Mapping[str, float] | None = None,
 ) -> "Figure":
-    """Where the parameters go: stacked bars in billions (left) and as shares
-    of each model (right).
+    """Where the parameters go: stacked bars in billions (top) and as shares
+    of each model (bottom), stacked for the book's text column.
 
     ``published`` maps a variant name to the model card's total in billions; it
     is drawn as a black tick, and any gap between it and the text decoder
@@ -192,11 +192,7 @@ def plot_parameter_breakdown(
     names = list(configs)
     groups = {name: parameter_groups(c) for name, c in configs.items()}
     fig, (ax_abs, ax_rel) = plt.subplots(
-        1,
-        2,
-        figsize=(12, 0.75 * len(names) + 1.9),
-        dpi=100,
-        gridspec_kw={"width_ratios": [1.35, 1]},
+        2, 1, figsize=(6.75, 1.1 * len(names) + 2.4), dpi=100
     )
     for row, name in enumerate(names):
         y = len(names) - 1 - row
@@ -224,14 +220,14 @@ def plot_parameter_breakdown(
                     edgecolor="white",
                     linewidth=0.6,
                 )
-                if share >= 0.045:
+                if share >= 0.06:
                     ax_rel.text(
                         100 * (left_share(groups[name], group) + share / 2),
                         y,
                         f"{100 * share:.0f}%",
                         ha="center",
                         va="center",
-                        fontsize=7.5,
+                        fontsize=8,
                         color="white"
                         if group
                         in ("token embedding", "attention", "experts (active)")
@@ -265,7 +261,7 @@ def plot_parameter_breakdown(
             label += f"\n{active / 1e9:.2f}B active per token"
             if published_active and name in published_active:
                 label += f" (card: {published_active[name]:g}B)"
-        ax_abs.text(edge + 0.4, y, label, va="center", fontsize=8.5)
+        ax_abs.text(edge + 0.4, y, label, va="center", fontsize=8)
     ax_abs.set_yticks(range(len(names)), labels=names[::-1])
     ax_rel.set_yticks(range(len(names)), labels=names[::-1])
     ax_abs.set_xlim(
@@ -274,15 +270,16 @@ def plot_parameter_breakdown(
             max(sum(g.values()) / 1e9 for g in groups.values()),
             max(published.values()) if published else 0,
         )
-        * 1.45,
+        * 1.75,
     )
-    ax_abs.set_xlabel("parameters (billions)")
-    ax_rel.set_xlabel("share of the text decoder (%)")
+    ax_abs.set_xlabel("parameters (billions)", fontsize=8)
+    ax_rel.set_xlabel("share of the text decoder (%)", fontsize=8)
     ax_rel.set_xlim(0, 100)
-    ax_abs.set_title("Parameters per variant (text decoder)", fontsize=10)
-    ax_rel.set_title("Where they go", fontsize=10)
+    ax_abs.set_title("Parameters per variant (text decoder)", fontsize=9)
+    ax_rel.set_title("Where they go", fontsize=9)
     for ax in (ax_abs, ax_rel):
         ax.spines[["top", "right"]].set_visible(False)
+        ax.tick_params(labelsize=8)
     present = [g for g in PARAMETER_GROUPS if any(groups[n][g] for n in names)]
     handles = [Patch(facecolor=PARAMETER_COLORS[g], label=g) for g in present]
     if published:
@@ -297,7 +294,7 @@ def plot_parameter_breakdown(
     fig.legend(
         handles=handles,
         loc="lower center",
-        ncol=min(len(handles), 8),
+        ncol=min(len(handles), 4),
         frameon=False,
         fontsize=8,
         bbox_to_anchor=(0.5, -0.01),
@@ -351,15 +348,23 @@ def plot_kv_per_token(
     context_length: int,
     dtype: torch.dtype = torch.bfloat16,
 ) -> "Figure":
-    """KV-cache bytes per token at ``context_length``: the exact cache (stacked
-    sliding + global) beside the "every layer global" estimate, one panel per
-    variant so each keeps a readable scale."""
+    """KV-cache bytes per token at ``context_length``: the package's count
+    beside the "every layer global" estimate, one panel per variant so each
+    keeps a readable linear scale, three panels per row in the text column.
+    The package's bar shows the sliding layers' share as its own segment only
+    where it would be visible, and the legend lists only what is drawn."""
+    import math
+
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
+    cols = 3
+    rows = math.ceil((len(configs) + 1) / cols)  # one panel for the legend
     fig, axes = plt.subplots(
-        1, len(configs), figsize=(2.6 * len(configs) + 0.6, 3.4), dpi=100
+        rows, cols, figsize=(6.75, 2.5 * rows + 0.2), dpi=100, squeeze=False
     )
+    axes = [ax for row in axes for ax in row]
+    sliding_drawn = False
     for ax, (name, config) in zip(axes, configs.items()):
         split = kv_split(config, context_length, dtype)
         naive = (
@@ -369,51 +374,56 @@ def plot_kv_per_token(
         )
         sliding = split["sliding"] / context_length / 1024
         glob = split["global"] / context_length / 1024
-        ax.bar(
-            0,
-            naive,
-            width=0.6,
-            color=PALETTE["dense"],
-            hatch="\\\\",
-            edgecolor="white",
-        )
-        ax.bar(1, sliding, width=0.6, color=PALETTE["sliding"])
-        ax.bar(1, glob, width=0.6, bottom=sliding, color=PALETTE["global"])
         exact = sliding + glob
+        ax.bar(
+            0, naive, width=0.6, color=PALETTE["dense"], hatch="\\\\",
+            edgecolor="white",
+        )  # fmt: skip
+        if sliding / naive > 0.02:  # a segment one can see
+            sliding_drawn = True
+            ax.bar(1, sliding, width=0.6, color=PALETTE["sliding"])
+            ax.bar(1, glob, width=0.6, bottom=sliding, color=PALETTE["global"])
+        else:
+            ax.bar(1, exact, width=0.6, color=PALETTE["global"])
         ax.text(
-            0, naive, f"{naive:,.1f} KiB", ha="center", va="bottom", fontsize=8
+            0, naive, f"{naive:,.1f}", ha="center", va="bottom", fontsize=8
         )
         ax.text(
-            1, exact, f"{exact:,.1f} KiB", ha="center", va="bottom", fontsize=8
+            1, exact, f"{exact:,.1f}", ha="center", va="bottom", fontsize=8
         )
-        ax.set_xticks(
-            [0, 1],
-            labels=["every layer\nglobal", "Gemma 4\nexact"],
-            fontsize=8,
-        )
-        ax.set_title(f"{name}: {naive / exact:.1f}× smaller", fontsize=10)
-        ax.set_ylim(0, naive * 1.12)
+        ax.set_xticks([0, 1], labels=["naive", "package"], fontsize=8)
+        ax.set_title(f"{name}: {naive / exact:.1f}× smaller", fontsize=9)
+        ax.set_ylim(0, naive * 1.15)
         ax.spines[["top", "right"]].set_visible(False)
         ax.tick_params(axis="y", labelsize=8)
-    axes[0].set_ylabel(f"KiB per token at {context_length // 1024}K context")
+    for n, ax in enumerate(axes):
+        if n % cols == 0 and n < len(configs):
+            ax.set_ylabel(
+                f"KiB per token at {context_length // 1024}K", fontsize=8
+            )
     handles = [
         Patch(
             facecolor=PALETTE["dense"],
             hatch="\\\\",
             edgecolor="white",
-            label="naive: every layer global (sliding KV heads and head size)",
+            label="naive: every layer global,\nsliding KV heads and head size",
         ),
         Patch(
-            facecolor=PALETTE["sliding"], label="sliding layers (window only)"
-        ),
-        Patch(
-            facecolor=PALETTE["global"], label="global layers (whole context)"
+            facecolor=PALETTE["global"],
+            label="package: per layer, windows\nand sharing (almost all in\n"
+            "the global layers)",
         ),
     ]
-    fig.legend(
-        handles=handles, loc="lower center", ncol=3, frameon=False, fontsize=8
+    if sliding_drawn:
+        handles.append(
+            Patch(facecolor=PALETTE["sliding"], label="sliding layers")
+        )
+    for ax in axes[len(configs) :]:
+        ax.axis("off")
+    axes[len(configs)].legend(
+        handles=handles, loc="center", frameon=False, fontsize=8
     )
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.tight_layout()
     return fig
 
 
@@ -489,12 +499,17 @@ def plot_kv_by_layer(
     import matplotlib.pyplot as plt
 
     fig, (ax, ax_sum) = plt.subplots(
-        1, 2, figsize=(10, 3.2), dpi=100, gridspec_kw={"width_ratios": [4, 1]}
+        1,
+        2,
+        figsize=(6.75, 3.0),
+        dpi=100,
+        gridspec_kw={"width_ratios": [3, 1]},
     )
     beyond = context_length > config.max_position_embeddings
     draw_kv_by_layer(ax, config, context_length, dtype)
-    ax.set_xlabel("layer")
-    ax.set_ylabel("MiB per layer")
+    ax.set_xlabel("layer", fontsize=8)
+    ax.set_ylabel("MiB per layer", fontsize=8)
+    ax.tick_params(labelsize=8)
     note = (
         f"  (beyond its {context_label(config.max_position_embeddings)} "
         "context)"
@@ -504,7 +519,7 @@ def plot_kv_by_layer(
     ax.set_title(
         f"{name} at {context_label(context_length)} tokens: "
         f"{kv_title(config, context_length, dtype)}{note}",
-        fontsize=10,
+        fontsize=9,
     )
     split = kv_split(config, context_length, dtype)
     values = [split["sliding"] / MIB, split["global"] / MIB]
@@ -545,11 +560,12 @@ def plot_kv_small_multiples(
     context length are left empty with a note."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(
         len(configs),
         len(contexts),
-        figsize=(3.1 * len(contexts) + 0.8, 2.0 * len(configs) + 0.8),
+        figsize=(6.75, 1.75 * len(configs) + 0.9),
         dpi=100,
         squeeze=False,
     )
@@ -565,7 +581,7 @@ def plot_kv_small_multiples(
                     f"{context_label(config.max_position_embeddings)} context",
                     ha="center",
                     va="center",
-                    fontsize=8.5,
+                    fontsize=8,
                     color=PALETTE["dense"],
                     transform=ax.transAxes,
                 )
@@ -575,12 +591,19 @@ def plot_kv_small_multiples(
                 config,
                 context,
                 dtype,
-                title=f"{context_label(context)}: "
-                f"{kv_title(config, context, dtype)}",
             )
-            ax.tick_params(labelsize=7)
+            split = kv_split(config, context, dtype)
+            total = split["sliding"] + split["global"]
+            ax.set_title(
+                f"{context_label(context)}: {human_bytes(total)}\n"
+                f"{100 * split['global'] / total:.0f}% global",
+                fontsize=8,
+            )
+            ax.tick_params(labelsize=8)
+            ax.xaxis.set_major_locator(MaxNLocator(3, integer=True))
+            ax.yaxis.set_major_locator(MaxNLocator(3))
             if col == 0:
-                ax.set_ylabel(f"{name}\nMiB per layer", fontsize=9)
+                ax.set_ylabel(f"{name}\nMiB / layer", fontsize=8)
             if row == len(configs) - 1:
                 ax.set_xlabel("layer", fontsize=8)
     handles = [
@@ -594,13 +617,13 @@ def plot_kv_small_multiples(
         ),
     ]
     fig.legend(
-        handles=handles, loc="lower center", ncol=3, frameon=False, fontsize=9
+        handles=handles, loc="lower center", ncol=3, frameon=False, fontsize=8
     )
     fig.suptitle(
         "KV cache of one sequence, layer by layer (bfloat16)"
         if dtype == torch.bfloat16
         else f"KV cache of one sequence, layer by layer ({dtype})",
-        fontsize=11,
+        fontsize=9,
     )
-    fig.tight_layout(rect=(0, 0.035, 1, 1))
+    fig.tight_layout(rect=(0, 0.035, 1, 1), h_pad=0.6)
     return fig
