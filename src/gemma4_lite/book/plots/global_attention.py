@@ -8,6 +8,7 @@ Every colour for a layer kind comes from :data:`gemma4_lite.plots.PALETTE`.
 from __future__ import annotations
 
 import math
+import textwrap
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ...config import Gemma4Config
@@ -124,19 +125,39 @@ def plot_receptive_field_grid(
     fig, axes = plt.subplots(
         rows, cols, figsize=figsize, dpi=100, squeeze=False
     )
+    spare = len(configs) < rows * cols  # the legend gets its own panel
     for n, (name, config) in enumerate(configs.items()):
         ax = axes[n // cols][n % cols]
         plot_receptive_field(
             ax,
             config,
             positions[name],
-            legend=n == 0,
+            legend=n == 0 and not spare,
             title=f"{name}: W = {config.sliding_window}, "
             f"{len(config.global_layers)} of {config.num_hidden_layers} "
             "global",
         )
     for n in range(len(configs), rows * cols):
         axes[n // cols][n % cols].axis("off")
+    if spare:
+        from matplotlib.lines import Line2D
+        from matplotlib.patches import Patch
+
+        handles = [
+            Line2D([], [], color=PALETTE["sliding"], lw=4.5, alpha=0.6,
+                   label="sliding layers only"),
+            Line2D([], [], color=PALETTE["global"], lw=1.6,
+                   label="real pattern (with global layers)"),
+            Line2D([], [], color=PALETTE["text"], lw=1.2, ls="-",
+                   label="solid: position 8K"),
+            Line2D([], [], color=PALETTE["text"], lw=1.2, ls="--",
+                   label="dashed: last position"),
+            Patch(facecolor=PALETTE["global"], alpha=0.18,
+                  label="global layer"),
+        ]  # fmt: skip
+        axes[-1][-1].legend(
+            handles=handles, loc="center", fontsize=8, frameon=False
+        )
     fig.tight_layout()
     return fig
 
@@ -145,7 +166,7 @@ def plot_gradient_cones(
     panels: dict[str, tuple[Gemma4Config, Any, Sequence[float]]],
     position: int,
     *,
-    figsize: tuple[float, float] = (11, 4.2),
+    figsize: tuple[float, float] = (6.75, 3.9),
 ) -> Any:
     """Heatmaps of ``log10 |d h_L[position] / d e_j|`` (rows: depth L, columns:
     input position j), one panel per model; exact zeros are drawn in the masked
@@ -215,9 +236,10 @@ def plot_gradient_cones(
             )
         ax.set_xlim(-2.8, length - 0.5)
         ax.set_yticks(range(depths))
-        ax.set_xlabel("input position j")
-        ax.set_ylabel("depth L (layers applied)")
-        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("input position j", fontsize=8)
+        ax.set_ylabel("depth L (layers applied)", fontsize=8)
+        ax.tick_params(labelsize=8)
+        ax.set_title(textwrap.fill(title, 36), fontsize=8)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
     from matplotlib.patches import Patch
@@ -274,7 +296,7 @@ def plot_rope_dimensions(
     *,
     colors: dict[str, str] | None = None,
     reference_lengths: dict[str, int] | None = None,
-    figsize: tuple[float, float] = (11, 6.4),
+    figsize: tuple[float, float] = (6.75, 6.2),
 ) -> Any:
     """Where RoPE rotates and how fast, for several schemes.
 
@@ -385,7 +407,7 @@ def plot_rope_dimensions(
             transform=right,
             ha="right",
             va="bottom",
-            fontsize=7,
+            fontsize=8,
             color=PALETTE["text"],
         )
     bottom.set_yscale("log")

@@ -36,7 +36,7 @@ def plot_mask_pair(length: int, window: int, query: int) -> Any:
     """
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(9.6, 4.6), dpi=100)
+    fig, axes = plt.subplots(1, 2, figsize=(6.75, 3.7), dpi=100)
     for ax, (name, mask, color) in zip(
         axes,
         [
@@ -55,7 +55,7 @@ def plot_mask_pair(length: int, window: int, query: int) -> Any:
         ax.set_title(
             f"{name}\nquery {query} sees {len(keys)} keys: "
             f"{keys[0]}…{keys[-1]}",
-            fontsize=10,
+            fontsize=9,
         )
         ax.set_xticks(range(0, length, 2))
         ax.set_yticks(range(0, length, 2))
@@ -105,7 +105,7 @@ def draw_ring(ax: "Axes", step: "RingStep") -> None:
             str(pos) if pos >= 0 else "·",
             ha="center",
             va="center",
-            fontsize=9,
+            fontsize=8,
             fontweight="bold" if newest else "normal",
             color=PALETTE["text"],
             zorder=4,
@@ -116,19 +116,19 @@ def draw_ring(ax: "Axes", step: "RingStep") -> None:
             f"s{slot}",
             ha="center",
             va="center",
-            fontsize=6.5,
+            fontsize=8,
             color="#777777",
         )
     ax.text(
         0,
         0,
-        f"p = {step.position}\nslot {step.written_slot}",
+        f"p={step.position}",
         ha="center",
         va="center",
         fontsize=8,
     )
-    ax.set_xlim(-1.3, 1.3)
-    ax.set_ylim(-1.3, 1.3)
+    ax.set_xlim(-1.4, 1.4)
+    ax.set_ylim(-1.4, 1.4)
     ax.set_aspect("equal")
     ax.axis("off")
 
@@ -167,7 +167,7 @@ def draw_timeline(
             str(p),
             ha="center",
             va="center",
-            fontsize=7.5,
+            fontsize=8,
             color=text_color,
             zorder=4,
         )
@@ -182,10 +182,10 @@ def draw_timeline(
         ax.text(
             p + 0.45,
             -0.3,
-            f"s{p % window}",
+            f"{p % window}",
             ha="center",
             va="center",
-            fontsize=5.5,
+            fontsize=8,
             color="#888888",
         )
     lo, hi = min(seen), max(seen)
@@ -203,7 +203,9 @@ def draw_timeline(
         va="center",
         fontsize=8,
     )
-    ax.set_xlim(-0.2, total + 0.1)
+    ax.text(-0.3, -0.3, "slot", ha="right", va="center", fontsize=8,
+            color="#888888")  # fmt: skip
+    ax.set_xlim(-1.6, total + 0.1)
     ax.set_ylim(-0.6, 1.8)
     ax.axis("off")
 
@@ -221,9 +223,9 @@ def plot_ring_step(
     fig, (ax_ring, ax_line) = plt.subplots(
         1,
         2,
-        figsize=(11, 2.4),
+        figsize=(6.75, 1.9),
         dpi=100,
-        gridspec_kw={"width_ratios": [1, 4.2]},
+        gridspec_kw={"width_ratios": [1.35, 3.4]},
     )
     draw_ring(ax_ring, trace[step])
     draw_timeline(ax_line, trace[step], total, window)
@@ -242,9 +244,9 @@ def plot_ring_strip(
     fig, axes = plt.subplots(
         len(steps),
         2,
-        figsize=(11, 2.05 * len(steps)),
+        figsize=(6.75, 1.75 * len(steps)),
         dpi=100,
-        gridspec_kw={"width_ratios": [1, 4.2]},
+        gridspec_kw={"width_ratios": [1.35, 3.4]},
     )
     for row, step in enumerate(steps):
         draw_ring(axes[row, 0], trace[step])
@@ -281,7 +283,7 @@ def plot_chunk_coverage(
     fig, axes = plt.subplots(
         1,
         len(coverages),
-        figsize=(5.2 * len(coverages), 3.4),
+        figsize=(6.75, 3.4),
         dpi=100,
         squeeze=False,
     )
@@ -298,7 +300,7 @@ def plot_chunk_coverage(
             [PALETTE["masked"], PALETTE["sliding"], LOST, PALETTE["global"]],
         )
         lost = int((needed & ~seen).sum())
-        ax.set_title(f"{name}: {lost} needed keys lost", fontsize=10)
+        ax.set_title(f"{name}: {lost} needed keys lost", fontsize=9)
         ax.set_yticks(
             range(needed.shape[0]),
             [str(start + q) for q in range(needed.shape[0])],
@@ -349,7 +351,7 @@ def plot_chunk_error_grid(
     from matplotlib.patches import Patch
 
     fig, axes = plt.subplots(
-        1, len(grids), figsize=(5.4 * len(grids), 4.3), dpi=100, squeeze=False
+        1, len(grids), figsize=(6.75, 3.9), dpi=100, squeeze=False
     )
     for ax, (name, grid) in zip(axes[0], grids.items()):
         data = [
@@ -368,9 +370,9 @@ def plot_chunk_error_grid(
         wrong = sum(v == 1 for row in data for v in row)
         nans = sum(v == 2 for row in data for v in row)
         ax.set_title(
-            f"{name}: {wrong} wrong, {nans} NaN of "
+            f"{name}:\n{wrong} wrong, {nans} NaN of "
             f"{len(starts) * len(lengths)} chunks",
-            fontsize=10,
+            fontsize=9,
         )
         ax.set_xticks(range(len(lengths)), [str(n) for n in lengths])
         ax.set_yticks(range(len(starts)), [str(s) for s in starts])
@@ -391,11 +393,11 @@ def plot_chunk_error_grid(
             ),
         ],
         loc="lower center",
-        ncol=4,
+        ncol=2,
         frameon=False,
         fontsize=8,
     )
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     return fig
 
 
@@ -411,7 +413,7 @@ def plot_kv_bytes_vs_context(
     fig, axes = plt.subplots(
         1,
         len(configs),
-        figsize=(5.0 * len(configs), 3.6),
+        figsize=(6.75, 3.2),
         dpi=100,
         squeeze=False,
     )
@@ -446,9 +448,7 @@ def plot_kv_bytes_vs_context(
             fontsize=8,
             arrowprops=dict(arrowstyle="->", lw=0.8),
         )
-        ax.set_title(
-            f"{name}: KV bytes of one layer (bf16, batch 1)", fontsize=10
-        )
+        ax.set_title(f"{name}: KV bytes of one layer", fontsize=9)
         ax.set_xlabel("context length (tokens)")
         ax.set_ylabel("MiB")
         ax.set_xlim(0, max_context)
@@ -466,7 +466,7 @@ def plot_ring_occupancy(trace: "DecodeTrace", window: int) -> Any:
     import matplotlib.pyplot as plt
 
     steps = range(1, len(trace.ring_filled) + 1)
-    fig, ax = plt.subplots(figsize=(7.5, 3.2), dpi=100)
+    fig, ax = plt.subplots(figsize=(6.75, 3.0), dpi=100)
     ax.plot(
         steps,
         trace.global_held,
@@ -495,7 +495,7 @@ def plot_ring_occupancy(trace: "DecodeTrace", window: int) -> Any:
     ax.set_title(
         f"Decoding {len(trace.ring_filled)} = "
         f"{len(trace.ring_filled) // window}×W tokens (W = {window})",
-        fontsize=10,
+        fontsize=9,
     )
     ax.legend(fontsize=8, frameon=False, loc="upper left")
     ax.grid(alpha=0.25)
@@ -512,7 +512,7 @@ def plot_influence(rows: dict[str, tuple[list[int], int, int]]) -> Any:
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    fig, ax = plt.subplots(figsize=(11, 0.9 + 0.75 * len(rows)), dpi=100)
+    fig, ax = plt.subplots(figsize=(6.75, 1.0 + 0.8 * len(rows)), dpi=100)
     for r, (label, (found, query, predicted)) in enumerate(rows.items()):
         y = -1.3 * r
         found_set = set(found)
@@ -538,7 +538,8 @@ def plot_influence(rows: dict[str, tuple[list[int], int, int]]) -> Any:
         ax.text(
             -1.0,
             y + 0.4,
-            f"{label}\nmeasured {len(found)}, predicted {predicted}",
+            f"{label}\nreach {len(found) - 1} tokens back\n"
+            f"(predicted {predicted - 1})",
             ha="right",
             va="center",
             fontsize=8,
