@@ -300,6 +300,7 @@ def plot_throughput_vs_batch(
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(WIDTH, 3.3))
+    marked = False
     for name, config in configs.items():
         color = MODEL_COLORS.get(name, PALETTE["dense"])
         steps = [
@@ -322,6 +323,7 @@ def plot_throughput_vs_batch(
         for b, s, t in zip(batches, steps, tps):
             if s.bound == "compute":
                 ax.plot([b], [t], "s", color=color, ms=6)
+                marked = True
                 break
     ax.set_xscale("log", base=2)
     ax.set_xticks(batches, [str(b) for b in batches], fontsize=8)
@@ -330,9 +332,10 @@ def plot_throughput_vs_batch(
     ax.set_ylabel("ceiling, thousand tokens/s", fontsize=9)
     ax.tick_params(axis="y", labelsize=8)
     ax.set_ylim(bottom=0)
+    keys = "dotted: does not fit" + ("; square: compute-bound" * marked)
     ax.set_title(
         f"{hardware.name}, {precision} weights, {context:,}-token "
-        "context (dotted: does not fit; square: compute-bound)",
+        f"context ({keys})",
         fontsize=8,
         loc="left",
     )
