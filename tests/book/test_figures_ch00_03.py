@@ -50,6 +50,17 @@ def _figures():
         ),
         "kv lineage": lplots.plot_kv_lineage(models),
         "reach": lplots.plot_sliding_reach(models),
+        "lineage strips": lplots.plot_lineage_strips(models),
+        "window x ratio": lplots.plot_window_ratio_grid(
+            "31b", (512, 1024), (1, 5, 11)
+        ),
+        "masks": splots.plot_mask_pair(length=14, window=5, query=10),
+        "ring": splots.plot_ring_strip(sw.ring_trace(8, 24), steps=[2, 13]),
+        "chunk coverage": splots.plot_chunk_coverage(
+            {"naive": sw.chunk_coverage(8, 6, 5, naive=True)},
+            start=6,
+            window=8,
+        ),
     }
 
 

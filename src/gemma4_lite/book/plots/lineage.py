@@ -91,7 +91,7 @@ def plot_lineage_strips(
 
     depth = max(m.num_layers for m in models)
     fig, ax = plt.subplots(
-        figsize=figsize or (11, 0.62 * len(models) + 1.0), dpi=100
+        figsize=figsize or (6.75, 0.62 * len(models) + 1.3), dpi=100
     )
     for row, m in enumerate(models):
         y = -row * 1.25
@@ -115,24 +115,21 @@ def plot_lineage_strips(
         ax.text(
             -1.0,
             y + 0.4,
-            m.name,
+            f"{m.name}\n{m.ratio}, W={m.sliding_window}, "
+            f"{short_tokens(m.max_context)}",
             ha="right",
             va="center",
-            fontsize=9,
+            fontsize=8,
             color=PALETTE["text"],
         )
-        ax.text(
-            depth + 1.0,
-            y + 0.4,
-            f"{m.ratio}   W={m.sliding_window}   "
-            f"{short_tokens(m.max_context)}",
-            ha="left",
-            va="center",
-            fontsize=8.5,
-            color=PALETTE["text"],
-        )
-    ax.set_xlim(-11, depth + 14)
-    ax.set_ylim(-1.25 * (len(models) - 1) - 0.3, 1.0)
+    bottom = -1.25 * (len(models) - 1)
+    for i in range(0, depth, 10):  # layer numbers under the last strip
+        ax.text(i + 0.45, bottom - 0.35, str(i), ha="center", va="center",
+                fontsize=8, color=PALETTE["text"])  # fmt: skip
+    ax.text(-1.0, bottom - 0.35, "layer", ha="right", va="center",
+            fontsize=8, color=PALETTE["text"])  # fmt: skip
+    ax.set_xlim(-21, depth + 0.5)
+    ax.set_ylim(bottom - 0.7, 1.0)
     ax.axis("off")
     handles = [
         Patch(facecolor=PALETTE["sliding"], label="sliding window (local)"),
@@ -147,14 +144,14 @@ def plot_lineage_strips(
     ax.legend(
         handles=handles,
         loc="upper center",
-        bbox_to_anchor=(0.5, 0.02),
+        bbox_to_anchor=(0.5, 0.0),
         ncol=3,
         frameon=False,
-        fontsize=8.5,
+        fontsize=8,
     )
     ax.set_title(
         "Layer patterns: local:global ratio, window, maximum context",
-        fontsize=10.5,
+        fontsize=9,
     )
     fig.tight_layout()
     return fig
@@ -392,9 +389,16 @@ def plot_window_ratio_grid(
     import matplotlib.pyplot as plt
 
     contexts = list(contexts or context_grid())
-    fig, axes = plt.subplots(
-        1, len(ratios), figsize=(3.3 * len(ratios), 3.9), dpi=100, sharey=True
-    )
+    cols = 2
+    rows = -(-len(ratios) // cols)
+    fig, grid = plt.subplots(
+        rows, cols, figsize=(6.75, 2.7 * rows + 0.5), dpi=100, sharey=True,
+        squeeze=False,
+    )  # fmt: skip
+    axes = [ax for row in grid for ax in row]
+    for ax in axes[len(ratios) :]:
+        ax.axis("off")
+    axes = axes[: len(ratios)]
     for ax, ratio in zip(axes, ratios):
         for k, window in enumerate(windows):
             config = shaped_like(
@@ -420,15 +424,19 @@ def plot_window_ratio_grid(
                     zorder=3,
                     label="released 31B",
                 )
-        ax.set_title(f"local:global = {ratio_label(ratio)}", fontsize=10)
+        ax.set_title(f"local:global = {ratio_label(ratio)}", fontsize=9)
         _context_axis(ax, contexts)
         ax.set_xticks(contexts[::2])
         ax.set_xticklabels([short_tokens(n) for n in contexts[::2]])
         _gib_axis(ax, "")
         ax.grid(True, alpha=0.3)
-    axes[0].set_ylabel("KV cache, bf16 (GiB)")
-    for ax in axes[1:]:
-        ax.tick_params(labelleft=False)
+        ax.tick_params(labelsize=8)
+        ax.xaxis.label.set_fontsize(8)
+    for n, ax in enumerate(axes):
+        if n % cols == 0:
+            ax.set_ylabel("KV cache, bf16 (GiB)", fontsize=8)
+        else:
+            ax.tick_params(labelleft=False)
     handles, labels = [], []
     for ax in axes:
         for h, label in zip(*ax.get_legend_handles_labels()):
@@ -436,12 +444,12 @@ def plot_window_ratio_grid(
                 handles.append(h)
                 labels.append(label)
     axes[0].legend(
-        handles, labels, fontsize=8.5, loc="upper left", frameon=False
+        handles, labels, fontsize=8, loc="upper left", frameon=False
     )
     fig.suptitle(
         f"A {preset.upper()}-shaped model: KV cache for other windows and "
         "ratios",
-        fontsize=11,
+        fontsize=9,
     )
     fig.tight_layout()
     return fig

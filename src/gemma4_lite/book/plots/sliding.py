@@ -306,7 +306,7 @@ def plot_chunk_coverage(
             [str(start + q) for q in range(needed.shape[0])],
         )
         ax.set_xticks(range(needed.shape[1]))
-        ax.tick_params(labelsize=7)
+        ax.tick_params(labelsize=8)
         ax.set_xlabel("key position")
         ax.set_ylabel("query position (chunk)")
         ax.axvline(start - 0.5, color=PALETTE["text"], lw=1, ls="--")
