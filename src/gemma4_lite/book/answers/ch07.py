@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ...accounting import count_parameters, layer_parameters
+from ...accounting import count_parameters, kv_cache_bytes, layer_parameters
 from ...config import RELEASED, Gemma4Config
-from ..exercises import Exact, SignificantDigits
+from ..exercises import Exact
 
 
 def k_eq_v_parameters_31b() -> int:
@@ -17,18 +17,15 @@ def k_eq_v_parameters_31b() -> int:
     )
 
 
-def active_ratio_31b_26b() -> float:
-    """Parameters one token uses: 31B over 26B-A4B."""
-    dense = count_parameters(Gemma4Config.from_preset("31b"))
-    moe = count_parameters(Gemma4Config.from_preset("26b-a4b"))
-    return dense["active_per_token"] / moe["active_per_token"]
+def cache_bytes_12b_32k() -> int:
+    """The 12B's bf16 KV cache for one sequence of 32,768 tokens."""
+    return kv_cache_bytes(Gemma4Config.from_preset("12b"), 32_768)
 
 
-def stored_ratio_26b_12b() -> float:
-    """Parameters stored: 26B-A4B over 12B."""
-    moe = count_parameters(Gemma4Config.from_preset("26b-a4b"))
-    dense = count_parameters(Gemma4Config.from_preset("12b"))
-    return moe["total"] / dense["total"]
+def unused_parameters_26b() -> int:
+    """Parameters of the 26B-A4B that one token does not use."""
+    counts = count_parameters(Gemma4Config.from_preset("26b-a4b"))
+    return counts["total"] - counts["active_per_token"]
 
 
 def validate_layer_total(fn) -> bool:
@@ -45,7 +42,7 @@ def validate_layer_total(fn) -> bool:
 
 ANSWERS = {
     "07.1": (k_eq_v_parameters_31b, Exact()),
-    "07.2": (active_ratio_31b_26b, SignificantDigits(2)),
+    "07.2": (cache_bytes_12b_32k, Exact()),
     # 07.3 is a function the reader writes, checked with validate=
-    "07.4": (stored_ratio_26b_12b, SignificantDigits(3)),
+    "07.4": (unused_parameters_26b, Exact()),
 }
