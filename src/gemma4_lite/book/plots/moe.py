@@ -419,18 +419,19 @@ def draw_token_expert_map(
         interpolation="nearest",
     )
     _layer_title(ax, config, layer)
-    ax.set_xlabel("expert")
-    step = max(1, data.shape[1] // 8)
+    ax.set_xlabel("expert", fontsize=8)
+    step = max(1, data.shape[1] // 4)
     ax.set_xticks(range(0, data.shape[1], step))
+    ax.tick_params(labelsize=8)
     if token_labels is not None:
         ax.set_yticks(
             range(len(token_labels)),
             token_labels,
-            fontsize=7,
+            fontsize=8,
             family="monospace",
         )
     else:
-        ax.set_ylabel("token position")
+        ax.set_ylabel("token position", fontsize=8)
     return image
 
 
@@ -454,7 +455,7 @@ def plot_token_expert_maps(
     fig, axes = plt.subplots(
         rows,
         columns,
-        figsize=figsize or (3.4 * columns, 3.6 * rows),
+        figsize=figsize or (6.75, 5.4 * rows),
         squeeze=False,
         layout="constrained",
     )
@@ -474,9 +475,9 @@ def plot_token_expert_maps(
             ax.set_ylabel("")
     for ax in list(axes.flat)[len(layers) :]:
         ax.axis("off")
-    fig.colorbar(
-        image, ax=axes, shrink=0.5, aspect=30, label="combination weight"
-    )
+    bar = fig.colorbar(image, ax=axes, shrink=0.5, aspect=30)
+    bar.set_label("combination weight", fontsize=8)
+    bar.ax.tick_params(labelsize=8)
     return fig
 
 
@@ -485,7 +486,7 @@ def plot_expert_usage(
     config: Gemma4Config,
     *,
     title: str | None = None,
-    figsize: tuple[float, float] = (9, 3.2),
+    figsize: tuple[float, float] = (6.75, 3.0),
 ) -> Any:
     """Heatmap of layers x experts: each expert's share of the layer's
     assignments, relative to the balanced share 1/E (1.0 = exactly balanced).
@@ -507,89 +508,101 @@ def plot_expert_usage(
     ax.set_yticks(
         range(data.shape[0]),
         [f"layer {i} ({layer_kind(config, i)})" for i in range(data.shape[0])],
+        fontsize=8,
     )
     for label, i in zip(ax.get_yticklabels(), range(data.shape[0])):
         label.set_color(PALETTE[layer_kind(config, i)])
-    ax.set_xlabel("expert")
+    ax.set_xlabel("expert", fontsize=8)
     ax.set_xticks(range(0, data.shape[1], max(1, data.shape[1] // 16)))
+    ax.tick_params(axis="x", labelsize=8)
     if title:
-        ax.set_title(title, fontsize=10)
-    fig.colorbar(image, ax=ax, label="load / balanced load")
+        ax.set_title(title, fontsize=9)
+    bar = fig.colorbar(image, ax=ax)
+    bar.set_label("load / balanced load", fontsize=8)
+    bar.ax.tick_params(labelsize=8)
     fig.tight_layout()
     return fig
 
 
 def plot_overlap(
-    tables: Mapping[str, Sequence[Mapping[str, float]]],
+    rows: Sequence[Mapping[str, float]],
     config: Gemma4Config,
     *,
-    figsize: tuple[float, float] = (9, 3.4),
+    errors: Sequence[Mapping[str, float]] | None = None,
+    title: str = "",
+    figsize: tuple[float, float] = (6.75, 3.8),
 ) -> Any:
     """Shared experts per layer (rows of
-    :func:`~gemma4_lite.routing.overlap_table`) for one or more models:
-    neighbouring tokens, repeats of the same token, and any two tokens, against
-    the chance level k^2/E (dashed line) and the load-adjusted chance k^2 sum
-    u^2 (a black tick per layer)."""
+    :func:`~gemma4_lite.book.routing.overlap_table`): neighbouring tokens,
+    repeats of the same token, and any two tokens, with error bars from
+    ``errors`` (same keys), against the chance level k^2/E (dashed line) and
+    the load-adjusted chance k^2 sum u^2 (a black tick per layer)."""
     import matplotlib.pyplot as plt
     import numpy as np
 
-    names = list(tables)
-    fig, axes = plt.subplots(
-        1, len(names), figsize=figsize, sharey=True, squeeze=False
-    )
+    fig, ax = plt.subplots(figsize=figsize)
     k = config.top_k_experts
     width = 0.27
-    for ax, name in zip(axes[0], names):
-        rows = tables[name]
-        layers = np.arange(len(rows))
-        colors = [PALETTE[layer_kind(config, i)] for i in layers]
-        ax.bar(
-            layers - width,
-            [r["adjacent"] for r in rows],
+    layers = np.arange(len(rows))
+    colors = [PALETTE[layer_kind(config, i)] for i in layers]
+    bars = (
+        ("adjacent", -width, dict(color=colors), "neighbouring tokens"),
+        (
+            "same_token",
+            0.0,
+            dict(color=colors, alpha=0.45, hatch="//", edgecolor="white"),
+            "same token, other position",
+        ),
+        (
+            "any_pair",
             width,
-            color=colors,
-            label="neighbouring tokens",
-        )
+            dict(color=PALETTE["dense"], alpha=0.6),
+            "any two tokens",
+        ),
+    )
+    for key, shift, style, label in bars:
+        err = None if errors is None else [e[key] for e in errors]
         ax.bar(
-            layers,
-            [r["same_token"] for r in rows],
+            layers + shift,
+            [r[key] for r in rows],
             width,
-            color=colors,
-            alpha=0.45,
-            hatch="//",
-            edgecolor="white",
-            label="same token, other position",
+            yerr=err,
+            error_kw=dict(lw=0.9, capsize=2),
+            label=label,
+            **style,
         )
-        ax.bar(
-            layers + width,
-            [r["any_pair"] for r in rows],
-            width,
-            color=PALETTE["dense"],
-            alpha=0.6,
-            label="any two tokens",
-        )
-        ax.hlines(
-            [r["load_chance"] for r in rows],
-            layers - 1.5 * width,
-            layers + 1.5 * width,
-            color=PALETTE["text"],
-            linewidth=1.6,
-            label="chance given the layer's load",
-        )
-        ax.axhline(
-            rows[0]["chance"],
-            color=PALETTE["text"],
-            linestyle="--",
-            linewidth=1,
-            label=f"chance k²/E = {rows[0]['chance']:.2f}",
-        )
-        ax.set_xticks(layers, [f"{i}" for i in layers])
-        ax.set_xlabel("layer (blue sliding, orange global)")
-        ax.set_title(name, fontsize=10)
-        ax.set_ylim(0, k)
-        ax.spines[["top", "right"]].set_visible(False)
-    axes[0, 0].set_ylabel(f"shared experts (of k = {k})")
-    axes[0, 0].legend(frameon=False, fontsize=8, loc="upper right", ncol=2)
+    ax.hlines(
+        [r["load_chance"] for r in rows],
+        layers - 1.5 * width,
+        layers + 1.5 * width,
+        color=PALETTE["text"],
+        linewidth=1.6,
+        label="chance given the layer's load",
+    )
+    ax.axhline(
+        rows[0]["chance"],
+        color=PALETTE["text"],
+        linestyle="--",
+        linewidth=1,
+        label=f"chance k²/E = {rows[0]['chance']:.2f}",
+    )
+    ax.set_xticks(layers, [f"{i}" for i in layers], fontsize=8)
+    for tick, i in zip(ax.get_xticklabels(), layers):
+        tick.set_color(PALETTE[layer_kind(config, i)])
+    ax.set_xlabel("layer (blue sliding, orange global)", fontsize=8)
+    ax.tick_params(axis="y", labelsize=8)
+    if title:
+        ax.set_title(title, fontsize=9, loc="left")
+    top = max(
+        r[key] + (0 if errors is None else e[key])
+        for r, e in zip(rows, errors or [{}] * len(rows))
+        for key in ("adjacent", "same_token", "any_pair")
+        if r[key] == r[key]
+    )
+    ax.set_ylim(0, max(top, rows[0]["chance"]) * 1.45)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.set_ylabel(f"shared experts (of k = {k})", fontsize=8)
+    ax.legend(frameon=False, fontsize=8, loc="upper center", ncol=3)
     fig.tight_layout()
     return fig
 
@@ -598,7 +611,7 @@ def plot_active_parameters(
     counts: Mapping[str, int],
     config: Gemma4Config,
     *,
-    figsize: tuple[float, float] = (9, 3.4),
+    figsize: tuple[float, float] = (6.75, 3.4),
 ) -> Any:
     """Two stacked bars from :func:`~gemma4_lite.accounting.count_parameters`,
     each on its own scale: everything stored, and what one token uses

@@ -1,0 +1,65 @@
+"""Answers of chapter 06, "When MoE meets hybrid attention"."""
+
+from __future__ import annotations
+
+import torch
+
+from ...accounting import count_parameters
+from ...config import Gemma4Config
+from ...model import Gemma4ForCausalLM
+from ..exercises import Decimals, Exact
+
+
+def _expert_parameters_in_global_layers() -> int:
+    c = Gemma4Config.from_preset("26b-a4b")
+    per_layer = 3 * c.num_experts * c.hidden_size * c.moe_intermediate_size
+    return len(c.global_layers) * per_layer
+
+
+def _unbalanced_overlap() -> float:
+    k = 6
+    usage = torch.tensor([0.5 / 8] * 8 + [0.5 / 56] * 56, dtype=torch.float64)
+    return float(k * k * (usage**2).sum())
+
+
+def _expert_share_with_top4() -> float:
+    c = Gemma4Config.from_preset("26b-a4b").replace(top_k_experts=4)
+    counts = count_parameters(c)
+    experts = counts["experts"] * c.top_k_experts // c.num_experts
+    return experts / counts["active_per_token"]
+
+
+ANSWERS = {
+    "06.1": (_expert_parameters_in_global_layers, Exact()),
+    "06.2": (_unbalanced_overlap, Decimals(3)),
+    "06.3": (_expert_share_with_top4, Decimals(3)),
+}
+
+
+def validate_expert_branch(fn) -> bool:
+    """Exercise 06.4: ``fn(layer, r)`` must return the experts' branch of a
+    Gemma 4 MoE layer for residuals ``r`` [N, H], as ``layer.moe(r)`` does,
+    on random-weight layers of the tiny 26B-A4B twin."""
+    torch.manual_seed(606)
+    model = Gemma4ForCausalLM(Gemma4Config.from_preset("26b-a4b-tiny"))
+    g = torch.Generator().manual_seed(606)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name or name.endswith("scale"):
+                p.uniform_(0.5, 1.5, generator=g)
+            elif "router.proj" in name:
+                p.normal_(0.0, 1.0, generator=g)
+        for layer in (model.model.layers[0], model.model.layers[5]):
+            r = 4.0 * torch.randn(
+                9, layer.router.proj.in_features, generator=g
+            )
+            want = layer.moe(r)
+            try:
+                got = fn(layer, r)
+            except Exception:
+                return False
+            if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+                return False
+            if not torch.allclose(got, want, rtol=1e-4, atol=1e-4):
+                return False
+    return True
