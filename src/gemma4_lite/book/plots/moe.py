@@ -275,7 +275,7 @@ def plot_layer_budget(
     budgets: Mapping[str, Mapping[str, Mapping[str, int]]],
     *,
     context_length: int,
-    figsize: tuple[float, float] = (10, 4.6),
+    figsize: tuple[float, float] = (6.75, 5.4),
 ) -> Any:
     """Three panels for one sliding and one global layer: parameters stored,
     parameters one token uses, and FLOPs per token (at ``context_length``),
@@ -297,6 +297,7 @@ def plot_layer_budget(
         ax.set_yticks(
             range(len(budgets)), [f"{kind} layer" for kind in budgets]
         )
+        ax.tick_params(labelsize=8)
         ax.spines[["top", "right"]].set_visible(False)
         ax.set_xlim(0, ax.get_xlim()[1] * 1.08)
         ax.invert_yaxis() if ax is axes[0] else None
@@ -314,9 +315,9 @@ def plot_layer_budget(
         Patch(facecolor=PART_COLORS["experts"], label="experts"),
     ]
     fig.legend(
-        handles=handles, loc="lower center", ncol=6, frameon=False, fontsize=8
+        handles=handles, loc="lower center", ncol=3, frameon=False, fontsize=8
     )
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     return fig
 
 
@@ -324,7 +325,7 @@ def plot_active_vs_total(
     grid: Mapping[int, Mapping[int, tuple[int, int]]],
     *,
     released: tuple[int, int],
-    figsize: tuple[float, float] = (9, 3.6),
+    figsize: tuple[float, float] = (6.75, 3.4),
 ) -> Any:
     """The widget's static twin. ``grid[width][top_k] = (active, stored)``
     parameters of one layer. Left: active parameters per token against top-k,
@@ -360,8 +361,8 @@ def plot_active_vs_total(
         linestyle="none",
         label=f"released: {k0} of 128, width {w0}",
     )
-    left.set_xlabel("experts per token (top-k)")
-    left.set_ylabel("active parameters per layer (M)")
+    left.set_xlabel("experts per token (top-k)", fontsize=8)
+    left.set_ylabel("active parameters per layer (M)", fontsize=8)
     left.legend(frameon=False, fontsize=8)
     stored = [grid[w][min(grid[w])][1] / 1e6 for w in widths]
     bars = right.bar([str(w) for w in widths], stored, color=shades)
@@ -374,9 +375,10 @@ def plot_active_vs_total(
             va="bottom",
             fontsize=8,
         )
-    right.set_xlabel("expert width")
-    right.set_ylabel("stored parameters per layer (M)")
+    right.set_xlabel("expert width", fontsize=8)
+    right.set_ylabel("stored parameters per layer (M)", fontsize=8)
     for ax in (left, right):
+        ax.tick_params(labelsize=8)
         ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     return fig
