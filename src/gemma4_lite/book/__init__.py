@@ -3,17 +3,25 @@ checks and figures. It imports the core package; the core never imports it.
 
 Modules, by chapter:
 
-* ``overview`` (Gemma 4 at a glance): config summaries, the naive KV figure;
+* ``overview`` (Gemma 4 at a glance): config summaries, the naive KV figure,
+  the batch at which the cache overtakes the weights;
 * ``masks``, ``sliding_window`` (Sliding-window layers): whole-sequence masks,
   the naive ring buffer, chunked-prefill experiments, decode traces;
-* ``receptive_field`` (Global attention layers): how far information reaches;
-* ``lineage`` (The evolution from Gemma 3): Gemma 2/3/3n/4 side by side;
+* ``receptive_field``, ``global_attention`` (Global attention layers): reach,
+  defined once, and the RoPE frequency schemes;
+* ``lineage`` (The evolution from Gemma 3): Gemma 2/3/4 side by side;
 * ``moe_training`` (Router design): balancing losses and a tiny training run;
 * ``dispatch``, ``costs`` (Expert architecture): the teaching dispatchers and
   per-layer parameter/FLOP budgets;
 * ``routing`` (When MoE meets hybrid attention): routing recorded per layer;
+* ``cost_model`` (Performance trade-offs): FLOPs, bytes, rooflines, fits;
+* ``data``, ``train`` (Training): the corpus, the tokenizer, the training
+  loop (``python -m gemma4_lite.book.train``);
+* ``scaling`` (Scaling decisions and the edge models);
+* ``debugger`` (The full model): layer-by-layer comparison with transformers;
 * ``tiny``: tiny models with every weight random;
-* ``notebook``: ``show_source`` and the exercise checks;
+* ``notebook``, ``exercises``, ``answers``: ``show_source``, the exercise
+  checks and their answers (one module per chapter);
 * ``plots``: every figure, with the book's one palette.
 """
 

@@ -104,10 +104,7 @@ def check(
     ``validate`` checks answers that are functions (e.g. a reader's
     implementation run against the package)."""
     if answer is None:
-        message = (
-            f"Exercise {exercise}: not attempted yet. Replace None with your "
-            "answer and run this cell again."
-        )
+        message = f"Exercise {exercise}: not attempted yet (replace None)."
     elif validate is not None:
         ok = validate(answer)
         message = f"Exercise {exercise}: " + (
