@@ -82,13 +82,19 @@ Precision = Exact | SignificantDigits | Decimals
 
 
 def expected(exercise: str) -> tuple[Any, Precision]:
-    """The expected value and precision of exercise ``"NN.k"`` (chapter NN,
-    exercise k), computed by ``gemma4_lite.book.answers.chNN``."""
-    chapter = exercise.split(".")[0]
+    """The expected value and precision of exercise ``"N.k"`` (chapter N,
+    exercise k; ``"07.1"`` and ``"7.1"`` name the same one), computed by
+    ``gemma4_lite.book.answers.chNN``."""
+    chapter = f"{int(exercise.split('.')[0]):02d}"
     module = importlib.import_module(f"gemma4_lite.book.answers.ch{chapter}")
-    try:
-        compute, precision = module.ANSWERS[exercise]
-    except KeyError:
+    key = f"{chapter}.{exercise.split('.', 1)[1]}"
+    table = module.ANSWERS
+    compute, precision = None, None
+    for name in (exercise, key, key.lstrip("0")):
+        if name in table:
+            compute, precision = table[name]
+            break
+    if compute is None:
         raise KeyError(f"no exercise {exercise!r} in chapter {chapter}")
     return compute(), precision
 
@@ -97,23 +103,37 @@ def check(
     exercise: str,
     answer: Any,
     *,
-    validate: Callable[[Any], bool] | None = None,
+    validate: Callable[[Any], bool | str] | None = None,
 ) -> str:
     """Say in one line whether ``answer`` solves ``exercise``; ``None`` means
     not attempted yet, so a notebook still runs from top to bottom.
+
     ``validate`` checks answers that are functions (e.g. a reader's
-    implementation run against the package)."""
+    implementation run against the package). It returns ``True`` when the
+    answer is right, or a string saying where it differs (which model,
+    layer, step or tensor, and by how much), or ``False``; it may raise
+    ``NotImplementedError`` for a stub the reader has not filled in yet.
+    """
+    name = exercise.lstrip("0") or exercise
     if answer is None:
-        message = f"Exercise {exercise}: not attempted yet (replace None)."
+        message = f"Exercise {name}: not attempted (replace None)."
     elif validate is not None:
-        ok = validate(answer)
-        message = f"Exercise {exercise}: " + (
-            "correct." if ok else "not yet. Compare with the package."
-        )
+        try:
+            verdict = validate(answer)
+        except NotImplementedError:
+            verdict = None
+        if verdict is None:
+            message = f"Exercise {name}: not attempted (fill in the stub)."
+        elif verdict is True:
+            message = f"Exercise {name}: correct."
+        elif isinstance(verdict, str) and verdict:
+            message = f"Exercise {name}: not yet: {verdict}"
+        else:
+            message = f"Exercise {name}: not yet. Compare with the package."
     else:
         value, precision = expected(exercise)
         ok = precision.accepts(answer, value)
-        message = f"Exercise {exercise}: " + (
+        message = f"Exercise {name}: " + (
             "correct."
             if ok
             else f"not quite ({precision.describe()}). Try again."

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 
 def show_source(obj: Any, *, lines: tuple[int, int] | None = None) -> Any:
@@ -68,3 +68,47 @@ def _same(a: Any, b: Any, tol: float) -> bool:
     if isinstance(b, (list, tuple)) and isinstance(a, (list, tuple)):
         return len(a) == len(b) and all(_same(x, y, tol) for x, y in zip(a, b))
     return a == b
+
+
+def html_table(
+    rows: Sequence[Sequence[Any]],
+    header: Sequence[str],
+    *,
+    align: str | None = None,
+    caption: str | None = None,
+) -> Any:
+    """A table as HTML, so that a phone can read what a printed text table
+    would cut off (chapters print tables through this, not ``print``).
+
+    ``align`` has one letter per column, ``l`` or ``r`` (default: numbers
+    right, text left). Cells are shown with ``str``; format numbers first.
+    Returns an IPython ``HTML`` object (its text outside IPython).
+    """
+    import html
+
+    if align is None:
+        first = rows[0] if rows else ()
+        align = "".join(
+            "r" if isinstance(cell, (int, float)) else "l" for cell in first
+        ) or "l" * len(header)
+    style = {"l": "text-align:left", "r": "text-align:right"}
+
+    def cells(tag: str, values: Sequence[Any]) -> str:
+        return "".join(
+            f'<{tag} style="{style[align[i % len(align)]]}">'
+            f"{html.escape(str(v))}</{tag}>"
+            for i, v in enumerate(values)
+        )
+
+    parts = ['<table class="g4-table">']
+    if caption:
+        parts.append(f"<caption>{html.escape(caption)}</caption>")
+    parts.append(f"<thead><tr>{cells('th', header)}</tr></thead><tbody>")
+    parts.extend(f"<tr>{cells('td', row)}</tr>" for row in rows)
+    parts.append("</tbody></table>")
+    text = "".join(parts)
+    try:
+        from IPython.display import HTML
+    except ImportError:
+        return text
+    return HTML(text)
