@@ -42,7 +42,7 @@ def plot_memory(
 
     models = list(rows)
     precisions = list(next(iter(rows.values())))
-    fig, ax = plt.subplots(figsize=(6.75, 0.55 * len(models) * 1.6 + 1.4))
+    fig, ax = plt.subplots(figsize=(6.75, 0.42 * len(models) * 1.6 + 1.5))
     height = 0.8 / len(precisions)
     top = max(r["total"] for m in rows.values() for r in m.values())
     right = max(top, max(budgets.values())) * 1.12
