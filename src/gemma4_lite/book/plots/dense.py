@@ -49,8 +49,9 @@ SHORT_NAMES: dict[str, str] = {
 def plot_component_stack(configs: Mapping[str, Gemma4Config]) -> Any:
     """One horizontal bar per model: billions of parameters by component.
     Every segment of at least 0.05B carries its value: inside the bar when
-    it is wide enough, otherwise in a named callout above the bar, the
-    callouts spread out so that they never overprint."""
+    it is wide enough, otherwise in a named callout, above and below the
+    bar in turn and spread out so that callouts never overprint (chapter
+    7, "Where the parameters go")."""
     import matplotlib.pyplot as plt
 
     names = list(configs)
