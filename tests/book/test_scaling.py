@@ -5,9 +5,7 @@ import torch
 
 from gemma4_lite import Gemma4Config, count_parameters, kv_cache_bytes
 from gemma4_lite.book import scaling
-from gemma4_lite.book.answers.ch10 import validate_per_layer_inputs
 from gemma4_lite.book.tiny import tiny_model
-from gemma4_lite.ple import per_layer_inputs
 
 
 def test_weight_bytes_by_precision():
@@ -54,6 +52,22 @@ def test_mapped_table_gives_the_same_logits(tmp_path):
     assert mapped.bytes_read == 4 * row  # four distinct tokens
 
 
-def test_exercise_validator():
-    assert validate_per_layer_inputs(per_layer_inputs)
-    assert not validate_per_layer_inputs(lambda text, ids, e: e)
+def test_sharing_saving_against_double_wide_mlps():
+    e2b = Gemma4Config.from_preset("e2b")
+    narrow = e2b.replace(use_double_wide_mlp=False)
+    extra = count_parameters(e2b)["total"] - count_parameters(narrow)["total"]
+    assert scaling.double_wide_bytes(e2b) == 2 * extra
+    assert scaling.double_wide_bytes(e2b, 4) == extra // 2
+    assert scaling.double_wide_bytes(Gemma4Config.from_preset("e4b")) == 0
+    plain = scaling.kv_without_sharing(e2b)
+    saved = scaling.kv_bytes(plain, 32_768) - scaling.kv_bytes(e2b, 32_768)
+    assert scaling.kv_saved_bytes(e2b, 32_768) == saved
+    # bf16 weights against a bf16 cache: the saving catches up only past
+    # E2B's own 128K context; int4 weights against an int8 cache, sooner
+    n = scaling.sharing_break_even(e2b)
+    cost = scaling.double_wide_bytes(e2b)
+    assert scaling.kv_saved_bytes(e2b, n) >= cost
+    assert scaling.kv_saved_bytes(e2b, n - 1) < cost
+    assert n > e2b.max_position_embeddings
+    assert scaling.sharing_break_even(e2b, 4, 8) < e2b.max_position_embeddings
+    assert scaling.sharing_break_even(Gemma4Config.from_preset("e4b")) is None

@@ -72,6 +72,46 @@ def kv_without_sharing(config: Gemma4Config) -> Gemma4Config:
     return config.replace(num_kv_shared_layers=0, use_double_wide_mlp=False)
 
 
+def kv_saved_bytes(config: Gemma4Config, context: int, bits: int = 16) -> int:
+    """Cache bytes that cross-layer KV sharing removes after ``context``
+    tokens: the same model with every layer caching for itself, minus the
+    model as configured."""
+    plain = kv_without_sharing(config)
+    return kv_bytes(plain, context, bits) - kv_bytes(config, context, bits)
+
+
+def double_wide_bytes(config: Gemma4Config, bits: int = 16) -> int:
+    """Weight bytes that ``use_double_wide_mlp`` adds (the KV-shared layers'
+    MLPs at twice the width), at ``bits`` per parameter."""
+    narrow = config.replace(use_double_wide_mlp=False)
+    extra = count_parameters(config)["mlp"] - count_parameters(narrow)["mlp"]
+    return extra * bits // 8
+
+
+def sharing_break_even(
+    config: Gemma4Config, weight_bits: int = 16, kv_bits: int = 16
+) -> int | None:
+    """The shortest context at which the cache that KV sharing saves
+    (one sequence, ``kv_bits``) reaches the weight bytes the double-wide
+    MLPs cost (``weight_bits``); ``None`` if the model has no double-wide
+    MLPs or the saving never catches up (up to 2**24 tokens). The answer
+    may lie beyond the model's own context length: compare it with
+    ``config.max_position_embeddings``."""
+    cost = double_wide_bytes(config, weight_bits)
+    if cost == 0:
+        return None
+    low, high = 1, 2**24
+    if kv_saved_bytes(config, high, kv_bits) < cost:
+        return None
+    while low < high:  # the saving never shrinks as the context grows
+        mid = (low + high) // 2
+        if kv_saved_bytes(config, mid, kv_bits) >= cost:
+            high = mid
+        else:
+            low = mid + 1
+    return low
+
+
 def kv_readers(config: Gemma4Config) -> dict[int, list[int]]:
     """For each layer that lends its cache, the shared layers reading it."""
     readers: dict[int, list[int]] = {}

@@ -34,52 +34,97 @@ MODEL_COLORS: dict[str, str] = {
 }
 
 
+# Short names for the callouts of segments too narrow to hold a label
+SHORT_NAMES: dict[str, str] = {
+    "embedding": "embedding",
+    "sliding attention": "sliding attn",
+    "global attention": "global attn",
+    "dense MLP": "dense MLP",
+    "experts (used)": "experts used",
+    "experts (idle)": "experts idle",
+    "norms, router": "norms, router",
+}
+
+
 def plot_component_stack(configs: Mapping[str, Gemma4Config]) -> Any:
-    """One horizontal bar per model: billions of parameters by component,
-    the three largest segments labelled with their value."""
+    """One horizontal bar per model: billions of parameters by component.
+    Every segment of at least 0.05B carries its value: inside the bar when
+    it is wide enough, otherwise in a named callout, above and below the
+    bar in turn and spread out so that callouts never overprint (chapter
+    7, "Where the parameters go")."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(WIDTH, 0.75 * len(configs) + 1.3))
     names = list(configs)
+    fig, ax = plt.subplots(figsize=(WIDTH, 1.1 * len(names) + 1.4))
+    right = (
+        max(cm.count_parameters(c)["total"] for c in configs.values())
+        / 1e9
+        * 1.12
+    )
+    ax.set_xlim(0, right)
+    # billions per typographic point: the axes are about 5.6 in wide
+    per_point = right / (5.6 * 72)
+    step = 1.7  # rows far enough apart for callouts above and below
     for row, name in enumerate(names):
+        y = row * step
         parts = cm.component_parameters(configs[name])
         left = 0.0
-        biggest = sorted(parts.values(), reverse=True)[:3]
+        free = [0.0, 0.0]  # where the next callout may start, per side
+        side = 0  # callouts alternate above (0) and below (1) the bar
         for part, value in parts.items():
             b = value / 1e9
             if not value:
                 continue
             ax.barh(
-                row,
+                y,
                 b,
+                0.5,
                 left=left,
                 color=COMPONENT_COLORS[part],
                 edgecolor="white",
                 linewidth=0.5,
             )
-            if value in biggest and b > 1.2:
+            text = f"{b:.1f}" if b >= 0.95 else f"{b:.2f}"
+            if b / per_point >= 5 * len(text) + 2:
                 dark = part in ("global attention", "norms, router")
                 ax.text(
                     left + b / 2,
-                    row,
-                    f"{b:.1f}",
+                    y,
+                    text,
                     ha="center",
                     va="center",
                     fontsize=8,
                     color="white" if dark else PALETTE["text"],
                 )
+            elif b >= 0.05:
+                label = f"{SHORT_NAMES[part]} {text}"
+                x = max(left + b / 2 - 4 * per_point, free[side])
+                free[side] = x + (len(label) * 6 + 14) * per_point
+                sign = -1 if side == 0 else 1
+                ax.annotate(
+                    label,
+                    xy=(left + b / 2, y + sign * 0.25),
+                    xytext=(x, y + sign * 0.58),
+                    ha="left",
+                    va="bottom" if side == 0 else "top",
+                    fontsize=8,
+                    color=PALETTE["text"],
+                    arrowprops={
+                        "arrowstyle": "-",
+                        "lw": 0.8,
+                        "color": COMPONENT_COLORS[part],
+                        "shrinkA": 0,
+                        "shrinkB": 0,
+                    },
+                )
+                side = 1 - side
             left += b
-        ax.text(left + 0.3, row, f"{left:.1f}B", va="center", fontsize=9)
-    ax.set_yticks(range(len(names)), names, fontsize=9)
-    ax.invert_yaxis()
+        ax.text(left + 0.3, y, f"{left:.1f}B", va="center", fontsize=9)
+    ys = [row * step for row in range(len(names))]
+    ax.set_yticks(ys, names, fontsize=9)
+    ax.set_ylim(ys[-1] + 0.9, -0.9)
     ax.set_xlabel("parameters (billions)", fontsize=9)
     ax.tick_params(axis="x", labelsize=8)
-    ax.set_xlim(
-        0,
-        max(sum(cm.component_parameters(c).values()) for c in configs.values())
-        / 1e9
-        * 1.12,
-    )
     # the legend lists what shows: parts above 0.5% of some model's total
     used = [
         p
@@ -95,7 +140,7 @@ def plot_component_stack(configs: Mapping[str, Gemma4Config]) -> Any:
     ax.legend(
         handles=[Patch(color=COMPONENT_COLORS[p], label=p) for p in used],
         loc="upper center",
-        bbox_to_anchor=(0.5, -0.28),
+        bbox_to_anchor=(0.5, -0.2),
         ncol=4,
         frameon=False,
         fontsize=8,
@@ -134,13 +179,20 @@ def plot_layer_parameters(configs: Mapping[str, Gemma4Config]) -> Any:
             ax.bar(
                 layers, experts, bottom=base, color=PALETTE["moe"], width=0.85
             )
+        # the ticks mark the global layers, numbered in the global colour
         ax.set_xticks(config.global_layers)
-        ax.set_xticklabels([str(i) for i in config.global_layers], fontsize=8)
+        ax.set_xticklabels(
+            [str(i) for i in config.global_layers],
+            fontsize=8,
+            color=PALETTE["global"],
+            fontweight="bold",
+        )
+        ax.tick_params(axis="x", color=PALETTE["global"], length=4)
         ax.set_xlim(-0.8, 60)
         ax.tick_params(axis="y", labelsize=8)
         ax.set_title(
-            f"{name}: {config.num_hidden_layers} layers (numbers: "
-            "global layers)",
+            f"{name}: layers 0-{config.num_hidden_layers - 1}; "
+            "ticks mark the global layers",
             fontsize=9,
             loc="left",
         )
@@ -178,6 +230,7 @@ def plot_kv_variants(
     layouts = list(next(iter(rows.values())))
     shades = ["#1F3A5F", "#7A93B0", "#C7D3E0"][: len(layouts)]
     fig, ax = plt.subplots(figsize=(WIDTH, 3.0))
+    ax.set_ylim(0, max(max(r.values()) for r in rows.values()) * 1.15)
     x = np.arange(len(models))
     width = 0.8 / len(layouts)
     for j, layout in enumerate(layouts):
@@ -193,7 +246,7 @@ def plot_kv_variants(
             ax.text(
                 bar.get_x() + bar.get_width() / 2,
                 v,
-                f"{v:.1f}",
+                f"{v:.1f}" if v >= 10 else f"{v:.2f}",
                 ha="center",
                 va="bottom",
                 fontsize=8,

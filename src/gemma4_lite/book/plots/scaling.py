@@ -7,9 +7,25 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from ...config import Gemma4Config
+from ..scaling import kv_readers
 from . import PALETTE
 
 PRECISION_COLORS = {"bf16": "#4C9BE8", "int8": "#3BAA74", "int4": "#F2C14E"}
+
+
+def _label_x(
+    total: float, text: str, budgets: Sequence[float], per_point: float
+) -> float:
+    """Where a bar's value label starts: just right of the bar, moved past
+    any budget line it would cross. ``per_point`` is data units per
+    typographic point, so the label's width is known in data units."""
+    gap = 3 * per_point
+    width = len(text) * 5.2 * per_point  # 8-pt digits are ~5 pt wide
+    x = total + gap
+    for line in sorted(budgets):
+        if x - gap <= line <= x + width + gap:
+            x = line + gap
+    return x
 
 
 def plot_memory(
@@ -19,14 +35,20 @@ def plot_memory(
 ) -> Any:
     """Horizontal bars: for each model (outer key) and precision (inner
     key) the weights (solid) and the cache (hatched) in GB, with each
-    device budget as a labelled vertical line."""
+    device budget as a labelled vertical line. Value labels never sit on a
+    budget line; budget names alternate between two heights so that close
+    budgets (8, 16, 24 GB) do not overprint."""
     import matplotlib.pyplot as plt
 
     models = list(rows)
     precisions = list(next(iter(rows.values())))
-    fig, ax = plt.subplots(figsize=(6.75, 0.55 * len(models) * 1.6 + 1))
+    fig, ax = plt.subplots(figsize=(6.75, 0.42 * len(models) * 1.6 + 1.5))
     height = 0.8 / len(precisions)
-    top = 0.0
+    top = max(r["total"] for m in rows.values() for r in m.values())
+    right = max(top, max(budgets.values())) * 1.12
+    ax.set_xlim(0, right)
+    # data units per point: the axes span about 5.6 in of the 6.75 in
+    per_point = right / (5.6 * 72)
     for m, model in enumerate(models):
         for p, precision in enumerate(precisions):
             row = rows[model][precision]
@@ -34,96 +56,94 @@ def plot_memory(
             color = PRECISION_COLORS.get(precision, PALETTE["dense"])
             label = precision if m == 0 else None
             ax.barh(y, row["weights"], height * 0.9, color=color, label=label)
+            cache_label = "KV cache" if m == 0 and p == 0 else None
             ax.barh(
                 y, row["cache"], height * 0.9, left=row["weights"],
                 color="white", edgecolor=color, hatch="///",
-                label="KV cache" if m == 0 and p == 0 else None,
+                label=cache_label,
             )  # fmt: skip
-            ax.text(
-                row["total"] + 0.8, y, f"{row['total']:.1f}",
-                va="center", fontsize=8,
-            )  # fmt: skip
-            top = max(top, row["total"])
-    for name, gb in budgets.items():
+            text = f"{row['total']:.1f}"
+            x = _label_x(row["total"], text, budgets.values(), per_point)
+            ax.text(x, y, text, va="center", fontsize=8)
+    for k, (name, gb) in enumerate(
+        sorted(budgets.items(), key=lambda b: b[1])
+    ):
         ax.axvline(gb, color=PALETTE["text"], lw=1, ls="--")
         ax.text(
-            gb, 1.01, f"{name}\n{gb:g} GB", ha="center", va="bottom",
-            fontsize=8, transform=ax.get_xaxis_transform(),
+            gb, 1.01 + 0.09 * (k % 2), f"{name} {gb:g} GB", ha="center",
+            va="bottom", fontsize=8, transform=ax.get_xaxis_transform(),
         )  # fmt: skip
     ax.set_yticks(range(len(models)), models, fontsize=9)
-    ax.invert_yaxis()
     ax.set_ylim(len(models) - 0.5, -0.5)
-    ax.set_xlim(0, max(top, max(budgets.values())) * 1.12)
     ax.set_xlabel("GB (weights solid, KV cache hatched)", fontsize=9)
     ax.tick_params(axis="x", labelsize=8)
     ax.legend(
         fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=4
     )
     if title:
-        ax.set_title(title, fontsize=10, pad=30)
+        ax.set_title(title, fontsize=10, pad=36)
     fig.tight_layout()
     return fig
 
 
 def plot_kv_sharing(configs: Mapping[str, Gemma4Config]) -> Any:
-    """One strip per model: layers numbered and coloured by kind, shared
-    layers in the shared colour, an arc from each shared layer to the layer
-    whose cache it reads."""
+    """One strip per model: layers coloured by kind, KV-shared layers in
+    the shared colour. Above the strip, one line per lending layer runs
+    from it over every layer that reads its cache, with a tick down to
+    each reader; layers are numbered every five, lenders by name."""
     import matplotlib.pyplot as plt
-    from matplotlib.patches import Arc, Rectangle
+    from matplotlib.patches import Rectangle
 
     fig, axes = plt.subplots(
-        len(configs), 1, figsize=(6.75, 2.1 * len(configs))
+        len(configs), 1, figsize=(6.75, 1.75 * len(configs) + 0.4)
     )
     axes = [axes] if len(configs) == 1 else list(axes)
     width = max(c.num_hidden_layers for c in configs.values())
     for ax, (name, config) in zip(axes, configs.items()):
-        for i in range(config.num_hidden_layers):
+        n = config.num_hidden_layers
+        for i in range(n):
             kind = "sliding" if config.is_sliding(i) else "global"
-            face = PALETTE[kind]
             shared = config.is_kv_shared(i)
             ax.add_patch(Rectangle(
-                (i, 0), 0.92, 1, facecolor=PALETTE["shared"] if shared
-                else face, edgecolor=face, lw=2,
+                (i, 0), 0.9, 1, lw=1.5, edgecolor=PALETTE[kind],
+                facecolor=PALETTE["shared"] if shared else PALETTE[kind],
             ))  # fmt: skip
+        numbered = [i for i in range(0, n - 2, 5)] + [n - 1]
+        for i in numbered:
+            ax.text(i + 0.45, -0.15, str(i), ha="center", va="top", fontsize=8)
+        for level, (lender, readers) in enumerate(
+            sorted(kv_readers(config).items())
+        ):
+            kind = "sliding" if config.is_sliding(lender) else "global"
+            color = PALETTE[kind]
+            y = 1.45 + 0.75 * level
+            ax.plot([lender + 0.45, readers[-1] + 0.45], [y, y], color=color,
+                    lw=1.5)  # fmt: skip
+            ax.plot([lender + 0.45] * 2, [1, y], color=color, lw=2.5)
+            for r in readers:
+                ax.plot([r + 0.45] * 2, [1.05, y], color=color, lw=1)
             ax.text(
-                i + 0.46, -0.25, str(i), ha="center", va="top", fontsize=8,
-                rotation=90,
+                lender - 0.4, y, f"layer {lender} ({kind}) lends its cache "
+                f"to {len(readers)} layers", ha="right", va="center",
+                fontsize=8, color=PALETTE["text"],
             )  # fmt: skip
-            source = config.kv_producer(i)
-            if shared:
-                centre = (i + source + 0.92) / 2
-                span = i - source
-                ax.add_patch(Arc(
-                    (centre, 1), span, 0.12 * span + 0.6, theta1=0,
-                    theta2=180, color=face, lw=1,
-                ))  # fmt: skip
-        lenders = sorted(
-            set(
-                config.kv_producer(i)
-                for i in range(
-                    config.first_kv_shared_layer, config.num_hidden_layers
-                )
-            )
-        )
         ax.set_xlim(-0.5, width + 0.5)
-        ax.set_ylim(-1.6, 4.6)
+        ax.set_ylim(-0.9, 3.2)
         ax.axis("off")
         ax.set_title(
-            f"{name}: layers {config.first_kv_shared_layer}-"
-            f"{config.num_hidden_layers - 1} read the caches of layers "
-            f"{' and '.join(map(str, lenders))}", fontsize=9, loc="left",
+            f"{name}: layers {config.first_kv_shared_layer}-{n - 1} "
+            "compute no keys or values", fontsize=9, loc="left",
         )  # fmt: skip
     handles = [
-        Rectangle((0, 0), 1, 1, color=PALETTE[k]) for k in
-        ("sliding", "global", "shared")
-    ]  # fmt: skip
+        Rectangle((0, 0), 1, 1, color=PALETTE[k])
+        for k in ("sliding", "global", "shared")
+    ]
     labels = [
         "sliding (own cache)", "global (own cache)",
-        "KV-shared (edge: kind of the cache it reads)",
+        "KV-shared (outline: kind of cache it reads)",
     ]  # fmt: skip
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 
 
