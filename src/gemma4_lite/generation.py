@@ -74,7 +74,12 @@ def generate_stream(
     """Yield the next token of every row, a [B] tensor per step, as soon as
     it is chosen. Arguments as for :func:`generate`."""
     input_ids = input_ids[None] if input_ids.dim() == 1 else input_ids
-    _check_types(max_new_tokens, prefill_chunk_size, seed, do_sample)
+    _check_settings(
+        max_new_tokens=max_new_tokens,
+        prefill_chunk_size=prefill_chunk_size,
+        seed=seed,
+        do_sample=do_sample,
+    )
     temperature, top_k, top_p = sampling_settings(
         model, do_sample, temperature, top_k, top_p
     )
@@ -200,7 +205,9 @@ def sampling_settings(
     }
     if chosen["temperature"] is None:
         chosen["temperature"] = 1.0
-    _check_sampling(bool(do_sample), **chosen)
+    _check_settings(**chosen)
+    if do_sample and chosen["temperature"] == 0:
+        raise ValueError("do_sample=True needs a temperature > 0")
     if not do_sample:
         return 0.0, None, None
     return chosen["temperature"], chosen["top_k"], chosen["top_p"]
@@ -241,45 +248,29 @@ def _generator(seed: int | None, device: torch.device):
     return torch.Generator(device=device).manual_seed(seed)
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, Integral) and not isinstance(value, bool)
+# what each setting must be: a type (named), a range (in words)
+INT, NUMBER = (Integral, "an int"), (Real, "a number")
+RULES = {
+    "max_new_tokens": (INT, lambda v: v >= 0, ">= 0"),
+    "prefill_chunk_size": (INT, lambda v: v >= 1, ">= 1"),
+    "seed": (INT, lambda v: True, ""),
+    "do_sample": ((bool, "True or False"), lambda v: True, ""),
+    "temperature": (NUMBER, lambda v: 0 <= v < math.inf, "finite and >= 0"),
+    "top_k": (INT, lambda v: v >= 1, ">= 1"),
+    "top_p": (NUMBER, lambda v: 0 < v <= 1, "in (0, 1]"),
+}
 
 
-def _is_real(value) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool)
-
-
-def _check_types(max_new_tokens, prefill_chunk_size, seed, do_sample):
-    for name, value, optional in [
-        ("max_new_tokens", max_new_tokens, False),
-        ("prefill_chunk_size", prefill_chunk_size, True),
-        ("seed", seed, True),
-    ]:
-        if not (_is_int(value) or (optional and value is None)):
-            raise TypeError(f"{name} must be an int, not {value!r}")
-    if max_new_tokens < 0:
-        raise ValueError("max_new_tokens must be >= 0")
-    if prefill_chunk_size is not None and prefill_chunk_size < 1:
-        raise ValueError("prefill_chunk_size must be >= 1")
-    if do_sample is not None and not isinstance(do_sample, bool):
-        raise TypeError(f"do_sample must be True or False, not {do_sample!r}")
-
-
-def _check_sampling(do_sample, temperature, top_k, top_p) -> None:
-    if not _is_real(temperature):
-        raise TypeError(f"temperature must be a number, not {temperature!r}")
-    if not math.isfinite(temperature) or temperature < 0:
-        raise ValueError(
-            f"temperature must be finite and >= 0 (0 means greedy), "
-            f"not {temperature}"
-        )
-    if do_sample and temperature == 0:
-        raise ValueError("do_sample=True needs a temperature > 0")
-    if top_k is not None and not _is_int(top_k):
-        raise TypeError(f"top_k must be an int, not {top_k!r}")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k must be >= 1, not {top_k}")
-    if top_p is not None and not _is_real(top_p):
-        raise TypeError(f"top_p must be a number, not {top_p!r}")
-    if top_p is not None and not 0.0 < top_p <= 1.0:
-        raise ValueError(f"top_p must be in (0, 1], not {top_p}")
+def _check_settings(**settings) -> None:
+    """TypeError for a setting of the wrong type (True is no number here),
+    ValueError for one out of range; None means not set."""
+    for name, value in settings.items():
+        if value is None and name != "max_new_tokens":
+            continue
+        (kind, type_words), valid, words = RULES[name]
+        if not isinstance(value, kind) or (
+            kind is not bool and isinstance(value, bool)
+        ):
+            raise TypeError(f"{name} must be {type_words}, not {value!r}")
+        if not valid(value):
+            raise ValueError(f"{name} must be {words}, not {value}")

@@ -105,18 +105,16 @@ class Tokenizer:
         return cls(backend, special, template)
 
     @property
-    def vocab_size(self) -> int:
-        if self.fast is not None:
-            return self.fast.get_vocab_size(with_added_tokens=True)
-        return self.sp.get_piece_size()
+    def vocab_size(self) -> int:  # added tokens included, as len() in HF
+        fast, sp = self.fast, self.sp
+        return fast.get_vocab_size() if fast else sp.get_piece_size()
 
     def __len__(self) -> int:
         return self.vocab_size
 
     def id_to_piece(self, token_id: int) -> str:
-        if self.fast is not None:
-            return self.fast.id_to_token(token_id)
-        return self.sp.id_to_piece(token_id)
+        fast, sp = self.fast, self.sp
+        return fast.id_to_token(token_id) if fast else sp.id_to_piece(token_id)
 
     def token_to_id(self, token: str | None) -> int | None:
         """The id of a token's text, ``None`` if it is not a token."""
