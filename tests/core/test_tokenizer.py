@@ -284,8 +284,9 @@ def test_template_helpers_and_sandbox(fast):
         tok.apply_chat_template([], tokenize=False)
 
 
+@pytest.mark.parametrize("named", [False, True])
 def test_template_from_tokenizer_config_and_legacy_special_map(
-    chat_dir, tmp_path
+    chat_dir, tmp_path, named
 ):
     import json
     import shutil
@@ -295,7 +296,13 @@ def test_template_from_tokenizer_config_and_legacy_special_map(
     for name in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copy(chat_dir / name, tmp_path / name)
     config = json.loads((tmp_path / "tokenizer_config.json").read_text())
-    config["chat_template"] = (chat_dir / "chat_template.jinja").read_text()
+    template = (chat_dir / "chat_template.jinja").read_text()
+    config["chat_template"] = template
+    if named:  # several templates, saved by name: the default one is used
+        config["chat_template"] = [
+            {"name": "default", "template": template},
+            {"name": "rag", "template": "{{ documents }}"},
+        ]
     del config["eos_token"]
     (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
     flags = ("lstrip", "rstrip", "normalized", "single_word")
