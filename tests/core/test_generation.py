@@ -431,3 +431,22 @@ def test_a_chat_loop_stops_at_the_end_of_each_turn(tmp_path):
         chat.append({"role": "assistant", "content": reply})
     text = tok.apply_chat_template(chat, tokenize=False)
     assert text.count("<|turn>model\n") == 3 and text.endswith("<turn|>\n")
+
+
+def test_pad_ids_without_a_mask_give_transformers_tokens(tmp_path):
+    pytest.importorskip("transformers")
+    from hf_reference import build_hf_model
+
+    from gemma4_lite import Gemma4Config
+
+    reference = build_hf_model(Gemma4Config.from_preset("dense-tiny"), seed=4)
+    reference.save_pretrained(tmp_path)
+    ours = Gemma4ForCausalLM.from_pretrained(tmp_path)
+    ids, _ = _left_padded(ours, ours.config.pad_token_id)
+    with torch.no_grad():  # no attention_mask: transformers infers one
+        theirs = reference.generate(
+            ids, do_sample=False, max_new_tokens=8, min_new_tokens=0
+        )
+    with pytest.warns(UserWarning, match="attention_mask"):
+        mine = generate(ours, ids, 8, ignore_eos=True)
+    assert torch.equal(mine[:, : theirs.shape[1]], theirs)
