@@ -40,11 +40,6 @@ class Tokenizer:
         fast = isinstance(backend, tokenizers.Tokenizer)
         self.fast, self.sp = (backend, None) if fast else (None, backend)
         self.special_tokens = dict(special_tokens or {})
-        for name in ("bos", "eos", "pad", "unk") if self.sp else ():
-            i = getattr(self.sp, f"{name}_id")()  # the model file's own
-            if i >= 0:
-                piece = self.sp.id_to_piece(i)
-                self.special_tokens.setdefault(f"{name}_token", piece)
         self.chat_template = chat_template
         ids = {k: self.token_to_id(v) for k, v in self.special_tokens.items()}
         self.bos_id, self.eos_id = ids.get("bos_token"), ids.get("eos_token")
@@ -71,7 +66,11 @@ class Tokenizer:
             raise ValueError(
                 f"{path} is not a SentencePiece model file"
             ) from error
-        return cls(processor)
+        special = {}  # the file's special pieces (-1: a piece it lacks)
+        for name in ("bos", "eos", "pad", "unk"):
+            if (i := getattr(processor, f"{name}_id")()) >= 0:
+                special[f"{name}_token"] = processor.id_to_piece(i)
+        return cls(processor, special)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> Tokenizer:
@@ -82,8 +81,10 @@ class Tokenizer:
         folder = Path(directory)
         if (fast := folder / "tokenizer.json").is_file():
             backend = tokenizers.Tokenizer.from_file(str(fast))
+            special = {}
         elif (folder / "tokenizer.model").is_file():
-            backend = cls.from_file(folder / "tokenizer.model").sp
+            spm = cls.from_file(folder / "tokenizer.model")
+            backend, special = spm.sp, spm.special_tokens
         else:
             raise FileNotFoundError(
                 f"no tokenizer.json or tokenizer.model in {folder}"
@@ -95,7 +96,7 @@ class Tokenizer:
         extra = config.get("extra_special_tokens")
         named.update(extra if isinstance(extra, dict) else {})
         named = {k: _text(v) for k, v in named.items()}
-        special = {k: v for k, v in named.items() if isinstance(v, str)}
+        special |= {k: v for k, v in named.items() if isinstance(v, str)}
         template = config.get("chat_template")
         if (folder / "chat_template.jinja").is_file():
             template = (folder / "chat_template.jinja").read_text("utf-8")
@@ -106,15 +107,17 @@ class Tokenizer:
 
     @property
     def vocab_size(self) -> int:  # added tokens included, as len() in HF
-        fast, sp = self.fast, self.sp
-        return fast.get_vocab_size() if fast else sp.get_piece_size()
+        if self.fast is not None:
+            return self.fast.get_vocab_size()
+        return self.sp.get_piece_size()
 
     def __len__(self) -> int:
         return self.vocab_size
 
     def id_to_piece(self, token_id: int) -> str:
-        fast, sp = self.fast, self.sp
-        return fast.id_to_token(token_id) if fast else sp.id_to_piece(token_id)
+        if self.fast is not None:
+            return self.fast.id_to_token(token_id)
+        return self.sp.id_to_piece(token_id)
 
     def token_to_id(self, token: str | None) -> int | None:
         """The id of a token's text, ``None`` if it is not a token."""
