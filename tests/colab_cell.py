@@ -14,6 +14,9 @@ Rules for the set-up cell:
   cell does nothing locally;
 * the package is installed with ``--no-deps`` and no ``pip`` call ever mentions
   torch, so Colab's own PyTorch build is never replaced;
+* the other lines of ``requirements.txt`` are installed with their pins (all
+  but torch, the package itself and JupyterLab, which Colab replaces), so a
+  Colab reader gets the versions a local reader gets;
 * no shell escapes (``!pip``) or ``%pip`` magics, which would run everywhere,
   not only on Colab.
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import ast
 import re
+import textwrap
 from pathlib import Path
 
 import yaml
@@ -29,14 +33,16 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_PATH = ROOT / "_config.yml"
 
-# Small runtime dependencies of the package that Colab may lack. numpy and
-# matplotlib ship with Colab; torch must never appear here.
-COLAB_EXTRA_PACKAGES = ("safetensors", "ipywidgets", "sentencepiece")
+REQUIREMENTS_PATH = ROOT / "requirements.txt"
+# Lines of requirements.txt the Colab cell leaves out: torch (Colab's own
+# build stays), the package (installed from the repository) and JupyterLab
+# (Colab has its own front end).
+COLAB_SKIPS = ("torch", "-e", "jupyterlab")
 
 _TEMPLATE = """\
-# Set-up. On Colab this installs the book's package from the repository;
-# it never touches Colab's torch. Locally (after the README's set-up) it
-# does nothing.
+# Set-up. On Colab this installs the book's package from the repository
+# and the pinned packages of its requirements.txt; it never touches
+# Colab's torch. Locally (after the README's set-up) it does nothing.
 import subprocess
 import sys
 
@@ -49,9 +55,30 @@ if "google.colab" in sys.modules:
     )
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q",
-         {extras}],
+{pins}],
         check=True,
     )"""
+
+
+def requirement_lines(path: Path = REQUIREMENTS_PATH) -> list[str]:
+    """The requirement lines of ``requirements.txt``, comments dropped."""
+    lines = (
+        line.split("#")[0].strip() for line in path.read_text().split("\n")
+    )
+    return [line for line in lines if line]
+
+
+def requirement_name(line: str) -> str:
+    """The distribution a requirement line names, normalised as pip does
+    (``Jinja2>=3`` -> ``jinja2``); ``-e`` for an editable install."""
+    name = re.match(r"-e|[A-Za-z0-9._-]+", line).group(0)
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def colab_pins(path: Path = REQUIREMENTS_PATH) -> list[str]:
+    """What the Colab cell installs: requirements.txt without its skips."""
+    lines = requirement_lines(path)
+    return [x for x in lines if requirement_name(x) not in COLAB_SKIPS]
 
 
 def repository_url(config_path: Path = CONFIG_PATH) -> str:
@@ -63,8 +90,13 @@ def repository_url(config_path: Path = CONFIG_PATH) -> str:
 def setup_cell_source(repo_url: str | None = None) -> str:
     """The canonical set-up cell, with the repository URL filled in."""
     url = repo_url or repository_url()
-    extras = ", ".join(f'"{name}"' for name in COLAB_EXTRA_PACKAGES)
-    return _TEMPLATE.format(repo_url=url, extras=extras)
+    pins = ", ".join(f'"{pin}"' for pin in colab_pins())
+    indent = " " * 9
+    pins = textwrap.fill(
+        pins, width=79, initial_indent=indent, subsequent_indent=indent,
+        break_on_hyphens=False, break_long_words=False,
+    )  # fmt: skip
+    return _TEMPLATE.format(repo_url=url, pins=pins)
 
 
 def _is_colab_guard(test: ast.expr) -> bool:

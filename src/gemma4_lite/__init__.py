@@ -20,4 +20,4 @@ __all__ = [
     "kv_cache_bytes", "kv_cache_layer_bytes", "PRESETS", "RELEASED",
     "SLIDING", "FULL",
 ]  # fmt: skip
-__version__ = "0.2.0"
+__version__ = "0.3.0"

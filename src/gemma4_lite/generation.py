@@ -8,6 +8,9 @@ The only host read per step is the stop check when EOS ids are in play.
 
 from __future__ import annotations
 
+import math
+import warnings
+from numbers import Integral, Real
 from typing import Iterator, Sequence
 
 import torch
@@ -58,7 +61,8 @@ def generate_stream(
     max_new_tokens: int,
     *,
     attention_mask: torch.Tensor | None = None,
-    temperature: float = 0.0,
+    do_sample: bool | None = None,
+    temperature: float | None = None,
     top_k: int | None = None,
     top_p: float | None = None,
     seed: int | None = None,
@@ -70,9 +74,18 @@ def generate_stream(
     """Yield the next token of every row, a [B] tensor per step, as soon as
     it is chosen. Arguments as for :func:`generate`."""
     input_ids = input_ids[None] if input_ids.dim() == 1 else input_ids
-    _check_settings(max_new_tokens, temperature, top_k, top_p)
-    if prefill_chunk_size is not None and prefill_chunk_size < 1:
-        raise ValueError("prefill_chunk_size must be >= 1")
+    _check_settings(
+        max_new_tokens=max_new_tokens,
+        prefill_chunk_size=prefill_chunk_size,
+        seed=seed,
+        do_sample=do_sample,
+    )
+    temperature, top_k, top_p = sampling_settings(
+        model, do_sample, temperature, top_k, top_p
+    )
+    attention_mask = infer_attention_mask(
+        model, input_ids, attention_mask, eos_token_id
+    )
     batch, length = input_ids.shape
     total = length + max_new_tokens
     if total > model.config.max_position_embeddings:
@@ -84,9 +97,7 @@ def generate_stream(
     pad = model.check_input(input_ids, attention_mask=attention_mask)
     if max_new_tokens == 0:
         return
-    generator = torch.Generator(device=input_ids.device)
-    if seed is not None:
-        generator.manual_seed(seed)
+    generator = _generator(seed, input_ids.device)
     stop = torch.tensor([] if ignore_eos else eos_ids(model, eos_token_id))
     stop = stop.to(device=input_ids.device, dtype=torch.long)
     filler = model.config.pad_token_id
@@ -137,15 +148,24 @@ def generate(
 ) -> torch.Tensor:
     """The prompt followed by up to ``max_new_tokens`` new tokens, [B, S + n].
 
-    Greedy at ``temperature == 0``; otherwise samples from
-    softmax(logits / temperature), cut to the ``top_k`` best tokens and to
-    the nucleus of probability ``top_p``; ``seed`` makes sampling repeatable.
+    Sampling draws from softmax(logits / temperature), cut to the ``top_k``
+    best tokens and to the nucleus of probability ``top_p``; otherwise
+    decoding is greedy. Each setting (``do_sample``, ``temperature``,
+    ``top_k``, ``top_p``) is the argument if given, else the checkpoint's
+    ``generation_config.json``, else greedy with no cut; a temperature
+    given without ``do_sample`` samples if it is above 0 (see
+    :func:`sampling_settings`). ``seed`` makes sampling repeatable with a
+    generator of its own; without it, sampling draws from torch's global
+    generator, as transformers does (``torch.manual_seed`` governs it).
+    Invalid settings raise ``TypeError`` or ``ValueError`` before any work.
     A row ends at an EOS id (``eos_token_id``, else the checkpoint's
     generation config, else the model config) and is then filled with the
     pad id; generation stops when every row has ended, unless
     ``ignore_eos``. Prompts of different lengths go in one batch padded on
     the left, with an ``attention_mask`` of 0s then 1s; each row then gets
-    the tokens it would get alone. ``prefill_chunk_size`` prefills the
+    the tokens it would get alone. Without a mask, positions holding the pad
+    id are taken as padding, with a warning, as transformers does (see
+    :func:`infer_attention_mask`). ``prefill_chunk_size`` prefills the
     prompt in chunks. ``compile=True`` runs the one-token step through
     ``torch.compile`` (see :func:`compiled_step`); the default runs it
     eagerly. :func:`generate_stream` yields tokens as they come.
@@ -155,12 +175,102 @@ def generate(
     return torch.cat([input_ids, *(t[:, None] for t in steps)], dim=1)
 
 
-def _check_settings(max_new_tokens, temperature, top_k, top_p) -> None:
-    if max_new_tokens < 0:
-        raise ValueError("max_new_tokens must be >= 0")
-    if temperature < 0:
-        raise ValueError("temperature must be >= 0 (0 means greedy)")
-    if top_k is not None and top_k < 1:
-        raise ValueError("top_k must be >= 1")
-    if top_p is not None and not 0.0 < top_p <= 1.0:
-        raise ValueError("top_p must be in (0, 1]")
+def sampling_settings(
+    model: Gemma4ForCausalLM,
+    do_sample: bool | None = None,
+    temperature: float | None = None,
+    top_k: int | None = None,
+    top_p: float | None = None,
+) -> tuple[float, int | None, float | None]:
+    """``(temperature, top_k, top_p)`` to decode with, 0 meaning greedy.
+
+    Precedence, as in transformers: an argument the caller gives, else the
+    checkpoint's ``generation_config.json``, else greedy decoding with no
+    top-k or top-p cut (transformers would cut to the 50 best tokens when
+    nothing sets ``top_k``; this package does not). ``do_sample`` is the
+    argument, else ``temperature > 0`` when a temperature is given, else
+    the file's, else False; without sampling the other settings are unused.
+    """
+    defaults = model.generation_config
+    if do_sample is None:
+        do_sample = (
+            defaults.get("do_sample", False)
+            if temperature is None
+            else temperature != 0
+        )
+    given = {"temperature": temperature, "top_k": top_k, "top_p": top_p}
+    chosen = {
+        name: defaults.get(name) if value is None else value
+        for name, value in given.items()
+    }
+    if chosen["temperature"] is None:
+        chosen["temperature"] = 1.0
+    _check_settings(**chosen)
+    if do_sample and chosen["temperature"] == 0:
+        raise ValueError("do_sample=True needs a temperature > 0")
+    if not do_sample:
+        return 0.0, None, None
+    return chosen["temperature"], chosen["top_k"], chosen["top_p"]
+
+
+def infer_attention_mask(
+    model: Gemma4ForCausalLM,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    eos_token_id: int | Sequence[int] | None = None,
+) -> torch.Tensor | None:
+    """The mask transformers' ``generate`` infers when none is given: if
+    the pad id occurs in the prompt and is not an EOS id, the positions
+    holding it are padding (with a warning); otherwise no mask."""
+    if attention_mask is not None:
+        return attention_mask
+    pad = model.generation_config.get(
+        "pad_token_id", model.config.pad_token_id
+    )
+    if pad is None or pad in eos_ids(model, eos_token_id):
+        return None
+    padded = input_ids == pad
+    if not bool(padded.any()):
+        return None
+    warnings.warn(
+        f"no attention_mask: positions holding the pad id {pad} are taken "
+        "as padding, as transformers does; pass attention_mask to be sure",
+        stacklevel=3,
+    )
+    return (~padded).long()
+
+
+def _generator(seed: int | None, device: torch.device):
+    # without a seed, sampling draws from torch's global generator, so
+    # torch.manual_seed governs it and successive calls differ
+    if seed is None:
+        return None
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+# what each setting must be: a type (named), a range (in words)
+INT, NUMBER = (Integral, "an int"), (Real, "a number")
+RULES = {
+    "max_new_tokens": (INT, lambda v: v >= 0, ">= 0"),
+    "prefill_chunk_size": (INT, lambda v: v >= 1, ">= 1"),
+    "seed": (INT, lambda v: True, ""),
+    "do_sample": ((bool, "True or False"), lambda v: True, ""),
+    "temperature": (NUMBER, lambda v: 0 <= v < math.inf, "finite and >= 0"),
+    "top_k": (INT, lambda v: v >= 1, ">= 1"),
+    "top_p": (NUMBER, lambda v: 0 < v <= 1, "in (0, 1]"),
+}
+
+
+def _check_settings(**settings) -> None:
+    """TypeError for a setting of the wrong type (True is no number here),
+    ValueError for one out of range; None means not set."""
+    for name, value in settings.items():
+        if value is None and name != "max_new_tokens":
+            continue
+        (kind, type_words), valid, words = RULES[name]
+        if not isinstance(value, kind) or (
+            kind is not bool and isinstance(value, bool)
+        ):
+            raise TypeError(f"{name} must be {type_words}, not {value!r}")
+        if not valid(value):
+            raise ValueError(f"{name} must be {words}, not {value}")

@@ -133,7 +133,7 @@ def load_pretrained(
     cls: type["Gemma4ForCausalLM"],
     directory: str | Path,
     *,
-    dtype: torch.dtype | None = None,
+    dtype: torch.dtype | str | None = None,
     device: torch.device | str = "cpu",
 ) -> "Gemma4ForCausalLM":
     directory = Path(directory)
@@ -178,8 +178,7 @@ def load_pretrained(
         lines += [f"  wrong shape: {entry}" for entry in misshaped]
         raise CheckpointError("\n".join(lines))
 
-    if dtype is None:
-        dtype = tensors["model.embed_tokens.weight"].dtype
+    dtype = load_dtype(directory, dtype, tensors)
     state = {}
     for ours, parts in layout.items():
         t = torch.cat([tensors[name] for name, _ in parts])
@@ -189,6 +188,33 @@ def load_pretrained(
     if generation.is_file():
         model.generation_config = json.loads(generation.read_text())
     return model.eval()
+
+
+def load_dtype(
+    directory: Path,
+    dtype: torch.dtype | str | None,
+    tensors: dict[str, torch.Tensor],
+) -> torch.dtype:
+    """transformers' rule: the dtype given (or its name, "bfloat16"), else
+    (``None`` or ``"auto"``) the ``dtype`` of ``config.json`` (or its older
+    name ``torch_dtype``; top level first, then ``text_config``), else the
+    dtype of the first floating-point tensor of the checkpoint."""
+    if dtype is None or dtype == "auto":
+        config = json.loads((directory / "config.json").read_text())
+        levels = (config, config.get("text_config") or {})
+        keys = ("dtype", "torch_dtype")
+        found = [c[k] for c in levels for k in keys if c.get(k) is not None]
+        if not found:
+            floats = (t for t in tensors.values() if t.is_floating_point())
+            return next(floats, torch.empty(0)).dtype
+        dtype = found[0]
+    named = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
+    if not isinstance(named, torch.dtype) or not named.is_floating_point:
+        raise ValueError(
+            f"dtype must be a floating-point torch.dtype, its name or "
+            f'"auto", not {dtype!r}'
+        )
+    return named
 
 
 def save_pretrained(model: "Gemma4ForCausalLM", directory: str | Path) -> None:

@@ -316,12 +316,14 @@ class Gemma4ForCausalLM(nn.Module):
     def from_pretrained(
         cls,
         directory: str | Path,
-        dtype: torch.dtype | None = None,
+        dtype: torch.dtype | str | None = None,
         device: torch.device | str = "cpu",
         attn_implementation: str = "eager",
     ) -> "Gemma4ForCausalLM":
         """Load a Hugging Face-format folder (``config.json`` + safetensors,
-        optionally ``generation_config.json``). See ``loading.py``."""
+        optionally ``generation_config.json``). See ``loading.py``. Without
+        ``dtype`` (or with ``"auto"``), the dtype of ``config.json``, as in
+        transformers (:func:`gemma4_lite.loading.load_dtype`)."""
         from .loading import load_pretrained
 
         model = load_pretrained(cls, directory, dtype=dtype, device=device)

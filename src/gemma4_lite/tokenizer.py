@@ -1,32 +1,54 @@
-"""A small wrapper over Gemma's SentencePiece ``tokenizer.model`` files.
+"""Text to token ids and back, and the chat format, as transformers reads a
+checkpoint folder. Chapters: "Training" and "The full model".
 
-Gemma ships its tokenizer as a SentencePiece model (a protobuf, never a
-pickle): BPE with byte fallback, digits split one by one, no normalization.
-How such a tokenizer is trained is the subject of the chapter "Training"
-(Part 4). ``sentencepiece`` is an optional dependency
-(``pip install gemma4-lite[tokenizer]``) imported only when a file is read.
+A Gemma 4 checkpoint in Hugging Face format ships ``tokenizer.json`` (BPE
+with byte fallback, read with the ``tokenizers`` library), its special
+tokens in ``tokenizer_config.json`` and its chat format in
+``chat_template.jinja``. The book's own checkpoints ship a SentencePiece
+``tokenizer.model`` (a protobuf, never a pickle) trained in the chapter
+"Training"; ``sentencepiece`` is then needed
+(``pip install gemma4-lite[tokenizer]``) and imported only when such a file
+is read. The ids, the decoded text and the rendered chat equal those of
+transformers' ``AutoTokenizer`` on the same folder
+(``tests/core/test_tokenizer.py``).
 """
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
+from functools import lru_cache
 from itertools import groupby
 from pathlib import Path
 
+import tokenizers
 import torch
 
 
 class Tokenizer:
-    """Text to token ids and back, with the special ids of the model file."""
+    """Text to token ids and back, with the special tokens of the folder
+    and its chat template."""
 
-    def __init__(self, processor) -> None:
-        self.sp = processor
-        self.bos_id = processor.bos_id()
-        self.eos_id = processor.eos_id()
-        pad_id = processor.pad_id()  # files without <pad> pad with <eos>
-        self.pad_id = pad_id if pad_id >= 0 else self.eos_id
+    def __init__(
+        self,
+        backend,
+        special_tokens: dict[str, str] | None = None,
+        chat_template: str | None = None,
+    ) -> None:
+        """``backend``: a ``tokenizers.Tokenizer`` or a SentencePiece
+        processor; ``special_tokens``: names (``bos_token``, ...) to text."""
+        fast = isinstance(backend, tokenizers.Tokenizer)
+        self.fast, self.sp = (backend, None) if fast else (None, backend)
+        self.special_tokens = dict(special_tokens or {})
+        self.chat_template = chat_template
+        ids = {k: self.token_to_id(v) for k, v in self.special_tokens.items()}
+        self.bos_id, self.eos_id = ids.get("bos_token"), ids.get("eos_token")
+        pad_id = ids.get("pad_token")  # files without <pad> pad with <eos>
+        self.pad_id = self.eos_id if pad_id is None else pad_id
 
     @classmethod
     def from_file(cls, path: str | Path) -> Tokenizer:
+        """A SentencePiece ``tokenizer.model`` file on its own."""
         try:
             import sentencepiece
         except ImportError as error:
@@ -44,29 +66,83 @@ class Tokenizer:
             raise ValueError(
                 f"{path} is not a SentencePiece model file"
             ) from error
-        return cls(processor)
+        special = {}  # the file's special pieces (-1: a piece it lacks)
+        for name in ("bos", "eos", "pad", "unk"):
+            if (i := getattr(processor, f"{name}_id")()) >= 0:
+                special[f"{name}_token"] = processor.id_to_piece(i)
+        return cls(processor, special)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> Tokenizer:
-        """Reads ``tokenizer.model`` in a checkpoint folder."""
-        return cls.from_file(Path(directory) / "tokenizer.model")
+        """Reads a checkpoint folder: ``tokenizer.json`` if present, else
+        ``tokenizer.model``; special tokens from ``tokenizer_config.json``
+        (and a legacy ``special_tokens_map.json``); the chat template from
+        ``chat_template.jinja``, else ``tokenizer_config.json``."""
+        folder = Path(directory)
+        if (fast := folder / "tokenizer.json").is_file():
+            backend = tokenizers.Tokenizer.from_file(str(fast))
+            special = {}
+        elif (folder / "tokenizer.model").is_file():
+            spm = cls.from_file(folder / "tokenizer.model")
+            backend, special = spm.sp, spm.special_tokens
+        else:
+            raise FileNotFoundError(
+                f"no tokenizer.json or tokenizer.model in {folder}"
+            )
+        config = _json(folder / "tokenizer_config.json")
+        if "added_tokens_decoder" not in config:  # transformers' legacy rule
+            config.update(_json(folder / "special_tokens_map.json"))
+        named = {k: v for k, v in config.items() if k.endswith("_token")}
+        extra = config.get("extra_special_tokens")
+        named.update(extra if isinstance(extra, dict) else {})
+        named = {k: _text(v) for k, v in named.items()}
+        special |= {k: v for k, v in named.items() if isinstance(v, str)}
+        template = config.get("chat_template")
+        if (folder / "chat_template.jinja").is_file():
+            template = (folder / "chat_template.jinja").read_text("utf-8")
+        elif isinstance(template, list):  # named templates: the default
+            named_templates = {t["name"]: t["template"] for t in template}
+            template = named_templates.get("default")
+        return cls(backend, special, template)
 
     @property
-    def vocab_size(self) -> int:
+    def vocab_size(self) -> int:  # added tokens included, as len() in HF
+        if self.fast is not None:
+            return self.fast.get_vocab_size()
         return self.sp.get_piece_size()
 
     def __len__(self) -> int:
         return self.vocab_size
 
     def id_to_piece(self, token_id: int) -> str:
+        if self.fast is not None:
+            return self.fast.id_to_token(token_id)
         return self.sp.id_to_piece(token_id)
 
+    def token_to_id(self, token: str | None) -> int | None:
+        """The id of a token's text, ``None`` if it is not a token."""
+        if token is None or self.fast is not None:
+            return None if token is None else self.fast.token_to_id(token)
+        i = self.sp.piece_to_id(token)
+        return i if self.sp.id_to_piece(i) == token else None
+
     def encode(self, text: str, add_bos: bool = True) -> list[int]:
-        ids = self.sp.encode(text)
-        return [self.bos_id, *ids] if add_bos else ids
+        """Token ids of ``text``; special tokens written in the text (as
+        ``<|turn>``) become their ids with ``tokenizer.json``, as in
+        transformers."""
+        if self.fast is not None:
+            ids = self.fast.encode(text, add_special_tokens=False).ids
+        else:
+            ids = self.sp.encode(text)
+        bos = [self.bos_id] if add_bos and self.bos_id is not None else []
+        return bos + ids
 
     def decode(self, ids, skip_special_tokens: bool = True) -> str:
         ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
+        if self.fast is not None:
+            return self.fast.decode(
+                ids, skip_special_tokens=skip_special_tokens
+            )
         if skip_special_tokens:  # SentencePiece drops control pieces
             return self.sp.decode(ids)
         return "".join(  # else spells them (<bos>, <eos>...) in place
@@ -88,3 +164,71 @@ class Tokenizer:
             ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
             mask[i, width - len(row) :] = 1
         return ids, mask
+
+    def apply_chat_template(
+        self,
+        messages: list[dict],
+        add_generation_prompt: bool = False,
+        tokenize: bool = True,
+        **variables,
+    ) -> list[int] | str:
+        """The conversation rendered with the folder's chat template, as
+        transformers' ``apply_chat_template`` renders it: the same sandboxed
+        jinja2 environment and helpers, the special tokens (``bos_token``,
+        ...) and ``variables`` passed in. ``tokenize=False`` returns the
+        text; else its ids (no BOS added: the template writes it)."""
+        if self.chat_template is None:
+            raise ValueError("this tokenizer's folder has no chat template")
+        variables = {"tools": None, "documents": None, **variables}
+        text = _compile(self.chat_template).render(
+            # as transformers, keys set to None are dropped
+            messages=[
+                {k: v for k, v in m.items() if v is not None} for m in messages
+            ],
+            add_generation_prompt=add_generation_prompt,
+            **{**self.special_tokens, **variables},
+        )
+        return self.encode(text, add_bos=False) if tokenize else text
+
+
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text("utf-8")) if path.is_file() else {}
+
+
+def _text(token):  # a token is saved as text or as an AddedToken dict
+    return token.get("content") if isinstance(token, dict) else token
+
+
+@lru_cache(maxsize=8)
+def _compile(template: str):
+    """The template in transformers' environment: sandboxed (a template
+    from a download cannot reach Python), blocks trimmed, ``break`` and
+    ``continue``, ``{% generation %}`` accepted, and its helpers."""
+    import jinja2
+    from jinja2.ext import Extension, loopcontrols
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    class Generation(Extension):  # marks assistant text; renders as is
+        tags = {"generation"}
+
+        def parse(self, parser):
+            next(parser.stream)
+            return parser.parse_statements(
+                ("name:endgeneration",), drop_needle=True
+            )
+
+    def raise_exception(message):
+        raise jinja2.exceptions.TemplateError(message)
+
+    env = ImmutableSandboxedEnvironment(
+        trim_blocks=True,
+        lstrip_blocks=True,
+        extensions=[Generation, loopcontrols],
+    )
+    # not jinja's tojson, which escapes HTML characters
+    env.filters["tojson"] = lambda x, ensure_ascii=False, **options: (
+        json.dumps(x, ensure_ascii=ensure_ascii, **options)
+    )
+    env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = lambda f: datetime.now().strftime(f)
+    return env.from_string(template)

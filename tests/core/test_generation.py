@@ -3,6 +3,8 @@ tempered and cut to top-k and the nucleus; EOS ends rows; left-padded
 batches give each row its own tokens; streaming yields what generate
 returns."""
 
+import warnings
+
 import pytest
 import torch
 from conftest import FAMILIES, random_model
@@ -269,3 +271,182 @@ def test_bad_generation_arguments(model):
     with pytest.raises(ValueError, match="max_new_tokens"):
         generate(model, ids, -1)
     assert torch.equal(generate(model, ids, 0), ids)
+
+
+def test_unseeded_sampling_follows_torch_global_generator(model):
+    ids = _prompt(model, batch=1)
+    torch.manual_seed(0)
+    a = generate(model, ids, 15, temperature=1.0, ignore_eos=True)
+    b = generate(model, ids, 15, temperature=1.0, ignore_eos=True)
+    torch.manual_seed(0)
+    again = generate(model, ids, 15, temperature=1.0, ignore_eos=True)
+    assert torch.equal(a, again) and not torch.equal(a, b)
+    # a seed gives a generator of its own: the global one is left alone
+    torch.manual_seed(0)
+    generate(model, ids, 15, temperature=1.0, seed=3, ignore_eos=True)
+    assert torch.equal(
+        generate(model, ids, 15, temperature=1.0, ignore_eos=True), a
+    )
+
+
+SAMPLING = {"do_sample": True, "temperature": 0.7, "top_k": 5, "top_p": 0.9}
+
+
+def test_generation_config_sampling_settings_are_the_defaults(model, tmp_path):
+    ids = _prompt(model, batch=4)
+    run = dict(seed=11, ignore_eos=True)
+    sampled = generate(model, ids, 10, **SAMPLING, **run)
+    greedy = generate(model, ids, 10, ignore_eos=True)
+    assert not torch.equal(sampled, greedy)
+    model.generation_config = dict(SAMPLING)
+    try:
+        model.save_pretrained(tmp_path)
+    finally:
+        model.generation_config = {}
+    loaded = Gemma4ForCausalLM.from_pretrained(tmp_path)
+    assert torch.equal(generate(loaded, ids, 10, **run), sampled)
+    # the caller's arguments win, one by one
+    assert torch.equal(generate(loaded, ids, 10, do_sample=False), greedy)
+    assert torch.equal(generate(loaded, ids, 10, temperature=0), greedy)
+    assert torch.equal(generate(loaded, ids, 10, top_k=1, **run), greedy)
+    hotter = generate(loaded, ids, 10, temperature=5.0, **run)
+    assert torch.equal(
+        hotter, generate(model, ids, 10, **{**SAMPLING, "temperature": 5.0},
+                         **run)
+    )  # fmt: skip
+
+
+def test_sampling_settings_precedence(model):
+    from gemma4_lite.generation import sampling_settings
+
+    assert sampling_settings(model) == (0.0, None, None)
+    assert sampling_settings(model, temperature=0.8) == (0.8, None, None)
+    assert sampling_settings(model, True) == (1.0, None, None)
+    assert sampling_settings(model, False, 0.8, 3) == (0.0, None, None)
+    model.generation_config = dict(SAMPLING)
+    try:
+        assert sampling_settings(model) == (0.7, 5, 0.9)
+        assert sampling_settings(model, top_p=0.5) == (0.7, 5, 0.5)
+        assert sampling_settings(model, temperature=0) == (0.0, None, None)
+        assert sampling_settings(model, False) == (0.0, None, None)
+    finally:
+        model.generation_config = {}
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    "settings, error, message",
+    [
+        ({"temperature": NAN}, ValueError, "temperature must be finite"),
+        ({"temperature": INF}, ValueError, "temperature must be finite"),
+        ({"temperature": -INF}, ValueError, "temperature"),
+        ({"temperature": True}, TypeError, "temperature"),
+        ({"temperature": "0.7"}, TypeError, "temperature"),
+        ({"do_sample": True, "temperature": 0}, ValueError, "temperature"),
+        ({"do_sample": 1}, TypeError, "do_sample"),
+        ({"temperature": 1, "top_k": 2.5}, TypeError, "top_k"),
+        ({"temperature": 1, "top_k": True}, TypeError, "top_k"),
+        ({"temperature": 1, "top_k": -3}, ValueError, "top_k"),
+        ({"temperature": 1, "top_p": 1.5}, ValueError, "top_p"),
+        ({"temperature": 1, "top_p": -0.1}, ValueError, "top_p"),
+        ({"temperature": 1, "top_p": NAN}, ValueError, "top_p"),
+        ({"temperature": 1, "top_p": False}, TypeError, "top_p"),
+        ({"max_new_tokens": 2.0}, TypeError, "max_new_tokens"),
+        ({"max_new_tokens": 2.5}, TypeError, "max_new_tokens"),
+        ({"max_new_tokens": True}, TypeError, "max_new_tokens"),
+        ({"max_new_tokens": -2}, ValueError, "max_new_tokens"),
+        ({"prefill_chunk_size": 1.5}, TypeError, "prefill_chunk_size"),
+        ({"seed": 0.5}, TypeError, "seed"),
+    ],
+)
+def test_invalid_settings_fail_before_any_work(
+    model, monkeypatch, settings, error, message
+):
+    def no_work(*args, **kwargs):
+        raise AssertionError("work started before the settings were checked")
+
+    monkeypatch.setattr(model, "new_cache", no_work)
+    monkeypatch.setattr(model, "logits", no_work)
+    settings = {"max_new_tokens": 3, **settings}
+    with pytest.raises(error, match=message):
+        generate(model, _prompt(model), **settings)
+
+
+def _left_padded(model, pad):
+    ids = _prompt(model, length=9, batch=3)
+    ids[0, :4] = pad
+    ids[2, :1] = pad
+    return ids, (ids != pad).long()
+
+
+def test_pad_ids_on_the_left_without_a_mask_are_padding(model):
+    pad = model.config.pad_token_id
+    ids, mask = _left_padded(model, pad)
+    expected = generate(model, ids, 8, attention_mask=mask, ignore_eos=True)
+    with pytest.warns(UserWarning, match="attention_mask"):
+        inferred = generate(model, ids, 8, ignore_eos=True)
+    assert torch.equal(inferred, expected)
+    # transformers cannot tell padding from an end when pad is an EOS id:
+    # the prompt is then taken whole, as with no pad id in it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        whole = generate(model, ids, 8, eos_token_id=[pad], ignore_eos=True)
+    ones = torch.ones_like(mask)
+    assert torch.equal(
+        whole, generate(model, ids, 8, attention_mask=ones, ignore_eos=True)
+    )
+
+
+def test_a_chat_loop_stops_at_the_end_of_each_turn(tmp_path):
+    # a folder like an instruction-tuned checkpoint's: tokenizer.json, chat
+    # template, and generation_config.json whose EOS ids include <turn|>
+    pytest.importorskip("transformers")
+    from chat_folder import build_chat_folder
+
+    from gemma4_lite import Tokenizer
+
+    tok = Tokenizer.from_pretrained(build_chat_folder(tmp_path))
+    turn = tok.token_to_id("<turn|>")
+    model = random_model("dense-tiny", seed=1, vocab_size=len(tok))
+    with torch.no_grad():  # makes <turn|> likely, so that turns end
+        model.model.embed_tokens.weight[turn] *= 10
+    model.generation_config = {"eos_token_id": [tok.eos_id, turn]}
+    model.save_pretrained(tmp_path)
+    model = Gemma4ForCausalLM.from_pretrained(tmp_path)
+    assert model.generation_config["eos_token_id"] == [1, turn]
+
+    chat = [{"role": "system", "content": "Answer in verse."}]
+    for question in ("Who's there?", "Nay, answer me.", "Long live the king!"):
+        chat.append({"role": "user", "content": question})
+        prompt = tok.apply_chat_template(chat, add_generation_prompt=True)
+        ids = torch.tensor([prompt])
+        new = generate(model, ids, 16)[0, ids.shape[1] :].tolist()
+        assert 1 < len(new) < 16 and new.index(turn) == len(new) - 1
+        unstopped = generate(model, ids, 16, ignore_eos=True)
+        assert unstopped[0, ids.shape[1] :].tolist()[: len(new)] == new
+        reply = tok.decode(new)  # the special <turn|> is not in the text
+        assert "<turn|>" not in reply and reply == tok.decode(new[:-1])
+        chat.append({"role": "assistant", "content": reply})
+    text = tok.apply_chat_template(chat, tokenize=False)
+    assert text.count("<|turn>model\n") == 3 and text.endswith("<turn|>\n")
+
+
+def test_pad_ids_without_a_mask_give_transformers_tokens(tmp_path):
+    pytest.importorskip("transformers")
+    from hf_reference import build_hf_model
+
+    from gemma4_lite import Gemma4Config
+
+    reference = build_hf_model(Gemma4Config.from_preset("dense-tiny"), seed=4)
+    reference.save_pretrained(tmp_path)
+    ours = Gemma4ForCausalLM.from_pretrained(tmp_path)
+    ids, _ = _left_padded(ours, ours.config.pad_token_id)
+    with torch.no_grad():  # no attention_mask: transformers infers one
+        theirs = reference.generate(
+            ids, do_sample=False, max_new_tokens=8, min_new_tokens=0
+        )
+    with pytest.warns(UserWarning, match="attention_mask"):
+        mine = generate(ours, ids, 8, ignore_eos=True)
+    assert torch.equal(mine[:, : theirs.shape[1]], theirs)
