@@ -11,6 +11,7 @@ import torch
 
 from gemma4_lite import Gemma4ForCausalLM, Tokenizer, generate
 from gemma4_lite.book import data, train
+from gemma4_lite.book.exercises import expected
 
 ROOT = Path(__file__).parents[2] / "checkpoints"
 NAMES = ["shakespeare-dense", "shakespeare-moe"]
@@ -127,3 +128,14 @@ def test_last_points_are_the_shipped_weights(name, corpus):
     assert loss == pytest.approx(c["valid"][-1]["loss"], abs=1e-3)
     assert bpb == pytest.approx(c["valid"][-1]["bpb"], abs=1e-3)
     assert len(chunks) == c["full_valid"]["sequences"]
+
+
+def test_unseen_bigram_answer(corpus):
+    _, _, stream = corpus
+    train_pairs = set(
+        zip(stream.train[:-1].tolist(), stream.train[1:].tolist())
+    )
+    held = list(zip(stream.valid[:-1].tolist(), stream.valid[1:].tolist()))
+    unseen = sum(pair not in train_pairs for pair in held)
+    assert expected("09.3")[0] == pytest.approx(100 * unseen / len(held))
+    assert 1 < expected("09.3")[0] < 50
