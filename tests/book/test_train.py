@@ -70,6 +70,18 @@ def test_batches_depend_on_the_seed_only():
     assert torch.equal(first[:, 1:] - first[:, :-1], torch.ones(4, 15).long())
 
 
+def test_coverage_counts_every_window_position():
+    a = train.TrainArgs(steps=5, batch_size=3, seq_len=4, seed=1)
+    seen = train.coverage(50, a)
+    assert int(seen.sum()) == 5 * 3 * 4
+    want = torch.zeros(50, dtype=torch.long)
+    stream = torch.arange(50)
+    for _, batch in zip(range(5), train.batches(stream, 3, 4, seed=1)):
+        for window in batch:
+            want[window] += 1
+    assert torch.equal(seen, want)
+
+
 def test_training_lowers_the_loss_and_writes_a_checkpoint(setup, tmp_path):
     corpus, tok = setup
     a = args(tmp_path, steps=12, eval_every=6)

@@ -104,11 +104,29 @@ def batches(
 ) -> Iterator[torch.Tensor]:
     """Endless [batch, seq_len] windows at random offsets of ``stream``,
     from a generator of their own (the model's seed does not move them)."""
-    gen = torch.Generator().manual_seed(seed)
-    top = len(stream) - seq_len
-    while True:
-        starts = torch.randint(0, top + 1, (batch_size,), generator=gen)
+    for starts in batch_starts(len(stream), batch_size, seq_len, seed):
         yield torch.stack([stream[s : s + seq_len] for s in starts.tolist()])
+
+
+def batch_starts(
+    length: int, batch_size: int, seq_len: int, seed: int
+) -> Iterator[torch.Tensor]:
+    """The offsets of :func:`batches`' windows, batch after batch."""
+    gen = torch.Generator().manual_seed(seed)
+    top = length - seq_len
+    while True:
+        yield torch.randint(0, top + 1, (batch_size,), generator=gen)
+
+
+def coverage(length: int, args: TrainArgs) -> torch.Tensor:
+    """[length] how many times a run of ``args`` (all its steps) fed each
+    position of a training stream of ``length`` tokens to the model."""
+    seen = torch.zeros(length + 1, dtype=torch.long)
+    starts = batch_starts(length, args.batch_size, args.seq_len, args.seed)
+    for _, batch in zip(range(args.steps), starts):
+        seen.index_add_(0, batch, torch.ones_like(batch))
+        seen.index_add_(0, batch + args.seq_len, -torch.ones_like(batch))
+    return seen.cumsum(0)[:length]
 
 
 def valid_chunks(stream: torch.Tensor, seq_len: int) -> torch.Tensor:
@@ -307,7 +325,8 @@ def time_steps(
     warmup: int = 2,
 ) -> dict[str, list[float]]:
     """Seconds per training step of each configuration, in interleaved
-    rounds: every round times ``steps`` steps of each model in turn, at
+    rounds: every round times ``steps`` steps of each model in turn (the
+    order reversed from one round to the next), at
     ``args.threads`` threads and with ``args``' batch, precision and
     optimizer, so that a slow spell of a shared machine falls on every
     model alike. Returns, per name, one mean step time per round (after
@@ -328,12 +347,15 @@ def time_steps(
             train_step(model.train(), opt, next(data_iter), args, experts)
         states[name] = (model, opt, experts, data_iter)
     times: dict[str, list[float]] = {name: [] for name in configs}
+    order = list(states)
     for _ in range(rounds):
-        for name, (model, opt, experts, data_iter) in states.items():
+        for name in order:
+            model, opt, experts, data_iter = states[name]
             begin = time.perf_counter()
             for _ in range(steps):
                 train_step(model, opt, next(data_iter), args, experts)
             times[name].append((time.perf_counter() - begin) / steps)
+        order.reverse()  # neither model always goes first
     return times
 
 
