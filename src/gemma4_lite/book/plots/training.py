@@ -34,9 +34,13 @@ def draw_run(
             label=f"{label}: training (smoothed)")  # fmt: skip
     valid = curves["valid"]
     vx = [v[x] / scale for v in valid]
+    counts = {v.get("sequences") for v in valid}
+    # every point on the same sample: say how many sequences it holds
+    count = counts.pop() if len(counts) == 1 else None
+    sample = f" ({count} sequences)" if count else ""
     ax.plot(
         vx, [v["loss"] for v in valid], "o--", color=color, ms=4, lw=1,
-        markerfacecolor="white", label=f"{label}: held-out",
+        markerfacecolor="white", label=f"{label}: held-out{sample}",
     )  # fmt: skip
 
 
