@@ -142,7 +142,8 @@ def eval_sample(chunks: torch.Tensor, count: int) -> torch.Tensor:
 
 
 def lr_at(step: int, args: TrainArgs) -> float:
-    """Linear warm-up to ``lr``, then a cosine down to ``min_lr_ratio``."""
+    """Linear warm-up to the peak args.lr, then a cosine down to
+    args.min_lr_ratio times the peak (chapter 9)."""
     if step < args.warmup:
         return args.lr * (step + 1) / args.warmup
     span = max(1, args.steps - args.warmup)
@@ -298,8 +299,9 @@ def train_step(
     args: TrainArgs,
     experts: int = 0,
 ) -> tuple[float, float | None]:
-    """One optimizer step on the batch ``ids``: (loss, balancing loss or
-    None). ``experts`` is the model's expert count (0: a dense model)."""
+    """One optimizer step on the batch ids; returns the loss and the
+    balancing loss (None for a dense model, whose experts count is 0).
+    Chapter 9."""
     with router_outputs(model) as routed, precision(args):
         loss = model(ids, labels=ids).loss
     total, balance = loss, None
