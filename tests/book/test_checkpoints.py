@@ -11,6 +11,7 @@ import torch
 
 from gemma4_lite import Gemma4ForCausalLM, Tokenizer, generate
 from gemma4_lite.book import data, train
+from gemma4_lite.book.exercises import expected
 
 ROOT = Path(__file__).parents[2] / "checkpoints"
 NAMES = ["shakespeare-dense", "shakespeare-moe"]
@@ -33,8 +34,12 @@ def test_folder_is_complete(name):
     assert FILES <= {p.name for p in folder.iterdir()}
     assert (folder / "model.safetensors").stat().st_size < 20 * 2**20
     c = curves(name)
-    assert c["valid"][-1]["full"]
+    # every point of the curve on the same sample; the whole set apart
+    sample = c["args"]["eval_batches"]
+    assert {v["sequences"] for v in c["valid"]} == {sample}
+    assert c["full_valid"]["sequences"] > 30 * sample
     assert len(c["loss"]) == c["valid"][-1]["step"]
+    assert c["full_valid"]["step"] == c["valid"][-1]["step"]
     config = json.loads((folder / "config.json").read_text())
     assert config["dtype"] == "bfloat16"
 
@@ -47,7 +52,7 @@ def test_same_active_parameters():
 
 
 def test_dense_held_out_loss():
-    final = curves("shakespeare-dense")["valid"][-1]
+    final = curves("shakespeare-dense")["full_valid"]
     assert final["loss"] < 5.5  # nats per token on the two held-out plays
     assert 0 < final["bpb"] < 3.0
 
@@ -108,3 +113,29 @@ def test_first_steps_replay_the_recorded_curve(name, corpus):
         assert abs(got - want) < REPLAY_TOLERANCE
     first = again.valid[0]["loss"]
     assert abs(first - recorded["valid"][0]["loss"]) < REPLAY_TOLERANCE
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_last_points_are_the_shipped_weights(name, corpus):
+    _, _, stream = corpus
+    c = curves(name)
+    model = Gemma4ForCausalLM.from_pretrained(ROOT / name, torch.float32)
+    chunks = train.valid_chunks(stream.valid, c["args"]["seq_len"])
+    sample = train.eval_sample(chunks, c["args"]["eval_batches"])
+    loss, bpb = train.evaluate(
+        model, sample, stream.token_bytes, 16, c["args"]["autocast"]
+    )
+    assert loss == pytest.approx(c["valid"][-1]["loss"], abs=1e-3)
+    assert bpb == pytest.approx(c["valid"][-1]["bpb"], abs=1e-3)
+    assert len(chunks) == c["full_valid"]["sequences"]
+
+
+def test_unseen_bigram_answer(corpus):
+    _, _, stream = corpus
+    train_pairs = set(
+        zip(stream.train[:-1].tolist(), stream.train[1:].tolist())
+    )
+    held = list(zip(stream.valid[:-1].tolist(), stream.valid[1:].tolist()))
+    unseen = sum(pair not in train_pairs for pair in held)
+    assert expected("09.3")[0] == pytest.approx(100 * unseen / len(held))
+    assert 1 < expected("09.3")[0] < 50

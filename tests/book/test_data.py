@@ -2,6 +2,7 @@
 the 42 works of the sdist."""
 
 import io
+import math
 import tarfile
 from pathlib import Path
 
@@ -111,3 +112,32 @@ def test_corpus_streams(play, tokenizer):
     assert corpus.train_bytes == len(play.encode())
     assert corpus.valid_bytes == 5000
     assert corpus.train.dtype == torch.long
+
+
+def test_unigram_baseline_is_the_entropy_of_the_counts():
+    stream = torch.tensor([0, 1, 1, 2, 2, 2, 3, 3, 3, 3])
+    token_bytes = torch.tensor([1, 1, 2, 4])
+    probs = data.unigram_probs(stream, 4, alpha=1.0)
+    assert probs.tolist() == pytest.approx([2 / 14, 3 / 14, 4 / 14, 5 / 14])
+    chunks = torch.tensor([[0, 3, 3], [1, 2, 1]])
+    nats, bpb = data.ngram_baseline(stream, chunks, token_bytes, 1)
+    want = -sum(math.log(probs[i]) for i in (3, 3, 2, 1)) / 4
+    assert nats == pytest.approx(want)
+    assert bpb == pytest.approx(4 * want / (math.log(2) * (4 + 4 + 2 + 1)))
+
+
+def test_bigram_probabilities_sum_to_one_and_use_the_context():
+    stream = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 3, 2, 0, 1])
+    every = torch.arange(5)
+    for prev in range(5):  # 4 never occurs: the unigram alone
+        p = data.bigram_probs(stream, 5, torch.full((5,), prev), every)
+        assert float(p.sum()) == pytest.approx(1.0)
+    after_0 = data.bigram_probs(stream, 5, torch.tensor([0]), every)
+    assert int(after_0.argmax()) == 1 and float(after_0[1]) > 0.7
+    chunks = torch.tensor([[0, 1, 2, 0, 1]])
+    token_bytes = torch.ones(5, dtype=torch.long)
+    uni = data.ngram_baseline(stream, chunks, token_bytes, 1)
+    bi = data.ngram_baseline(stream, chunks, token_bytes, 2)
+    assert bi[0] < uni[0] - 0.5
+    with pytest.raises(ValueError):
+        data.ngram_baseline(stream, chunks, token_bytes, 3)

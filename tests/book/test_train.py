@@ -70,13 +70,25 @@ def test_batches_depend_on_the_seed_only():
     assert torch.equal(first[:, 1:] - first[:, :-1], torch.ones(4, 15).long())
 
 
+def test_coverage_counts_every_window_position():
+    a = train.TrainArgs(steps=5, batch_size=3, seq_len=4, seed=1)
+    seen = train.coverage(50, a)
+    assert int(seen.sum()) == 5 * 3 * 4
+    want = torch.zeros(50, dtype=torch.long)
+    stream = torch.arange(50)
+    for _, batch in zip(range(5), train.batches(stream, 3, 4, seed=1)):
+        for window in batch:
+            want[window] += 1
+    assert torch.equal(seen, want)
+
+
 def test_training_lowers_the_loss_and_writes_a_checkpoint(setup, tmp_path):
     corpus, tok = setup
     a = args(tmp_path, steps=12, eval_every=6)
     model, curves = train.train(a, corpus, tok, False, tiny())
     assert curves.loss[-1] < curves.loss[0] - 0.5
     assert [v["step"] for v in curves.valid] == [0, 6, 12]
-    assert curves.valid[-1]["full"] and curves.tokens[-1] == 12 * 64
+    assert curves.tokens[-1] == 12 * 64
     out = Path(a.out)
     assert {p.name for p in out.iterdir()} >= {
         "config.json", "model.safetensors", "tokenizer.model", "curves.json"
@@ -89,6 +101,68 @@ def test_training_lowers_the_loss_and_writes_a_checkpoint(setup, tmp_path):
     with torch.no_grad():
         diff = (loaded.float()(ids) - model(ids)).abs().max()
     assert diff < 0.5  # bf16 weights of the fp32 model
+
+
+def test_every_point_is_validated_on_the_same_sample(setup, tmp_path):
+    corpus, tok = setup
+    a = args(tmp_path, save=False, steps=4, eval_every=2, eval_batches=3)
+    model, curves = train.train(a, corpus, tok, False, tiny())
+    chunks = train.valid_chunks(corpus.valid, a.seq_len)
+    sample = train.eval_sample(chunks, 3)
+    assert len(chunks) > 3 * 2  # so the sample is not the whole set
+    assert [v["sequences"] for v in curves.valid] == [3, 3, 3]
+    # the last point too: the returned model on the sample gives its loss
+    loss, bpb = train.evaluate(
+        model, sample, corpus.token_bytes, 16, a.autocast
+    )
+    assert curves.valid[-1]["loss"] == pytest.approx(loss, abs=1e-6)
+    assert curves.valid[-1]["bpb"] == pytest.approx(bpb, abs=1e-6)
+    # the whole held-out set is recorded apart, at the last step only
+    full = curves.full_valid
+    assert full["step"] == 4 and full["sequences"] == len(chunks)
+    loss, _ = train.evaluate(model, chunks, corpus.token_bytes, 16, a.autocast)
+    assert full["loss"] == pytest.approx(loss, abs=1e-6)
+    assert full["loss"] != pytest.approx(curves.valid[-1]["loss"], abs=1e-4)
+
+
+def test_eval_sample_spreads_evenly():
+    chunks = torch.arange(30).view(10, 3)
+    assert train.eval_sample(chunks, 3)[:, 0].tolist() == [0, 9, 18]
+    assert len(train.eval_sample(chunks, 20)) == 10
+
+
+def test_time_steps_interleaves_rounds(setup):
+    corpus, _ = setup
+    a = train.TrainArgs(batch_size=2, seq_len=32, autocast="fp32")
+    times = train.time_steps(
+        {"dense": tiny(), "moe": tiny(moe=True)},
+        a,
+        corpus.train,
+        rounds=2,
+        steps=1,
+        warmup=1,
+    )
+    assert list(times) == ["dense", "moe"]
+    assert all(len(t) == 2 and min(t) > 0 for t in times.values())
+
+
+def test_command_runs_the_same_arguments():
+    import shlex
+
+    a = train.TrainArgs(
+        model="moe",
+        out="x/y",
+        steps=800,
+        batch_size=8,
+        warmup=50,
+        eval_batches=8,
+        save=False,
+    )
+    text = train.command(a)
+    assert all(len(line) <= 72 for line in text.splitlines())
+    words = shlex.split(text.replace("\\\n", " "))
+    start = words.index("gemma4_lite.book.train") + 1
+    assert train.parse_args(words[start:]) == a
 
 
 def test_a_run_is_deterministic(setup, tmp_path):

@@ -15,6 +15,7 @@ times smaller: 4,096 pieces instead of 262,144.
 from __future__ import annotations
 
 import hashlib
+import math
 import subprocess
 import sys
 import tarfile
@@ -201,3 +202,64 @@ def prepare(
     if not model.is_file():
         train_tokenizer(join(train), prefix, vocab_size)
     return model, train, valid
+
+
+# ----------------------------------------------------------------- baselines
+def unigram_probs(
+    stream: torch.Tensor, vocab: int, alpha: float = 1.0
+) -> torch.Tensor:
+    """[vocab] probability of each id in ``stream``, add-``alpha``
+    smoothed (every id keeps a small share)."""
+    counts = torch.bincount(stream, minlength=vocab).double() + alpha
+    return counts / counts.sum()
+
+
+def bigram_probs(
+    stream: torch.Tensor,
+    vocab: int,
+    prev: torch.Tensor,
+    nxt: torch.Tensor,
+    discount: float = 0.75,
+) -> torch.Tensor:
+    """P(``nxt`` | ``prev``) for pairs of ids (any shape), from the pairs
+    of ``stream``: interpolated absolute discounting (Ney, Essen & Kneser
+    1994). ``discount`` is taken from every seen pair's count and given to
+    the add-one unigram, in proportion to how many distinct successors the
+    context has; an unseen context gets the unigram alone."""
+    pairs = stream[:-1] * vocab + stream[1:]
+    seen, counts = torch.unique(pairs, return_counts=True)
+    context = torch.bincount(stream[:-1], minlength=vocab).double()
+    successors = torch.bincount(seen // vocab, minlength=vocab).double()
+    query = prev * vocab + nxt
+    at = torch.searchsorted(seen, query).clamp(max=len(seen) - 1)
+    count = torch.where(seen[at] == query, counts[at], 0).double()
+    total = context[prev]
+    lower = unigram_probs(stream, vocab)[nxt]
+    denominator = total.clamp(min=1)
+    weight = torch.where(
+        total > 0, discount * successors[prev] / denominator, 1.0
+    )
+    return (count - discount).clamp(min=0) / denominator + weight * lower
+
+
+def ngram_baseline(
+    stream: torch.Tensor,
+    chunks: torch.Tensor,
+    token_bytes: torch.Tensor,
+    order: int,
+) -> tuple[float, float]:
+    """(nats per token, bits per byte) of a unigram (``order`` 1) or a
+    bigram (2) model counted on ``stream``, on the held-out ``chunks``
+    [n, L] scored like the network: every position but the first of each
+    chunk, the bigram's context the token before it in the chunk."""
+    vocab = len(token_bytes)
+    prev, nxt = chunks[:, :-1], chunks[:, 1:]
+    if order == 1:
+        probs = unigram_probs(stream, vocab)[nxt]
+    elif order == 2:
+        probs = bigram_probs(stream, vocab, prev, nxt)
+    else:
+        raise ValueError(f"order must be 1 or 2, not {order}")
+    nats = float(-probs.log().sum())
+    covered = int(token_bytes[nxt].sum())
+    return nats / nxt.numel(), nats / (math.log(2) * covered)

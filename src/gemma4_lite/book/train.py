@@ -10,9 +10,12 @@
   a cosine decay, gradient clipping, and for MoE models optionally the
   Switch balancing loss of chapter 04 (router decisions read with forward
   hooks);
-* shows a progress bar with the loss and tokens per second, validates on
-  the held-out plays every ``--eval-every`` steps, and writes the
-  checkpoint (``save_pretrained``, bf16), ``tokenizer.model`` and the
+* shows a progress bar with the loss and tokens per second, validates
+  every ``--eval-every`` steps on one fixed sample of ``--eval-batches``
+  held-out sequences (the same sample at every point, the last step
+  included, so the curve compares like with like), at the end also on
+  every held-out sequence (recorded apart, as ``full_valid``), and writes
+  the checkpoint (``save_pretrained``, bf16), ``tokenizer.model`` and the
   curves (``curves.json``) to ``--out``.
 
 Batches come from their own seeded generator, so two models trained with
@@ -86,7 +89,7 @@ class TrainArgs:
     clip: float = 1.0
     balance: float = 0.01  # balancing-loss coefficient (MoE only)
     eval_every: int = 100
-    eval_batches: int = 16  # periodic validation; the final one is full
+    eval_batches: int = 16  # sequences in the fixed validation sample
     seed: int = 0
     threads: int = 1
     attn: str = "sdpa"
@@ -101,11 +104,29 @@ def batches(
 ) -> Iterator[torch.Tensor]:
     """Endless [batch, seq_len] windows at random offsets of ``stream``,
     from a generator of their own (the model's seed does not move them)."""
-    gen = torch.Generator().manual_seed(seed)
-    top = len(stream) - seq_len
-    while True:
-        starts = torch.randint(0, top + 1, (batch_size,), generator=gen)
+    for starts in batch_starts(len(stream), batch_size, seq_len, seed):
         yield torch.stack([stream[s : s + seq_len] for s in starts.tolist()])
+
+
+def batch_starts(
+    length: int, batch_size: int, seq_len: int, seed: int
+) -> Iterator[torch.Tensor]:
+    """The offsets of :func:`batches`' windows, batch after batch."""
+    gen = torch.Generator().manual_seed(seed)
+    top = length - seq_len
+    while True:
+        yield torch.randint(0, top + 1, (batch_size,), generator=gen)
+
+
+def coverage(length: int, args: TrainArgs) -> torch.Tensor:
+    """[length] how many times a run of ``args`` (all its steps) fed each
+    position of a training stream of ``length`` tokens to the model."""
+    seen = torch.zeros(length + 1, dtype=torch.long)
+    starts = batch_starts(length, args.batch_size, args.seq_len, args.seed)
+    for _, batch in zip(range(args.steps), starts):
+        seen.index_add_(0, batch, torch.ones_like(batch))
+        seen.index_add_(0, batch + args.seq_len, -torch.ones_like(batch))
+    return seen.cumsum(0)[:length]
 
 
 def valid_chunks(stream: torch.Tensor, seq_len: int) -> torch.Tensor:
@@ -114,8 +135,15 @@ def valid_chunks(stream: torch.Tensor, seq_len: int) -> torch.Tensor:
     return stream[: n * seq_len].view(n, seq_len)
 
 
+def eval_sample(chunks: torch.Tensor, count: int) -> torch.Tensor:
+    """The fixed validation sample: ``count`` windows of ``chunks`` spread
+    evenly over the held-out stream (every ``len // count``-th one)."""
+    return chunks[:: max(1, len(chunks) // count)][:count]
+
+
 def lr_at(step: int, args: TrainArgs) -> float:
-    """Linear warm-up to ``lr``, then a cosine down to ``min_lr_ratio``."""
+    """Linear warm-up to the peak args.lr, then a cosine down to
+    args.min_lr_ratio times the peak (chapter 9)."""
     if step < args.warmup:
         return args.lr * (step + 1) / args.warmup
     span = max(1, args.steps - args.warmup)
@@ -234,7 +262,10 @@ class Curves:
     loss: list = field(default_factory=list)
     balance: list = field(default_factory=list)
     lr: list = field(default_factory=list)
-    valid: list = field(default_factory=list)  # dicts: step, loss, bpb...
+    # every point on the same fixed sample: dicts of step, loss, bpb...
+    valid: list = field(default_factory=list)
+    # the last step once more on every held-out sequence
+    full_valid: dict | None = None
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=1) + "\n")
@@ -259,6 +290,75 @@ def save(model: Gemma4ForCausalLM, out: Path, tokenizer: Path) -> None:
     copy.load_state_dict(model.state_dict())
     copy.to(torch.bfloat16).save_pretrained(out)
     shutil.copyfile(tokenizer, out / "tokenizer.model")
+
+
+def train_step(
+    model: Gemma4ForCausalLM,
+    opt: torch.optim.Optimizer,
+    ids: torch.Tensor,
+    args: TrainArgs,
+    experts: int = 0,
+) -> tuple[float, float | None]:
+    """One optimizer step on the batch ids; returns the loss and the
+    balancing loss (None for a dense model, whose experts count is 0).
+    Chapter 9."""
+    with router_outputs(model) as routed, precision(args):
+        loss = model(ids, labels=ids).loss
+    total, balance = loss, None
+    if experts:
+        balance = balancing_loss(routed, experts)
+        if args.balance > 0:
+            total = loss + args.balance * balance
+    opt.zero_grad(set_to_none=True)
+    total.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+    opt.step()
+    return float(loss.detach()), (
+        None if balance is None else float(balance.detach())
+    )
+
+
+def time_steps(
+    configs: dict[str, Gemma4Config],
+    args: TrainArgs,
+    stream: torch.Tensor,
+    rounds: int = 5,
+    steps: int = 3,
+    warmup: int = 2,
+) -> dict[str, list[float]]:
+    """Seconds per training step of each configuration, in interleaved
+    rounds: every round times ``steps`` steps of each model in turn (the
+    order reversed from one round to the next), at
+    ``args.threads`` threads and with ``args``' batch, precision and
+    optimizer, so that a slow spell of a shared machine falls on every
+    model alike. Returns, per name, one mean step time per round (after
+    ``warmup`` untimed steps each). Compare the models round by round
+    (ratios), not by their absolute times."""
+    torch.set_num_threads(args.threads)
+    states = {}
+    for name, config in configs.items():
+        torch.manual_seed(args.seed)
+        model = Gemma4ForCausalLM(config, attn_implementation=args.attn)
+        opt = torch.optim.AdamW(
+            param_groups(model, args.weight_decay), lr=args.lr,
+            betas=(0.9, args.beta2),
+        )  # fmt: skip
+        experts = config.num_experts if config.enable_moe_block else 0
+        data_iter = batches(stream, args.batch_size, args.seq_len, args.seed)
+        for _ in range(warmup):
+            train_step(model.train(), opt, next(data_iter), args, experts)
+        states[name] = (model, opt, experts, data_iter)
+    times: dict[str, list[float]] = {name: [] for name in configs}
+    order = list(states)
+    for _ in range(rounds):
+        for name in order:
+            model, opt, experts, data_iter = states[name]
+            begin = time.perf_counter()
+            for _ in range(steps):
+                train_step(model, opt, next(data_iter), args, experts)
+            times[name].append((time.perf_counter() - begin) / steps)
+        order.reverse()  # neither model always goes first
+    return times
 
 
 def train(
@@ -288,8 +388,7 @@ def train(
         lr=args.lr, betas=(0.9, args.beta2),
     )  # fmt: skip
     chunks = valid_chunks(corpus.valid, args.seq_len)
-    step_chunks = chunks[:: max(1, len(chunks) // args.eval_batches)]
-    step_chunks = step_chunks[: args.eval_batches]
+    sample = eval_sample(chunks, args.eval_batches)
     counts = {k: int(v) for k, v in count_parameters(config).items()}
     curves = Curves(asdict(args), counts)
     out = Path(args.out)
@@ -300,51 +399,64 @@ def train(
     data_iter = batches(corpus.train, args.batch_size, args.seq_len, args.seed)
     start, tokens = time.perf_counter(), 0
 
-    def validate(step: int, full: bool) -> None:
-        which = chunks if full else step_chunks
+    def validate(step: int, which: torch.Tensor) -> dict:
         loss, bpb = evaluate(
             model, which, corpus.token_bytes, 16, args.autocast
         )
-        curves.valid.append({
+        return {
             "step": step, "tokens": tokens, "loss": loss, "bpb": bpb,
-            "seconds": time.perf_counter() - start, "full": full,
-        })  # fmt: skip
+            "seconds": time.perf_counter() - start,
+            "sequences": len(which),
+        }  # fmt: skip
 
-    validate(0, False)
+    curves.valid.append(validate(0, sample))
     for step in range(1, (stop_after or args.steps) + 1):
         lr = lr_at(step - 1, args)
         for group in opt.param_groups:
             group["lr"] = lr
         ids = next(data_iter)
-        with router_outputs(model) as routed, precision(args):
-            loss = model(ids, labels=ids).loss
-        total, balance = loss, None
-        if experts:
-            balance = balancing_loss(routed, experts)
-            if args.balance > 0:
-                total = loss + args.balance * balance
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
-        opt.step()
+        loss, balance = train_step(model, opt, ids, args, experts)
         tokens += ids.numel()
         curves.steps.append(step)
         curves.tokens.append(tokens)
         curves.seconds.append(time.perf_counter() - start)
-        curves.loss.append(float(loss.detach()))
+        curves.loss.append(loss)
         curves.lr.append(lr)
-        curves.balance.append(
-            None if balance is None else float(balance.detach())
-        )
+        curves.balance.append(balance)
         if bar:
             bar.update(step, curves.loss[-1], tokens)
         last = step == args.steps
         if step % args.eval_every == 0 or last:
-            validate(step, last)
+            curves.valid.append(validate(step, sample))
+            if last:
+                curves.full_valid = validate(step, chunks)
             if args.save:
                 curves.write(out / "curves.json")
                 save(model, out, tokenizer_path)
     return model.eval(), curves
+
+
+def command(args: TrainArgs, width: int = 72) -> str:
+    """The shell command that runs ``args`` (options that differ from the
+    defaults, plus ``--model`` and ``--out``), wrapped at ``width``."""
+    defaults = TrainArgs()
+    words = ["PYTHONHASHSEED=0", f"OMP_NUM_THREADS={args.threads}", "python",
+             "-m", "gemma4_lite.book.train"]  # fmt: skip
+    for name, value in asdict(args).items():
+        if name == "save":
+            continue
+        if name in ("model", "out") or value != getattr(defaults, name):
+            words.append(f"--{name.replace('_', '-')} {value}")
+    if not args.save:
+        words.append("--no-save")
+    lines, line = [], ""
+    for word in words:
+        if line and len(line) + len(word) + 3 > width:
+            lines.append(line + " \\")
+            line = "    " + word
+        else:
+            line = f"{line} {word}" if line else word
+    return "\n".join([*lines, line])
 
 
 def parse_args(argv: list[str] | None = None) -> TrainArgs:
@@ -371,7 +483,7 @@ def parse_args(argv: list[str] | None = None) -> TrainArgs:
         "clip": "gradient-norm clipping",
         "balance": "MoE balancing-loss coefficient (0: off)",
         "eval_every": "validate every this many steps",
-        "eval_batches": "held-out sequences in periodic validation",
+        "eval_batches": "held-out sequences in the validation sample",
         "seed": "seed of the weights and of the batches",
         "threads": "torch threads (results are reproducible per count)",
         "attn": "attention implementation (eager or sdpa)",
@@ -394,7 +506,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     begin = time.perf_counter()
     model, curves = train(args)
-    final = curves.valid[-1]
+    final = curves.full_valid or curves.valid[-1]
     minutes = (time.perf_counter() - begin) / 60
     print(
         f"held-out loss {final['loss']:.3f} nats/token, "
