@@ -141,6 +141,8 @@ def test_inert_disables_every_control_and_shows_the_callout():
     assert shown is outer
     controls = [*inner.children, outer.children[1]]
     assert all(c.disabled for c in controls)
+    # labels such as "temperature scale" are not cut to "temperat..."
+    assert inner.children[0].style.description_width == "initial"
     assert CALLOUT in note.value and 'class="g4-callout"' in note.value
     assert "https://colab.research.google.com/github/o/r/x.ipynb" in note.value
     enable(box)

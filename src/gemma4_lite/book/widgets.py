@@ -148,6 +148,8 @@ def inert(widget: Any, colab_url: str) -> Any:
     for child in _walk(widget):
         if hasattr(child, "disabled"):
             child.disabled = True
+        if hasattr(getattr(child, "style", None), "description_width"):
+            child.style.description_width = "initial"
     note = widgets.HTML(
         f'<div class="g4-callout">{CALLOUT}: '
         f'<a href="{colab_url}" target="_blank" rel="noopener">open this '
