@@ -523,7 +523,8 @@ function describe(e) {
     .trim().split(/\s+/).filter(c => c).slice(0, 2).join('.');
   const cell = e.closest('div.cell');
   const where = cell
-    ? ` in code cell ${cells.indexOf(cell) + 1} ("` + (cell.querySelector(
+    ? ` in code cell #${cells.indexOf(cell) + 1} on the page ("`
+      + (cell.querySelector(
         '.cell_input') || cell).innerText.trim().split('\n')[0]
         .slice(0, 40) + '")'
     : '';
@@ -543,12 +544,15 @@ function walk(e, clipped) {
       Math.round(r.right - col.right)} px past the column: ${describe(e)}`);
   }
   const boxed = style.overflowX !== 'visible';
-  if (boxed && e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1) {
+  if (boxed && !e.matches('span.math') && e.clientWidth > 0
+      && e.scrollWidth > e.clientWidth + 1) {
     cut.push(`${e.scrollWidth} px of content in a ${e.clientWidth} px `
       + `box: ${describe(e)}`);
   }
   const tag = e.tagName.toLowerCase();
-  if (tag === 'mjx-container' || tag === 'svg') return;
+  if (tag === 'mjx-container' || tag === 'svg' || e.matches('span.math')) {
+    return;  // inline maths overhangs its box by a glyph's slant
+  }
   for (const child of e.children) walk(child, clipped || boxed);
 }
 for (const child of article.children) walk(child, false);
@@ -566,7 +570,8 @@ return Array.from(document.querySelectorAll('div.cell')).map((cell, i) => {
     .reduce((k, out) => k + Array.from(out.children)
       .filter(c => c.matches(box)).length, 0);
   const input = cell.querySelector('.cell_input');
-  return n > 1 ? `code cell ${i + 1} ("${(input ? input.innerText : '')
+  return n > 1 ? `code cell #${i + 1} on the page ("${(input
+    ? input.innerText : '')
     .trim().split('\n')[0].slice(0, 40)}"): ${n} output boxes` : null;
 }).filter(x => x);
 """
