@@ -19,9 +19,23 @@ checks that
   value each slider and drop-down was saved with, and the output widgets'
   saved figures and text; a notebook that shows widgets has them on its page.
 
+On the served pages (1,280 px window) it also checks that
+
+* nothing in the text column pokes out of it, and no box in it cuts or
+  scrolls its content sideways (a printed line, a table, a display
+  equation, a widget label);
+* no code cell shows more than one text output box;
+* every widget answers: each control is moved, as a reader would, to each of
+  its values (up to MAX_VALUES of them) and the widget must show the output
+  precomputed for that value (gemma4_lite.book.widgets.precomputed saves
+  each in a Stack jslinked to the control), and not the same output for
+  every value; or the control is disabled and the widget shows the
+  "Interactive in Jupyter or Colab" callout with a Colab link
+  (widgets.inert). A control that moves and changes nothing fails.
+
 A full-page screenshot of each served page is saved in ``_build/screenshots/``
-(PNG, 1,265 px wide: the layout of a 1,280 px window) so whole pages can be
-looked at. A static test also reads every built HTML file for scripts, style
+(PNG, 1,265 px wide: the layout of a 1,280 px window), before any control is
+moved, so whole pages can be looked at. A static test also reads every built HTML file for scripts, style
 sheets or images taken from another host.
 
 Without a built site the test is skipped; ``scripts/test.sh`` builds the site
@@ -590,7 +604,7 @@ return {
   images: Array.from(area.querySelectorAll('img'))
     .filter(img => img.offsetParent !== null)
     .map(img => img.src.startsWith('data:image/png;base64,')
-      ? img.src.slice(22) : img.src),
+      ? img.src.slice(22).replace(/\\s/g, '') : img.src),
   text: area.innerText.replace(/\\s+/g, ' ').trim(),
 };
 """
