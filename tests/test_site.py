@@ -35,8 +35,8 @@ On the served pages (1,280 px window) it also checks that
 
 A full-page screenshot of each served page is saved in ``_build/screenshots/``
 (PNG, 1,265 px wide: the layout of a 1,280 px window), before any control is
-moved, so whole pages can be looked at. A static test also reads every built HTML file for scripts, style
-sheets or images taken from another host.
+moved, so whole pages can be looked at. A static test also reads every built
+HTML file for scripts, style sheets or images taken from another host.
 
 Without a built site the test is skipped; ``scripts/test.sh`` builds the site
 first and sets ``BOOK_SITE_REQUIRED=1``, which turns every skip into a failure.
