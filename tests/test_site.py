@@ -570,8 +570,15 @@ function walk(e, clipped) {
   for (const child of e.children) walk(child, clipped || boxed);
 }
 for (const child of article.children) walk(child, false);
+// A figure drawn at 2x must say its display size (the inline backend's
+// "retina" format and widgets.precomputed do), or it is shown stretched.
+const unsized = Array.from(article.querySelectorAll('.cell_output img'))
+  .filter(img => img.naturalWidth > col.width && !img.getAttribute('width')
+    && !img.style.width)
+  .map(img => `${img.naturalWidth} px: ${describe(img)}`);
 return {column: Math.round(col.width), wide: wide.slice(0, 8),
-        cut: cut.slice(0, 8), more: wide.length + cut.length > 16};
+        cut: cut.slice(0, 8), more: wide.length + cut.length > 16,
+        unsized: unsized.slice(0, 4)};
 """
 
 # Code cells whose output shows more than one text box (consecutive prints
@@ -826,6 +833,11 @@ def _check_page(driver, base: str, page: str, is_notebook: bool, shot=None):
             problems.append(f"content cut or scrolling sideways: {item}")
         if layout["more"]:
             problems.append("(more elements too wide; first 16 listed)")
+        for item in layout["unsized"]:
+            problems.append(
+                "a figure wider than the column with no display width (drawn "
+                f"at 2x, shown stretched): {item}"
+            )
         problems += driver.execute_script(_OUTPUT_BOXES)
         problems += _widget_answer_problems(driver, page)
 
