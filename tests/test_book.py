@@ -205,6 +205,27 @@ def test_ignored_outputs_are_explained(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_nb_id)
+def test_widget_cells_are_not_compared(path):
+    """A widget's model ids differ from one kernel to the next: its cell is
+    tagged nbval-ignore-output (with its nbval_reason, checked above).
+    """
+    untagged = [
+        index
+        for index, cell in enumerate(_code_cells(_read(path)))
+        if any(
+            "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+            for o in cell.get("outputs", [])
+        )
+        and "nbval-ignore-output"
+        not in cell.get("metadata", {}).get("tags", [])
+    ]
+    assert not untagged, (
+        f"{path.name}: code cells {untagged} show widgets but are not tagged "
+        'nbval-ignore-output (reason: "widget model ids differ per kernel")'
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_nb_id)
 def test_code_shown_to_readers_has_no_tooling_comments(path):
     """nbval, ruff and formatters are told through cell tags, metadata and
     pyproject.toml; the code a reader sees carries none of their comments.
