@@ -19,10 +19,24 @@ checks that
   value each slider and drop-down was saved with, and the output widgets'
   saved figures and text; a notebook that shows widgets has them on its page.
 
+On the served pages (1,280 px window) it also checks that
+
+* nothing in the text column pokes out of it, and no box in it cuts or
+  scrolls its content sideways (a printed line, a table, a display
+  equation, a widget label);
+* no code cell shows more than one text output box;
+* every widget answers: each control is moved, as a reader would, to each of
+  its values (up to MAX_VALUES of them) and the widget must show the output
+  precomputed for that value (gemma4_lite.book.widgets.precomputed saves
+  each in a Stack jslinked to the control), and not the same output for
+  every value; or the control is disabled and the widget shows the
+  "Interactive in Jupyter or Colab" callout with a Colab link
+  (widgets.inert). A control that moves and changes nothing fails.
+
 A full-page screenshot of each served page is saved in ``_build/screenshots/``
-(PNG, 1,265 px wide: the layout of a 1,280 px window) so whole pages can be
-looked at. A static test also reads every built HTML file for scripts, style
-sheets or images taken from another host.
+(PNG, 1,265 px wide: the layout of a 1,280 px window), before any control is
+moved, so whole pages can be looked at. A static test also reads every built
+HTML file for scripts, style sheets or images taken from another host.
 
 Without a built site the test is skipped; ``scripts/test.sh`` builds the site
 first and sets ``BOOK_SITE_REQUIRED=1``, which turns every skip into a failure.
@@ -106,23 +120,117 @@ def _model_refs(value) -> list[str]:
     return []
 
 
+def _shown_models(
+    model_id: str, state: dict, chosen: dict[str, int] | None = None
+) -> list[str]:
+    """The models a view of ``model_id`` draws, in page order: every child
+    of a container, but of a ``Stack`` only the page it shows, which is the
+    index of the control linked to it (``chosen`` maps control ids to an
+    index; a control not in it keeps its saved one).
+    """
+    chosen = chosen or {}
+    driver = _stack_drivers(state)
+    shown, todo = [], [model_id]
+    while todo:
+        current = todo.pop(0)
+        if current in shown or current not in state:
+            continue
+        shown.append(current)
+        model = state[current]
+        values = model.get("state", {})
+        children = _model_refs(values.get("children", []))
+        if model.get("model_name") == "StackModel":
+            control = driver.get(current)
+            index = values.get("selected_index")
+            if control is not None:
+                index = chosen.get(
+                    control, state[control]["state"].get("index")
+                )
+            children = (
+                [children[index]]
+                if isinstance(index, int) and 0 <= index < len(children)
+                else []
+            )
+        todo[:0] = children
+    return shown
+
+
+def _stack_drivers(state: dict) -> dict[str, str]:
+    """Stack model id -> the id of the control whose ``index`` is jslinked
+    to its ``selected_index`` (as gemma4_lite.book.widgets.precomputed
+    saves them).
+    """
+    drivers = {}
+    for model in state.values():
+        if model.get("model_name") != "LinkModel":
+            continue
+        values = model.get("state", {})
+        source, target = values.get("source") or [], values.get("target") or []
+        if (
+            len(source) == 2
+            and len(target) == 2
+            and source[1] == "index"
+            and target[1] == "selected_index"
+        ):
+            drivers[_model_refs(target[0])[0]] = _model_refs(source[0])[0]
+    return drivers
+
+
+def _output_signature(model_ids: list[str], state: dict) -> dict:
+    """What the Output widgets among ``model_ids`` show: their images (the
+    base64 PNG data) and their text, whitespace collapsed.
+    """
+    images, texts = [], []
+    for model_id in model_ids:
+        model = state[model_id]
+        if model.get("model_name") != "OutputModel":
+            continue
+        for output in model.get("state", {}).get("outputs", []):
+            data = output.get("data", {})
+            if "image/png" in data:
+                images.append(data["image/png"].replace("\n", ""))
+            if "text/html" in data:
+                texts.append(_html_text(data["text/html"]))
+            elif output.get("output_type") == "stream":
+                text = output.get("text", "")
+                texts.append("".join(text) if isinstance(text, list) else text)
+            elif "text/plain" in data and "image/png" not in data:
+                texts.append(data["text/plain"])
+    return {
+        "images": images,
+        "texts": [" ".join(t.split()) for t in texts if t.strip()],
+    }
+
+
+class _Text(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.parts: list[str] = []
+
+    def handle_data(self, data):
+        self.parts.append(data)
+
+    def handle_starttag(self, tag, attrs):
+        self.parts.append(" ")
+
+
+def _html_text(markup: str) -> str:
+    parser = _Text()
+    parser.feed(markup if isinstance(markup, str) else "".join(markup))
+    return " ".join("".join(parser.parts).split())
+
+
 def _view_expectation(model_id: str, state: dict) -> dict:
     """What the view of ``model_id`` must show once drawn from ``state``:
     control labels, slider readouts, drop-down choices, and the output
-    widgets' saved images and first lines of text.
+    widgets' saved images and first lines of text (of the page each Stack
+    shows).
     """
     labels, readouts, selected, texts = [], [], [], []
     images = 0
-    seen: set[str] = set()
-    todo = [model_id]
-    while todo:
-        current = todo.pop()
-        if current in seen or current not in state:
-            continue
-        seen.add(current)
+    for current in _shown_models(model_id, state):
         model = state[current]
         name, values = model.get("model_name", ""), model.get("state", {})
-        todo.extend(_model_refs(values))
         if values.get("description"):
             labels.append(values["description"])
         options = values.get("_options_labels") or []
@@ -183,11 +291,19 @@ def _saved_views(driver) -> list[dict]:
     """Expectations for every widget view of the loaded page, in page order,
     from the widget state the page carries (the state the notebook saved).
     """
+    views, state = _saved_state(driver)
+    return [_view_expectation(m, state) for m in views]
+
+
+def _saved_state(driver) -> tuple[list[str], dict]:
+    """The page's widget view ids, in page order, and the widget state it
+    carries.
+    """
     saved = driver.execute_script(_SAVED_STATE)
     state = {}
     for text in saved["states"]:
         state.update(json.loads(text).get("state", {}))
-    return [_view_expectation(m, state) for m in saved["views"]]
+    return saved["views"], state
 
 
 # --- the browser ---------------------------------------------------------
@@ -406,6 +522,101 @@ return Array.from(document.querySelectorAll(type)).map(script => {
 """
 
 
+# Everything in the article (the text column) that pokes out of it, and
+# every box in it whose content is cut or scrolls sideways (an output line,
+# a table, an equation, a widget label wider than its box). An element
+# inside a box that clips or scrolls is judged through that box. MathJax
+# output and SVG are judged as a whole.
+_LAYOUT_REPORT = r"""
+const article = document.querySelector('article.bd-article')
+  || document.querySelector('main');
+const col = article.getBoundingClientRect();
+const cells = Array.from(article.querySelectorAll('div.cell'));
+function describe(e) {
+  const cls = (typeof e.className === 'string' ? e.className : '')
+    .trim().split(/\s+/).filter(c => c).slice(0, 2).join('.');
+  const cell = e.closest('div.cell');
+  const where = cell
+    ? ` in code cell #${cells.indexOf(cell) + 1} on the page ("`
+      + (cell.querySelector(
+        '.cell_input') || cell).innerText.trim().split('\n')[0]
+        .slice(0, 40) + '")'
+    : '';
+  const text = (e.innerText || e.textContent || '').trim()
+    .replace(/\s+/g, ' ').slice(0, 50);
+  return `<${e.tagName.toLowerCase()}${cls ? '.' + cls : ''}>${where}: `
+    + `"${text}"`;
+}
+const wide = [], cut = [];
+function walk(e, clipped) {
+  const style = getComputedStyle(e);
+  if (style.display === 'none' || style.visibility === 'hidden') return;
+  const r = e.getBoundingClientRect();
+  if (r.width > 0 && r.height > 0 && !clipped
+      && (r.right > col.right + 1 || r.left < col.left - 1)) {
+    wide.push(`${Math.round(r.width)} px wide, ${
+      Math.round(r.right - col.right)} px past the column: ${describe(e)}`);
+  }
+  const boxed = style.overflowX !== 'visible';
+  if (boxed && !e.matches('span.math') && e.clientWidth > 0
+      && e.scrollWidth > e.clientWidth + 1) {
+    cut.push(`${e.scrollWidth} px of content in a ${e.clientWidth} px `
+      + `box: ${describe(e)}`);
+  }
+  const tag = e.tagName.toLowerCase();
+  if (tag === 'mjx-container' || tag === 'svg' || e.matches('span.math')) {
+    return;  // inline maths overhangs its box by a glyph's slant
+  }
+  for (const child of e.children) walk(child, clipped || boxed);
+}
+for (const child of article.children) walk(child, false);
+// A figure drawn at 2x must say its display size (the inline backend's
+// "retina" format and widgets.precomputed do), or it is shown stretched.
+const unsized = Array.from(article.querySelectorAll('.cell_output img'))
+  .filter(img => img.naturalWidth > col.width && !img.getAttribute('width')
+    && !img.style.width)
+  .map(img => `${img.naturalWidth} px: ${describe(img)}`);
+return {column: Math.round(col.width), wide: wide.slice(0, 8),
+        cut: cut.slice(0, 8), more: wide.length + cut.length > 16,
+        unsized: unsized.slice(0, 4)};
+"""
+
+# Code cells whose output shows more than one text box (consecutive prints
+# should be one box; nb_merge_streams merges what the notebook split).
+_OUTPUT_BOXES = r"""
+const box = '.output.stream, .output.stderr, .output.text_plain, '
+  + '.output.traceback, .output.error';
+return Array.from(document.querySelectorAll('div.cell')).map((cell, i) => {
+  const n = Array.from(cell.querySelectorAll('.cell_output'))
+    .reduce((k, out) => k + Array.from(out.children)
+      .filter(c => c.matches(box)).length, 0);
+  const input = cell.querySelector('.cell_input');
+  return n > 1 ? `code cell #${i + 1} on the page ("${(input
+    ? input.innerText : '')
+    .trim().split('\n')[0].slice(0, 40)}"): ${n} output boxes` : null;
+}).filter(x => x);
+"""
+
+# The widget area (the element the widget manager drew into) of each view.
+_WIDGET_AREAS = """
+const type = 'script[type="application/vnd.jupyter.widget-view+json"]';
+return Array.from(document.querySelectorAll(type))
+  .map(s => s.previousElementSibling);
+"""
+
+# What a widget area shows now: its images' data and its text.
+_WIDGET_SHOWN = """
+const area = arguments[0];
+return {
+  images: Array.from(area.querySelectorAll('img'))
+    .filter(img => img.offsetParent !== null)
+    .map(img => img.src.startsWith('data:image/png;base64,')
+      ? img.src.slice(22).replace(/\\s/g, '') : img.src),
+  text: area.innerText.replace(/\\s+/g, ' ').trim(),
+};
+"""
+
+
 def _load(driver, url: str, origin: str) -> None:
     """Open ``url`` as a first-time visitor would, and wait until its images
     have settled.
@@ -530,7 +741,8 @@ def _full_page_screenshot(driver, path: Path) -> None:
 
 def _check_page(driver, base: str, page: str, is_notebook: bool, shot=None):
     """Load ``base/page`` with the network off and run every check of the
-    module docstring; save a full-page screenshot to ``shot`` if given.
+    module docstring; save a full-page screenshot to ``shot`` if given, and
+    then also check the layout and move every widget's controls.
     """
     if not (SITE / page).is_file():
         pytest.fail(f"{page} is listed in _toc.yml but was not built")
@@ -611,6 +823,24 @@ def _check_page(driver, base: str, page: str, is_notebook: bool, shot=None):
         problems.append("the notebook shows widgets, the page none")
     problems += _widget_problems(expected, widgets)
 
+    if shot is not None:
+        layout = driver.execute_script(_LAYOUT_REPORT)
+        for item in layout["wide"]:
+            problems.append(
+                f"wider than the {layout['column']} px text column: {item}"
+            )
+        for item in layout["cut"]:
+            problems.append(f"content cut or scrolling sideways: {item}")
+        if layout["more"]:
+            problems.append("(more elements too wide; first 16 listed)")
+        for item in layout["unsized"]:
+            problems.append(
+                "a figure wider than the column with no display width (drawn "
+                f"at 2x, shown stretched): {item}"
+            )
+        problems += driver.execute_script(_OUTPUT_BOXES)
+        problems += _widget_answer_problems(driver, page)
+
     errors = [
         entry.get("message", "")
         for entry in driver.get_log("browser")
@@ -664,6 +894,188 @@ def _widget_problems(expected: list[dict], drawn: list[dict]):
         for line in want["texts"]:
             if line not in text:
                 problems.append(f"widget {name}: saved text {line!r} missing")
+    return problems
+
+
+# --- widgets that answer: moving each control shows its precomputed page ---
+
+# Model name -> the CSS class of the element the widget manager draws.
+_CONTROLS = {
+    "DropdownModel": "widget-dropdown",
+    "SelectModel": "widget-select",
+    "SelectionSliderModel": "widget-slider",
+    "SelectionRangeSliderModel": "widget-slider",
+    "IntSliderModel": "widget-slider",
+    "FloatSliderModel": "widget-slider",
+    "FloatLogSliderModel": "widget-slider",
+    "IntRangeSliderModel": "widget-slider",
+    "FloatRangeSliderModel": "widget-slider",
+    "ToggleButtonsModel": "widget-toggle-buttons",
+    "RadioButtonsModel": "widget-radio",
+    "CheckboxModel": "widget-checkbox",
+    "ToggleButtonModel": "widget-toggle-button",
+    "TextModel": "widget-text",
+    "IntTextModel": "widget-text",
+    "FloatTextModel": "widget-text",
+    "BoundedIntTextModel": "widget-text",
+    "BoundedFloatTextModel": "widget-text",
+    "PlayModel": "widget-play",
+}
+# The callout of gemma4_lite.book.widgets.inert.
+CALLOUT = "Interactive in Jupyter or Colab"
+# At most this many values of one control are tried (spread over its range).
+MAX_VALUES = 6
+# How long the page may take to show the page of a new value.
+SWITCH_TIMEOUT = 5
+
+
+def _values_to_try(count: int) -> list[int]:
+    if count <= MAX_VALUES:
+        return list(range(count))
+    step = (count - 1) / (MAX_VALUES - 1)
+    return sorted({round(i * step) for i in range(MAX_VALUES)})
+
+
+def _move(driver, element, model_name: str, index: int, current: int):
+    """Move a control to option ``index`` as a reader would."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    if model_name in ("DropdownModel", "SelectModel"):
+        Select(element.find_element(By.TAG_NAME, "select")).select_by_index(
+            index
+        )
+    elif model_name == "ToggleButtonsModel":
+        element.find_elements(By.TAG_NAME, "button")[index].click()
+    elif model_name == "RadioButtonsModel":
+        element.find_elements(By.TAG_NAME, "input")[index].click()
+    elif model_name == "SelectionSliderModel":
+        handle = element.find_element(By.CSS_SELECTOR, ".noUi-handle")
+        key = Keys.ARROW_RIGHT if index > current else Keys.ARROW_LEFT
+        handle.send_keys(*([key] * abs(index - current)))
+    else:
+        raise AssertionError(f"cannot move a {model_name}")
+
+
+def _widget_answer_problems(driver, page: str) -> list[str]:
+    """Every control of every widget on the loaded page either answers
+    (moving it to each of its values shows the page precomputed for that
+    value) or is disabled beside the "Interactive in Jupyter or Colab"
+    callout with a Colab link.
+    """
+    from selenium.webdriver.common.by import By
+
+    views, state = _saved_state(driver)
+    areas = driver.execute_script(_WIDGET_AREAS)
+    drivers = set(_stack_drivers(state).values())
+    problems = []
+    for number, (view, area) in enumerate(zip(views, areas), start=1):
+        name = f"widget {number}"
+        if view not in state or area is None:
+            continue  # reported by the rendering checks
+        shown = _shown_models(view, state)
+        controls = [
+            m for m in shown if state[m].get("model_name") in _CONTROLS
+        ]
+        if not controls:
+            continue
+        selector = ", ".join(f".{c}" for c in sorted(set(_CONTROLS.values())))
+        elements = [
+            e
+            for e in area.find_elements(By.CSS_SELECTOR, selector)
+            # the buttons inside ToggleButtons are not controls of their own
+            if not driver.execute_script(
+                "return arguments[0].parentElement"
+                ".closest('.widget-toggle-buttons') !== null",
+                e,
+            )
+        ]
+        if len(elements) != len(controls):
+            problems.append(
+                f"{name}: {len(elements)} controls drawn, "
+                f"{len(controls)} in its saved state"
+            )
+            continue
+        text = driver.execute_script(_WIDGET_SHOWN, area)["text"]
+        colab = area.find_elements(
+            By.CSS_SELECTOR, 'a[href*="colab.research.google.com"]'
+        )
+        for control, element in zip(controls, elements):
+            values = state[control]["state"]
+            label = values.get("description") or state[control]["model_name"]
+            if values.get("disabled"):
+                if CALLOUT not in text or not colab:
+                    problems.append(
+                        f"{name}: control {label!r} is disabled but the "
+                        f"widget has no {CALLOUT!r} callout with a Colab "
+                        "link (use gemma4_lite.book.widgets.inert)"
+                    )
+                continue
+            if control not in drivers:
+                problems.append(
+                    f"{name}: control {label!r} moves on the site and "
+                    "changes nothing (make the widget with "
+                    "gemma4_lite.book.widgets.precomputed, or inert)"
+                )
+                continue
+            problems += _drive_control(
+                driver, area, name, view, state, control, element, label
+            )
+    return problems
+
+
+def _drive_control(driver, area, name, view, state, control, element, label):
+    """Move one control through its values (the others at their saved
+    ones) and compare what is shown with the precomputed page each time.
+    """
+    values = state[control]["state"]
+    model_name = state[control]["model_name"]
+    options = values.get("_options_labels") or []
+    saved = values.get("index", 0)
+    problems, signatures = [], {}
+    current = saved
+    for index in _values_to_try(len(options)) + [saved]:
+        want = _output_signature(
+            _shown_models(view, state, {control: index}), state
+        )
+        signatures[index] = want
+        try:
+            _move(driver, element, model_name, index, current)
+        except Exception as error:  # noqa: BLE001 - reported, not raised
+            problems.append(
+                f"{name}: could not move {label!r} to {options[index]!r}: "
+                f"{type(error).__name__}: {str(error).splitlines()[0][:80]}"
+            )
+            break
+        current = index
+        deadline = time.monotonic() + SWITCH_TIMEOUT
+        while True:
+            got = driver.execute_script(_WIDGET_SHOWN, area)
+            missing_images = [
+                i for i in want["images"] if i not in got["images"]
+            ]
+            missing_texts = [t for t in want["texts"] if t not in got["text"]]
+            extra = len(got["images"]) != len(want["images"])
+            if not (missing_images or missing_texts or extra):
+                break
+            if time.monotonic() > deadline:
+                problems.append(
+                    f"{name}: with {label!r} = {options[index]!r}, the page "
+                    "does not show what was precomputed for that value: "
+                    f"{len(got['images'])} figures shown, "
+                    f"{len(missing_images)} of the {len(want['images'])} "
+                    "precomputed ones not among them; missing text "
+                    f"{[t[:40] for t in missing_texts][:2]}"
+                )
+                break
+            time.sleep(0.1)
+    distinct = {json.dumps(sig, sort_keys=True) for sig in signatures.values()}
+    if len(signatures) > 1 and len(distinct) == 1:
+        problems.append(
+            f"{name}: every value of {label!r} shows the same output (the "
+            "render function ignores it, or the control is not needed)"
+        )
     return problems
 
 

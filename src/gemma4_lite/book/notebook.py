@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 from typing import Any, Callable, Sequence
 
 
@@ -14,10 +15,11 @@ def show_source(obj: Any, *, lines: tuple[int, int] | None = None) -> Any:
     copy package code).
 
     Returns an IPython ``Code`` object (syntax-highlighted in Jupyter and on
-    the website); ``lines`` selects a 1-based inclusive range of the object's
-    lines.
+    the website), with docstring markup (Sphinx roles such as :func:,
+    double backticks) shown as a plain `x`; ``lines`` selects a 1-based
+    inclusive range of the object's lines.
     """
-    source = inspect.getsource(obj)
+    source = _plain_markup(inspect.getsource(obj))
     if lines is not None:
         source = "\n".join(source.splitlines()[lines[0] - 1 : lines[1]])
     try:
@@ -25,6 +27,28 @@ def show_source(obj: Any, *, lines: tuple[int, int] | None = None) -> Any:
     except ImportError:  # plain Python: just the text
         return source
     return Code(source, language="python")
+
+
+# Sphinx roles in docstrings (:func:`x`, :meth:`~a.b.c`) and reST literals
+# (``x``), which a reader of a listing expects as plain `x`.
+_ROLE = re.compile(
+    r":(?:py:)?(?:func|meth|class|attr|mod|data|obj|exc):`([^`]+)`"
+)
+_LITERAL = re.compile(r"``([^`]+)``")
+
+
+def _role_target(match: re.Match) -> str:
+    target = match.group(1).strip()
+    if target.startswith("~"):  # Sphinx shows only the last component
+        target = target[1:].rsplit(".", 1)[-1]
+    return f"`{target.lstrip('.')}`"
+
+
+def _plain_markup(source: str) -> str:
+    """``source`` with docstring markup as a reader expects it: roles and
+    double backticks become single-backtick names.
+    """
+    return _LITERAL.sub(r"`\1`", _ROLE.sub(_role_target, source))
 
 
 def check_answer(

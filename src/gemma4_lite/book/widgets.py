@@ -16,6 +16,7 @@ they are drawn disabled, beside a callout that says where they are live.
 
 from __future__ import annotations
 
+import base64
 import io
 from typing import Any, Callable, Sequence
 
@@ -25,24 +26,44 @@ CALLOUT = "Interactive in Jupyter or Colab"
 def _as_output(result: Any, dpi: int) -> Any:
     """One ``Output`` widget showing ``result`` (a matplotlib figure, HTML
     text, or anything IPython can display).
+
+    The output is put in the widget directly rather than displayed into it,
+    so that it is saved the same way in a kernel and in plain Python.
     """
     import ipywidgets as widgets
-    from IPython.display import HTML, Image, display
+    from IPython.core.formatters import format_display_data
+    from IPython.display import HTML, Image
 
+    if hasattr(result, "savefig"):
+        import matplotlib.pyplot as plt
+
+        buffer = io.BytesIO()
+        result.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+        plt.close(result)
+        png = buffer.getvalue()
+        # Shown at the size a plain figure has on the page (the figure's
+        # own dpi), whatever the resolution it was drawn at; the tight
+        # bounding box makes the image narrower or wider than figsize.
+        pixels = int.from_bytes(png[16:20], "big")
+        result = Image(data=png, width=round(pixels * result.get_dpi() / dpi))
+    elif isinstance(result, str):
+        result = HTML(result)
     out = widgets.Output()
-    with out:
-        if hasattr(result, "savefig"):
-            import matplotlib.pyplot as plt
-
-            buffer = io.BytesIO()
-            result.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-            plt.close(result)
-            width = int(result.get_figwidth() * 100)
-            display(Image(data=buffer.getvalue(), width=width))
-        elif isinstance(result, str):
-            display(HTML(result))
-        elif result is not None:
-            display(result)
+    if result is not None:
+        data, metadata = format_display_data(result)
+        data = {
+            mime: base64.b64encode(value).decode("ascii")
+            if isinstance(value, bytes)
+            else value
+            for mime, value in data.items()
+        }
+        out.outputs = (
+            {
+                "output_type": "display_data",
+                "data": data,
+                "metadata": metadata,
+            },
+        )
     return out
 
 
@@ -76,6 +97,10 @@ def precomputed(
     rendered once (at most ``max_states``: keep the grid, and the page,
     small), each in its own ``Output`` widget, nested in one ``Stack`` per
     control. Returns a ``VBox`` of the controls above the stacks.
+
+    Figures are drawn at ``dpi`` (144: sharp on high-density screens at
+    about half the bytes of 2x, which matters when a page carries every
+    state) and shown at the size the figure has on the page.
     """
     import ipywidgets as widgets
 
@@ -104,7 +129,11 @@ def precomputed(
     for control in controls.values():
         # Labels such as "temperature" must not be cut to "temperat...".
         control.style.description_width = "initial"
-    return widgets.VBox([widgets.HBox(list(controls.values())), build(0, {})])
+    # Controls wrap onto a second row rather than widen the page.
+    row = widgets.HBox(
+        list(controls.values()), layout=widgets.Layout(flex_flow="row wrap")
+    )
+    return widgets.VBox([row, build(0, {})])
 
 
 def inert(widget: Any, colab_url: str) -> Any:
@@ -119,6 +148,8 @@ def inert(widget: Any, colab_url: str) -> Any:
     for child in _walk(widget):
         if hasattr(child, "disabled"):
             child.disabled = True
+        if hasattr(getattr(child, "style", None), "description_width"):
+            child.style.description_width = "initial"
     note = widgets.HTML(
         f'<div class="g4-callout">{CALLOUT}: '
         f'<a href="{colab_url}" target="_blank" rel="noopener">open this '

@@ -2,7 +2,8 @@
 Chapter-specific figures live in the submodules of this package
 (``plots.attention``, ``plots.moe``, ...), all drawing with these colours.
 
-matplotlib is imported lazily, so the model code never needs it.
+Importing this package applies the book's figure settings
+(:func:`use_book_figure_settings`); the model code never imports it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,42 @@ GENERATION_COLORS: dict[str, str] = {
     "Gemma 3": "#9C5B2E",
     "Gemma 4": "#222222",
 }
+
+
+# The size of text a figure does not size itself: legible in a 675 px
+# column and still on a phone, where the column is about half as wide.
+BASE_FONT_SIZE = 11
+
+
+def use_book_figure_settings() -> None:
+    """The book's settings for every figure, applied when this package is
+    imported: a base font size legible on a phone and, in IPython, inline
+    figures drawn at twice their resolution ("retina") and shown at their
+    normal size, so that they stay sharp on high-density screens.
+    """
+    try:
+        import matplotlib
+    except ImportError:  # the package draws nothing without it
+        return
+    matplotlib.rcParams["font.size"] = BASE_FONT_SIZE
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:  # plain Python: figures are saved, not shown inline
+        return
+    from IPython.core.pylabtools import select_figure_formats
+    from matplotlib_inline.config import InlineBackend
+
+    # The inline backend reads its formats when it is first configured (at
+    # the first pyplot import), so they are set there as well as now.
+    backend = InlineBackend.instance()
+    backend.figure_formats = {"retina"}
+    select_figure_formats(shell, {"retina"}, **backend.print_figure_kwargs)
+
+
+use_book_figure_settings()
 
 
 def layer_kind(config: Gemma4Config, layer: int) -> str:
