@@ -11,7 +11,12 @@ from gemma4_lite import (
     generate,
     kv_cache_bytes,
 )
-from gemma4_lite.book.answers.ch11 import ANSWERS, validate_top_p
+from gemma4_lite.book.answers.ch11 import (
+    ANSWERS,
+    chat_prompt,
+    validate_chat,
+    validate_mystery,
+)
 from gemma4_lite.book.debugger import (
     agreeing_prefix,
     compare_decoding,
@@ -187,11 +192,22 @@ def test_first_split_and_prefix():
 def test_chapter_answers():
     location, _ = ANSWERS["11.1"]
     assert location() == (6, "attention")
-    gib, _ = ANSWERS["11.3"]
-    assert 40 < gib() < 200
-    assert validate_top_p(lambda logits, p: filter_logits(logits, None, p))
-    assert not validate_top_p(lambda logits, p: logits)
-    assert not validate_top_p(lambda logits, p: filter_logits(logits, 5, None))
+    assert validate_mystery((6, "attention", "b")) is True
+    assert "explanation" in validate_mystery((6, "attention", "a"))
+    assert "(layer, sub-block) is not" in validate_mystery((6, "MLP", "b"))
+    assert validate_mystery((6, "attention", "B")) is True
+    which, _ = ANSWERS["11.2"]
+    assert which() == {"mystery_a": "neither", "mystery_b": "decoding"}
+    assert validate_chat(chat_prompt) is True
+    kept = validate_chat(
+        lambda turns: (
+            "<bos>"
+            + "".join(f"<|turn>{r}\n{t}<turn|>\n" for r, t in turns)
+            + "<|turn>model\n"
+        )
+    )
+    assert "conversation 3" in kept  # the thought was not removed
+    assert "conversation 1" in validate_chat(lambda turns: "")
 
 
 def test_figures_draw():
@@ -225,5 +241,8 @@ def test_figures_draw():
         ),
     ]
     for fig in figs:
-        assert fig.get_size_inches()[0] == pytest.approx(6.75)
+        assert fig.get_size_inches()[0] <= 6.75
+        for text in fig.findobj(matplotlib.text.Text):
+            if text.get_text():
+                assert text.get_fontsize() >= 8, text.get_text()
         plt.close(fig)

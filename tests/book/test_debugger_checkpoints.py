@@ -10,34 +10,19 @@ from safetensors.torch import load_file, save_file
 
 from gemma4_lite import Gemma4Config, Gemma4ForCausalLM
 from gemma4_lite.book.debugger import (
+    TINY_AUDIO,
+    TINY_VISION,
     ReferenceLoadError,
     _randomise,
     compare_layers,
     load_reference,
+    multimodal_from_preset,
     text_decoder,
 )
 
 transformers = pytest.importorskip("transformers")
 
-VISION = dict(
-    hidden_size=16,
-    intermediate_size=32,
-    num_hidden_layers=1,
-    num_attention_heads=2,
-    num_key_value_heads=2,
-    head_dim=8,
-    position_embedding_size=16,
-    patch_size=4,
-    pooling_kernel_size=2,
-)
-AUDIO = dict(
-    hidden_size=16,
-    num_hidden_layers=1,
-    num_attention_heads=2,
-    subsampling_conv_channels=[4, 4],
-    output_proj_dims=16,
-    conv_kernel_size=3,
-)
+VISION, AUDIO = TINY_VISION, TINY_AUDIO
 # keys Gemma4UnifiedTextConfig does not have
 NOT_UNIFIED = (
     "hidden_size_per_layer_input",
@@ -151,3 +136,17 @@ def test_old_text_only_class_would_have_been_random(tmp_path):
         tmp_path, output_loading_info=True
     )
     assert "model.norm.weight" in info["missing_keys"]
+
+
+def test_multimodal_from_preset_is_the_released_layout(tmp_path):
+    import json
+
+    multimodal_from_preset("e4b-tiny", seed=1).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["architectures"] == ["Gemma4ForConditionalGeneration"]
+    keys = load_file(tmp_path / "model.safetensors")
+    assert "model.language_model.norm.weight" in keys
+    assert any(k.startswith("model.vision_tower.") for k in keys)
+    assert any(k.startswith("model.audio_tower.") for k in keys)
+    norm = keys["model.language_model.norm.weight"]
+    assert not torch.equal(norm, torch.ones_like(norm))  # randomised

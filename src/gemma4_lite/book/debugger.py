@@ -318,6 +318,55 @@ def reference_from_preset(name: str, seed: int = 0) -> nn.Module:
     return model.eval()
 
 
+# small towers, enough for transformers to build and save the classes
+TINY_VISION = dict(
+    hidden_size=16,
+    intermediate_size=32,
+    num_hidden_layers=1,
+    num_attention_heads=2,
+    num_key_value_heads=2,
+    head_dim=8,
+    position_embedding_size=16,
+    patch_size=4,
+    pooling_kernel_size=2,
+)
+TINY_AUDIO = dict(
+    hidden_size=16,
+    num_hidden_layers=1,
+    num_attention_heads=2,
+    subsampling_conv_channels=[4, 4],
+    output_proj_dims=16,
+    conv_kernel_size=3,
+)
+
+
+def multimodal_from_preset(name: str, seed: int = 0) -> nn.Module:
+    """transformers' ``Gemma4ForConditionalGeneration`` (the class of the
+    released checkpoints) with a preset's text decoder, tiny vision and
+    audio towers beside it, and random text weights as in
+    :func:`reference_from_preset`. Saved, its folder has the released
+    layout: the decoder under ``model.language_model.``."""
+    from transformers import Gemma4Config as Config
+    from transformers import Gemma4ForConditionalGeneration
+
+    values = Gemma4Config.from_preset(name).to_hf_dict()
+    for key in ("model_type", "architectures"):
+        values.pop(key, None)
+    config = Config(
+        text_config=values,
+        vision_config=TINY_VISION,
+        audio_config=TINY_AUDIO,
+    )
+    torch.manual_seed(seed)
+    model = Gemma4ForConditionalGeneration._from_config(
+        config, attn_implementation="eager", dtype=torch.float32
+    )
+    _randomise(text_decoder(model), seed)
+    if values.get("enable_moe_block"):
+        model.set_experts_implementation("eager")
+    return model.eval()
+
+
 @torch.no_grad()
 def _randomise(model: nn.Module, seed: int, std: float = 0.08) -> None:
     gen = torch.Generator().manual_seed(seed)
@@ -433,6 +482,34 @@ def _ring_off_by_one(model: nn.Module) -> Callable[[], None]:
     forward pass without a cache cannot see it."""
     from ..kv_cache import RingKVCache
 
+    return _shift_decode_writes(model, RingKVCache)
+
+
+def _mystery_b(model: nn.Module) -> Callable[[], None]:
+    """A bug to classify (chapter exercise)."""
+    from ..kv_cache import GlobalKVCache
+
+    return _shift_decode_writes(model, GlobalKVCache)
+
+
+def _mystery_a(model: nn.Module) -> Callable[[], None]:
+    """A bug to classify (chapter exercise)."""
+    from .. import generation
+
+    right = generation.filter_logits
+
+    def wrong(logits, top_k, top_p):
+        return right(logits, None if top_k is None else top_k + 1, top_p)
+
+    generation.filter_logits = wrong
+
+    def undo() -> None:
+        generation.filter_logits = right
+
+    return undo
+
+
+def _shift_decode_writes(model: nn.Module, kind: type) -> Callable[[], None]:
     make = model.new_cache
 
     def shifted(update: Callable) -> Callable:
@@ -446,7 +523,7 @@ def _ring_off_by_one(model: nn.Module) -> Callable[[], None]:
     def new_cache(*args, **kwargs):
         cache = make(*args, **kwargs)
         for store in cache.layers:
-            if isinstance(store, RingKVCache):
+            if isinstance(store, kind):
                 store.update = shifted(store.update)
         return cache
 
@@ -482,6 +559,8 @@ BUGS: dict[str, Callable[[nn.Module], Callable[[], None]]] = {
     "no_softcap": _no_softcap,
     "ring_off_by_one": _ring_off_by_one,
     "mystery": _mystery,
+    "mystery_a": _mystery_a,
+    "mystery_b": _mystery_b,
 }
 
 
@@ -646,6 +725,30 @@ def trace_prompt(
         )
     rows.append(dict(layer="head", hidden=tuple(logits.shape)))
     return rows
+
+
+def trace_rows(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of :func:`trace_table`, for ``html_table``."""
+    header = ["layer", "kind", "MoE", "KV of", "output", "keys", "slots"]
+    out = []
+    for r in rows:
+        shape = "x".join(map(str, r["hidden"]))
+        if r["layer"] == "head":
+            out.append(["head", "logits", "", "", shape, "", "", ""])
+            continue
+        out.append(
+            [
+                str(r["layer"]),
+                r["kind"],
+                "yes" if r["moe"] else "",
+                str(r["reads"]),
+                shape,
+                str(r["keys"]),
+                str(r["slots"]),
+                str(r["bytes"]),
+            ]
+        )
+    return header + ["bytes"], out
 
 
 def trace_table(rows: list[dict]) -> str:
