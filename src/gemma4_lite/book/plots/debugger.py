@@ -105,11 +105,12 @@ def plot_divergence(
 
 
 def plot_stage_map(reports: dict[str, "LayerReport"]) -> Any:
-    """One panel per report: layers across, sub-blocks down (the final
-    norm and the logits in a last column), coloured by the largest
-    difference on one logarithmic scale for all panels, which reaches
-    below 1e-2 so that small differences keep a colour of their own; cells
-    that are bitwise equal are light grey and marked 0."""
+    """One panel per report: layers across, sub-blocks down; the bottom
+    row (each layer's output, the residual stream) continues with the final
+    norm and the logits. Coloured by the largest difference on one
+    logarithmic scale for all panels, which reaches below 1e-2 so that
+    small differences keep a colour of their own; cells that are bitwise
+    equal are light grey and marked 0."""
     import matplotlib.pyplot as plt
     import numpy as np
     from matplotlib.colors import LogNorm
@@ -120,7 +121,7 @@ def plot_stage_map(reports: dict[str, "LayerReport"]) -> Any:
     fig, axes = plt.subplots(
         n,
         1,
-        figsize=(5.2, 0.55 * (len(stages) + 1) * n + 1.2),
+        figsize=(5.2, (0.42 * len(stages) + 0.75) * n + 0.6),
         squeeze=False,
         layout="constrained",
     )
@@ -141,12 +142,12 @@ def plot_stage_map(reports: dict[str, "LayerReport"]) -> Any:
     image = None
     for ax, (label, report) in zip(axes[:, 0], reports.items()):
         layers = len(report.layers)
-        data = np.full((len(stages) + 1, layers + 1), np.nan)
+        data = np.full((len(stages), layers + 2), np.nan)
         for i, row in enumerate(report.layers):
             for j, stage in enumerate(stages):
                 data[j, i] = row[stage]
-        data[0, layers] = report.final_norm
-        data[1, layers] = report.logits
+        data[-1, layers] = report.final_norm
+        data[-1, layers + 1] = report.logits
         shown = np.ma.masked_invalid(np.where(data > 0, data, np.nan))
         image = ax.imshow(shown, cmap=cmap, norm=norm, aspect="auto")
         for (y, x), value in np.ndenumerate(data):
@@ -164,10 +165,11 @@ def plot_stage_map(reports: dict[str, "LayerReport"]) -> Any:
                 fontsize=8,
                 color="white" if dark else PALETTE["text"],
             )
-        rows = [SHORT.get(s, s) for s in stages] + [""]
-        ax.set_yticks(range(len(rows)), rows)
+        ax.set_yticks(range(len(stages)), [SHORT.get(s, s) for s in stages])
         ax.set_xticks(
-            range(layers + 1), [str(i) for i in range(layers)] + ["end"]
+            range(layers + 2),
+            # staggered: two narrow columns side by side
+            [str(i) for i in range(layers)] + ["norm\n", "\nlogits"],
         )
         ax.tick_params(labelsize=8)
         for i in report.config.global_layers:
@@ -176,7 +178,7 @@ def plot_stage_map(reports: dict[str, "LayerReport"]) -> Any:
         ax.axvline(layers - 0.5, color="white", linewidth=3)
         ax.set_title(label, fontsize=9)
     axes[-1, 0].set_xlabel(
-        "layer (global in bold orange); end: final norm above, logits below",
+        "layer (global in bold orange), then final norm and logits",
         fontsize=8,
     )
     bar = fig.colorbar(image, ax=axes[:, 0], shrink=0.9)
