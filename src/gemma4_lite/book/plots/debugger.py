@@ -237,14 +237,16 @@ def sampling_panel(
 ) -> None:
     """Horizontal bars of the next-token probabilities after the sampling
     settings, best token at the top, its text as the label; tokens the
-    settings removed show as empty grey slots."""
+    settings removed show as light grey rows."""
     ys = list(range(len(pieces)))
     colors = [
         PALETTE["sliding"] if p > 0 else PALETTE["masked"] for p in probs
     ]
+    removed = [1.0 if p == 0 else 0.0 for p in probs]
+    ax.barh(ys, removed, color=PALETTE["masked"], alpha=0.5, linewidth=0)
     ax.barh(
         ys,
-        [max(p, 0.004) for p in probs],
+        probs,
         color=colors,
         edgecolor=PALETTE["dense"],
         linewidth=0.5,
