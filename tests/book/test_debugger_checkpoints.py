@@ -150,3 +150,32 @@ def test_multimodal_from_preset_is_the_released_layout(tmp_path):
     assert any(k.startswith("model.audio_tower.") for k in keys)
     norm = keys["model.language_model.norm.weight"]
     assert not torch.equal(norm, torch.ones_like(norm))  # randomised
+
+
+def test_compare_in_the_same_dtype(tmp_path):
+    """bf16 against a bf16 reference is bitwise equal and pins a 1% RoPE
+    bug to its layer; against an fp32 reference both runs differ from the
+    embedding on, and the bug changes the differences by a few percent."""
+    from gemma4_lite.book.debugger import planted_bug, reference_from_preset
+
+    reference_from_preset("e2b-tiny", seed=0).save_pretrained(tmp_path)
+    ours = Gemma4ForCausalLM.from_pretrained(tmp_path, dtype=torch.bfloat16)
+    same = load_reference(tmp_path, dtype=torch.bfloat16)
+    wide = load_reference(tmp_path)
+    ids = torch.randint(
+        3, 512, (1, 20), generator=torch.Generator().manual_seed(1)
+    )
+    assert compare_layers(ours, same, ids).first_divergence() is None
+    noise = compare_layers(ours, wide, ids)
+    assert noise.first_divergence() == (-1, "embedding")
+    with planted_bug(ours, "rope_one_percent"):
+        assert compare_layers(ours, same, ids).first_divergence() == (
+            4,
+            "attention",
+        )
+        hidden = compare_layers(ours, wide, ids)
+    assert hidden.first_divergence() == (-1, "embedding")
+    changes = [
+        b / a - 1 for a, b in zip(noise.per_layer(), hidden.per_layer())
+    ]
+    assert max(abs(c) for c in changes) < 0.1

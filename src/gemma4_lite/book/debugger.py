@@ -16,6 +16,15 @@ same model without a cache. :func:`planted_bug` plants a known bug in one of
 our models for a while, to see what the reports of a broken implementation
 look like.
 
+Blind spots that remain: both checks decode greedily, so sampling
+(temperature, top-k, top-p) goes unchecked; they run one unpadded
+sequence, so left padding and batches do not; they reach only the
+positions of the prompt they are given (no long context, no chunked
+prefill, no compiled step); and a comparison holds for the dtype and
+attention path it ran in. Compare in one dtype: a bf16 run against a bf16
+reference agrees to the bit, while against an fp32 reference a small bug
+hides in bf16 rounding.
+
 What the hooks read of our package: ``model.model`` (the text model, whose
 output is the final-normed hidden state), its ``embed_tokens``, ``layers``
 and ``norm``, the per-layer modules named in :func:`stage_modules`,
