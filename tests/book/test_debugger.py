@@ -8,11 +8,18 @@ import torch
 from gemma4_lite import (
     Gemma4Config,
     Gemma4ForCausalLM,
+    generate,
     kv_cache_bytes,
 )
-from gemma4_lite.book.answers.ch11 import ANSWERS, validate_top_p
+from gemma4_lite.book.answers.ch11 import (
+    ANSWERS,
+    chat_prompt,
+    validate_chat,
+    validate_mystery,
+)
 from gemma4_lite.book.debugger import (
     agreeing_prefix,
+    compare_decoding,
     compare_layers,
     first_split,
     planted_bug,
@@ -51,6 +58,13 @@ def test_stages_follow_the_family():
         ("e4b-tiny", "contiguous_rope", (5, "attention")),
         ("e2b-tiny", "mystery", (6, "attention")),
         ("e4b-tiny", "mystery", (8, "attention")),
+        ("e2b-tiny", "rope_one_percent", (4, "attention")),
+        ("31b-tiny", "rope_one_percent", (5, "attention")),
+        # after the last layer: the final norm, then the head
+        ("e2b-tiny", "final_norm", (10, "final norm")),
+        ("26b-a4b-tiny", "final_norm", (6, "final norm")),
+        ("e2b-tiny", "no_softcap", (10, "logits")),
+        ("12b-tiny", "no_softcap", (12, "logits")),
     ],
 )
 def test_planted_bugs_show_where_they_are_and_are_undone(name, bug, expected):
@@ -62,11 +76,11 @@ def test_planted_bugs_show_where_they_are_and_are_undone(name, bug, expected):
         report = compare_layers(model, clean, ids)
     assert report.first_divergence() == expected
     assert report.logits > 0
+    layer = min(expected[0], model.config.num_hidden_layers)
     relative = report.per_layer(relative=True)
-    assert (
-        relative[expected[0]] > 0
-        and relative[: expected[0]] == [0.0] * (expected[0])
-    )
+    assert relative[:layer] == [0.0] * layer
+    if expected[0] < model.config.num_hidden_layers:
+        assert relative[layer] > 0
     assert compare_layers(model, clean, ids).first_divergence() is None
     with pytest.raises(RuntimeError):  # undone even when the block raises
         with planted_bug(model, bug):
@@ -87,8 +101,13 @@ def test_the_table_lists_every_layer():
     model = _model("26b-a4b-tiny")
     text = compare_layers(model, copy.deepcopy(model), _ids(model.config))
     lines = text.table().splitlines()
-    assert len(lines) == model.config.num_hidden_layers + 3
+    # header, embedding, layers, final norm, head
+    assert len(lines) == model.config.num_hidden_layers + 4
     assert all(len(line) <= 79 for line in lines)
+    header, rows = text.rows()
+    assert len(rows) == len(lines) - 1
+    assert all(len(row) == len(header) for row in rows)
+    assert rows[-2][:2] == ["norm", "final"] and rows[-1][0] == "head"
 
 
 def test_transformers_matches_bit_for_bit_and_sdpa_nearly(tmp_path):
@@ -104,10 +123,34 @@ def test_transformers_matches_bit_for_bit_and_sdpa_nearly(tmp_path):
         reference = load_reference(tmp_path / name)
         ids = _ids(ours.config)
         report = compare_layers(ours, reference, ids)
-        assert report.first_divergence() is None
+        # transformers' expert path is not reproducible to the bit between
+        # two of its own instances with equal weights (about 1e-6)
+        tolerance = 1e-4 if ours.config.enable_moe_block else 0.0
+        assert report.first_divergence(tolerance) is None
         ours.set_attn_implementation("sdpa")
         report = compare_layers(ours, reference, ids)
         assert 0 < report.logits < 1e-3
+
+
+@pytest.mark.parametrize("name", ["e2b-tiny", "26b-a4b-tiny", "31b-tiny"])
+def test_the_decode_check_sees_what_one_forward_pass_cannot(name):
+    """A ring buffer written one slot too far leaves every uncached stage
+    equal, and greedy decoding wrong; the cached-vs-uncached check finds it
+    at the first decode step, and passes the correct cache."""
+    model = _model(name)
+    clean = copy.deepcopy(model)
+    ids = _ids(model.config, length=12)
+    report = compare_decoding(model, ids, 12)
+    assert report.first_divergence() is None
+    assert all(report.same_token) and 0 < max(report.relative) < 1e-4
+    with planted_bug(model, "ring_off_by_one"):
+        assert compare_layers(model, clean, ids).first_divergence() is None
+        broken = compare_decoding(model, ids, 12)
+        tokens = generate(model, ids, 12, ignore_eos=True)
+    assert broken.first_divergence() == 1  # the first step through the ring
+    assert broken.relative[0] < 1e-4  # prefill is untouched
+    assert not torch.equal(tokens, generate(clean, ids, 12, ignore_eos=True))
+    assert compare_decoding(model, ids, 12).first_divergence() is None
 
 
 def test_trace_bytes_add_up_to_the_accounting():
@@ -149,11 +192,22 @@ def test_first_split_and_prefix():
 def test_chapter_answers():
     location, _ = ANSWERS["11.1"]
     assert location() == (6, "attention")
-    gib, _ = ANSWERS["11.3"]
-    assert 40 < gib() < 200
-    assert validate_top_p(lambda logits, p: filter_logits(logits, None, p))
-    assert not validate_top_p(lambda logits, p: logits)
-    assert not validate_top_p(lambda logits, p: filter_logits(logits, 5, None))
+    assert validate_mystery((6, "attention", "b")) is True
+    assert "explanation" in validate_mystery((6, "attention", "a"))
+    assert "(layer, sub-block) is not" in validate_mystery((6, "MLP", "b"))
+    assert validate_mystery((6, "attention", "B")) is True
+    which, _ = ANSWERS["11.2"]
+    assert which() == {"mystery_a": "neither", "mystery_b": "decoding"}
+    assert validate_chat(chat_prompt) is True
+    kept = validate_chat(
+        lambda turns: (
+            "<bos>"
+            + "".join(f"<|turn>{r}\n{t}<turn|>\n" for r, t in turns)
+            + "<|turn>model\n"
+        )
+    )
+    assert "conversation 3" in kept  # the thought was not removed
+    assert "conversation 1" in validate_chat(lambda turns: "")
 
 
 def test_figures_draw():
@@ -187,5 +241,8 @@ def test_figures_draw():
         ),
     ]
     for fig in figs:
-        assert fig.get_size_inches()[0] == pytest.approx(6.75)
+        assert fig.get_size_inches()[0] <= 6.75
+        for text in fig.findobj(matplotlib.text.Text):
+            if text.get_text():
+                assert text.get_fontsize() >= 8, text.get_text()
         plt.close(fig)
