@@ -33,8 +33,10 @@ def test_every_answer_checks(chapter):
 
 
 def test_precisions_say_what_the_questions_ask():
-    assert check("00.2", 0.15).endswith("correct.")  # two digits
-    assert not check("00.2", 0.16).endswith("correct.")
+    assert check("00.2", 0.12).endswith("correct.")  # two digits
+    assert not check("00.2", 0.15).endswith("correct.")  # embedding in full
+    assert check("0.4", 81_920).endswith("correct.")  # ten global layers
+    assert not check("0.4", 81_921).endswith("correct.")
     assert check("03.1", 8.31).endswith("correct.")  # two decimals
     assert not check("03.1", 8.3).endswith("correct.")
     assert not check("03.3", 92160.5).endswith("correct.")  # exact
