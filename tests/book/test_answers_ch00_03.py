@@ -49,5 +49,5 @@ def test_validators_reject_the_classic_mistakes():
         return torch.cat([freqs, torch.zeros(head_dim // 2 - len(freqs))])
 
     assert check_proportional_inv_freq(ch02.inv_freq)
-    assert not check_proportional_inv_freq(contiguous_partial)
-    assert check_ring_update(ch01.ring_update)
+    assert check_proportional_inv_freq(contiguous_partial) is not True
+    assert check_ring_update(ch01.ring_update) is True
