@@ -11,12 +11,14 @@ from ..costs import layer_token_budget
 from ..exercises import Decimals, Exact
 
 
-def _bf16_expert_bytes_per_token() -> int:
-    """Bytes of expert weights one decoding token reads over all layers of
-    the 26B-A4B in bf16 (batch 1: its k experts in every layer)."""
+def _batching_saving_at_64() -> float:
+    """How many times fewer expert bytes each token costs when 64 decoding
+    sequences share a step instead of one decoding alone (uniformly random
+    routing, expected distinct experts)."""
     c = Gemma4Config.from_preset("26b-a4b")
-    per_expert = 3 * c.hidden_size * c.moe_intermediate_size
-    return c.num_hidden_layers * c.top_k_experts * per_expert * 2
+    E, k, n = c.num_experts, c.top_k_experts, 64
+    used = E * (1 - (1 - k / E) ** n)
+    return k / (used / n)
 
 
 def _tokens_to_wake_half_the_experts() -> int:
@@ -40,7 +42,7 @@ def _flops_ratio_top6_width1024() -> float:
 
 
 ANSWERS = {
-    "05.1": (_bf16_expert_bytes_per_token, Exact()),
+    "05.1": (_batching_saving_at_64, Decimals(2)),
     "05.2": (_tokens_to_wake_half_the_experts, Exact()),
     "05.3": (_flops_ratio_top6_width1024, Decimals(2)),
 }
