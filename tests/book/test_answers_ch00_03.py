@@ -12,11 +12,14 @@ import torch
 
 from gemma4_lite.book.answers import ch01, ch02
 from gemma4_lite.book.exercises import check, expected
-from gemma4_lite.book.global_attention import check_proportional_inv_freq
+from gemma4_lite.book.global_attention import (
+    check_proportional_inv_freq,
+    check_proportional_rope,
+)
 from gemma4_lite.book.sliding_window import check_ring_update
-from gemma4_lite.rope import default_inv_freq
+from gemma4_lite.rope import default_inv_freq, proportional_inv_freq
 
-VALIDATORS = {"01.4": check_ring_update, "02.4": check_proportional_inv_freq}
+VALIDATORS = {"01.4": check_ring_update, "02.4": check_proportional_rope}
 
 
 @pytest.mark.parametrize("chapter", ["00", "01", "02", "03"])
@@ -33,8 +36,10 @@ def test_every_answer_checks(chapter):
 
 
 def test_precisions_say_what_the_questions_ask():
-    assert check("00.2", 0.15).endswith("correct.")  # two digits
-    assert not check("00.2", 0.16).endswith("correct.")
+    assert check("00.2", 0.12).endswith("correct.")  # two digits
+    assert not check("00.2", 0.15).endswith("correct.")  # embedding in full
+    assert check("0.4", 81_920).endswith("correct.")  # ten global layers
+    assert not check("0.4", 81_921).endswith("correct.")
     assert check("03.1", 8.31).endswith("correct.")  # two decimals
     assert not check("03.1", 8.3).endswith("correct.")
     assert not check("03.3", 92160.5).endswith("correct.")  # exact
@@ -46,6 +51,33 @@ def test_validators_reject_the_classic_mistakes():
         freqs = default_inv_freq(rotated, theta)
         return torch.cat([freqs, torch.zeros(head_dim // 2 - len(freqs))])
 
-    assert check_proportional_inv_freq(ch02.inv_freq)
-    assert not check_proportional_inv_freq(contiguous_partial)
-    assert check_ring_update(ch01.ring_update)
+    assert check_proportional_inv_freq(proportional_inv_freq)
+    assert check_proportional_inv_freq(contiguous_partial) is not True
+    assert check_ring_update(ch01.ring_update) is True
+
+
+def test_rope_check_names_the_pair_of_the_contiguous_mistake():
+    def contiguous(x, position, theta, fraction):
+        rotated = int(fraction * x.shape[0])
+        half = rotated // 2
+        j = torch.arange(half, dtype=torch.float64)
+        angle = position * theta ** (-2 * j / rotated)
+        a, b = x[:half].double(), x[half:rotated].double()
+        rest = x[rotated:].double()
+        return torch.cat(
+            [
+                a * angle.cos() - b * angle.sin(),
+                b * angle.cos() + a * angle.sin(),
+                rest,
+            ]
+        )
+
+    assert check_proportional_rope(ch02.rope_rotate) is True
+    message = check_proportional_rope(contiguous)
+    assert isinstance(message, str) and "pair" in message
+
+    def stub(x, position, theta, fraction):
+        raise NotImplementedError
+
+    with pytest.raises(NotImplementedError):
+        check_proportional_rope(stub)

@@ -59,5 +59,7 @@ def test_overlap_figure_draws_error_bars():
 def test_exercise_06_4_validator():
     from gemma4_lite.book.answers.ch06 import validate_expert_branch
 
-    assert validate_expert_branch(lambda layer, r: layer.moe(r))
-    assert not validate_expert_branch(lambda layer, r: r)
+    assert validate_expert_branch(lambda layer, r: layer.moe(r)) is True
+    wrong = validate_expert_branch(lambda layer, r: layer.moe(r) * 1.01)
+    assert isinstance(wrong, str) and "layer 0" in wrong
+    assert "shape" in validate_expert_branch(lambda layer, r: r[:, :2])

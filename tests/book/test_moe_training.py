@@ -240,18 +240,36 @@ def test_chapter_figures_draw(runs):
         plt.close(fig)
 
 
-def test_exercise_04_4_validator_accepts_the_rule_and_rejects_no_bias():
-    from gemma4_lite.book.answers.ch04 import validate_biased_route
-    from gemma4_lite.book.moe_training import biased_routing
+def test_capacity_mask_serves_by_rank_then_token():
+    from gemma4_lite.book.answers.ch04 import capacity_mask
 
-    def right(x, router, bias):
-        routing = biased_routing(router, x, bias)
-        return routing.weights, routing.experts
+    experts = torch.tensor([[0, 1], [0, 2], [0, 1], [1, 0]])
+    # Capacity 2: expert 0 takes the first choices of tokens 0 and 1 and
+    # drops token 2's; expert 1 takes token 3's first choice, then token 0's
+    # second, and is full when token 2's second choice comes.
+    want = torch.tensor([[1, 1], [1, 1], [0, 0], [1, 0]], dtype=torch.bool)
+    assert torch.equal(capacity_mask(experts, 2), want)
+    assert not capacity_mask(experts, 0).any()
 
-    def ignores_bias(x, router, bias):
-        routing = router(x)
-        return routing.weights, routing.experts
 
-    assert validate_biased_route(right)
-    assert not validate_biased_route(ignores_bias)
-    assert not validate_biased_route(lambda x, router, bias: None)
+def test_exercise_04_4_validator_says_where_a_mask_differs():
+    from gemma4_lite.book.answers.ch04 import (
+        capacity_mask,
+        validate_capacity_mask,
+    )
+
+    def token_major(experts, capacity):
+        kept = torch.zeros(experts.shape, dtype=torch.bool)
+        served = {}
+        for token in range(experts.shape[0]):
+            for slot in range(experts.shape[1]):
+                e = int(experts[token, slot])
+                if served.get(e, 0) < capacity:
+                    served[e] = served.get(e, 0) + 1
+                    kept[token, slot] = True
+        return kept
+
+    assert validate_capacity_mask(capacity_mask) is True
+    message = validate_capacity_mask(token_major)
+    assert "token" in message and "should be" in message
+    assert "not a tensor" in validate_capacity_mask(lambda e, c: None)

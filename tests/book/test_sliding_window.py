@@ -279,7 +279,7 @@ def test_decode_trace_stays_at_the_window():
 
 
 def test_check_ring_update_accepts_the_solution_and_rejects_the_bug():
-    assert check_ring_update(ring_update)
+    assert check_ring_update(ring_update) is True
 
     def write_then_attend(ring, new, start):
         window = ring.shape[0]
@@ -287,5 +287,14 @@ def test_check_ring_update_accepts_the_solution_and_rejects_the_bug():
             ring[(start + i) % window] = new[i]
         return ring[: min(start + new.shape[0], window)].clone()
 
-    assert not check_ring_update(write_then_attend)
-    assert not check_ring_update(lambda ring, new, start: None)
+    message = check_ring_update(write_then_attend)
+    assert isinstance(message, str) and "start =" in message
+    assert "not the attended keys" in check_ring_update(
+        lambda ring, new, start: None
+    )
+
+    def stub(ring, new, start):
+        raise NotImplementedError
+
+    with pytest.raises(NotImplementedError):
+        check_ring_update(stub)

@@ -468,37 +468,57 @@ def silence_global_attention(model: Gemma4ForCausalLM) -> None:
 # -----------------------------------------------------------------------------
 
 
-def check_ring_update(update, *, trials: int = 40, seed: int = 0) -> bool:
+def check_ring_update(
+    update, *, trials: int = 40, seed: int = 0
+) -> bool | str:
     """Whether ``update(ring, new, start)`` behaves like the chunk-safe
-    update of :class:`~gemma4_lite.kv_cache.RingKVCache`.
+    update of :class:`~gemma4_lite.kv_cache.RingKVCache` (chapter 1,
+    exercise 1.4): True, or a sentence saying at which window, start and
+    chunk length the reader's version first differs, and in what.
 
     ``ring`` is a ``[W, D]`` tensor of keys (position p in slot ``p % W``),
     ``new`` the ``[L, D]`` keys of positions ``start .. start + L - 1``. The
     function returns the keys the chunk's queries attend to (the ring's
     filled slots in slot order, then the whole chunk) and leaves the ring
     holding the last W positions. Random windows and random chunk lengths,
-    some longer than the window, are sent through both."""
+    some longer than the window, are sent through both. A stub that raises
+    ``NotImplementedError`` propagates it (the check says "not attempted").
+    """
     gen = torch.Generator().manual_seed(seed)
     for _ in range(trials):
         window = int(torch.randint(1, 9, (1,), generator=gen))
         dim = int(torch.randint(1, 4, (1,), generator=gen))
-        package = RingKVCache(1, 1, dim, window, dtype=torch.float64,
-                              device="cpu")  # fmt: skip
+        package = RingKVCache(
+            1, 1, dim, window, dtype=torch.float64, device="cpu"
+        )
         ring = torch.zeros(window, dim, dtype=torch.float64)
         start = 0
         for _ in range(int(torch.randint(1, 6, (1,), generator=gen))):
             length = int(torch.randint(1, 2 * window + 2, (1,), generator=gen))
             new = torch.randn(length, dim, generator=gen, dtype=torch.float64)
             want, _ = package.update(new[None, None], new[None, None], start)
+            where = f"W = {window}, a chunk of {length} at start = {start}"
             try:
                 got = update(ring, new.clone(), start)
-            except Exception:
-                return False
-            if not isinstance(got, torch.Tensor) or not torch.equal(
-                got, want[0, 0]
-            ):
-                return False
+            except NotImplementedError:
+                raise
+            except Exception as error:
+                return f"{where}: raised {type(error).__name__}: {error}"
+            if not isinstance(got, torch.Tensor):
+                return (
+                    f"{where}: returned {type(got).__name__}, not the "
+                    "attended keys"
+                )
+            if got.shape != want[0, 0].shape:
+                return (
+                    f"{where}: returned {got.shape[0]} keys, expected "
+                    f"{want.shape[2]} (min(start, W) old ones + the chunk)"
+                )
+            if not torch.equal(got, want[0, 0]):
+                row = int((got != want[0, 0]).any(-1).nonzero()[0])
+                return f"{where}: attended key {row} differs"
             if not torch.equal(ring, package.k[0, 0]):
-                return False
+                slot = int((ring != package.k[0, 0]).any(-1).nonzero()[0])
+                return f"{where}: afterwards ring slot {slot} differs"
             start += length
     return True

@@ -1,13 +1,10 @@
-"""Answers of "Gemma 4 at a glance" (exercises 00.1 to 00.4)."""
+"""Answers of chapter 0, "Gemma 4 at a glance" (exercises 0.1 to 0.4)."""
 
 from __future__ import annotations
 
-import torch
-
-from ...accounting import count_parameters
+from ...accounting import count_parameters, kv_cache_bytes
 from ...config import Gemma4Config
 from ..exercises import Exact, SignificantDigits
-from ..overview import batch_where_cache_overtakes_weights
 from ..plots.overview import kv_split
 
 
@@ -16,9 +13,13 @@ def own_kv_layers_e4b() -> int:
     return sum(not c.is_kv_shared(i) for i in range(c.num_hidden_layers))
 
 
-def active_fraction_26b() -> float:
-    counts = count_parameters(Gemma4Config.from_preset("26b-a4b"))
-    return counts["active_per_token"] / counts["total"]
+def strict_active_fraction_26b() -> float:
+    """The share of the 26B-A4B's parameters one token uses when the token
+    embedding counts as the one row the token reads."""
+    c = Gemma4Config.from_preset("26b-a4b")
+    counts = count_parameters(c)
+    strict = counts["active_per_token"] - counts["embedding"] + c.hidden_size
+    return strict / counts["total"]
 
 
 def e2b_global_overtakes_sliding() -> int:
@@ -31,14 +32,17 @@ def e2b_global_overtakes_sliding() -> int:
         n += 1
 
 
-def batch_12b_256k() -> int:
-    c = Gemma4Config.from_preset("12b")
-    return batch_where_cache_overtakes_weights(c, 262_144, torch.bfloat16)
+def bytes_per_new_token_31b() -> int:
+    """Bytes (bf16, one sequence) that one more token adds to the 31B's
+    cache once the context is longer than the window."""
+    c = Gemma4Config.from_preset("31b")
+    n = 100_000
+    return kv_cache_bytes(c, n + 1) - kv_cache_bytes(c, n)
 
 
 ANSWERS = {
     "00.1": (own_kv_layers_e4b, Exact()),
-    "00.2": (active_fraction_26b, SignificantDigits(2)),
+    "00.2": (strict_active_fraction_26b, SignificantDigits(2)),
     "00.3": (e2b_global_overtakes_sliding, Exact()),
-    "00.4": (batch_12b_256k, Exact()),
+    "00.4": (bytes_per_new_token_31b, Exact()),
 }

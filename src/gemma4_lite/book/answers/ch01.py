@@ -1,4 +1,4 @@
-"""Answers of "Sliding-window layers" (exercises 01.1 to 01.4)."""
+"""Answers of chapter 1, "Sliding-window layers" (exercises 1.1 to 1.4)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,22 @@ import torch
 from ...accounting import kv_cache_layer_bytes
 from ...config import Gemma4Config
 from ..exercises import Exact
-from ..receptive_field import sliding_only_reach
-from ..sliding_window import chunk_coverage, longest_run
+from ..receptive_field import sliding_path_reach
+from ..sliding_window import chunk_coverage
 
 
-def bytes_26b_128k() -> list[int]:
-    c = Gemma4Config.from_preset("26b-a4b")
-    per_layer = kv_cache_layer_bytes(c, 131_072)
-    return [per_layer[c.sliding_layers[0]], per_layer[c.global_layers[0]]]
+def bytes_12b_200k() -> int:
+    """The 12B's whole KV cache at 200,000 tokens (bf16, batch 1): the
+    sliding layers' full windows plus the global layers' every token."""
+    c = Gemma4Config.from_preset("12b")
+    return sum(kv_cache_layer_bytes(c, 200_000))
 
 
-def e2b_run_reach_at_1024() -> int:
-    run = longest_run(Gemma4Config.from_preset("e2b"))
-    return int(sliding_only_reach(run, 1024)[-1])
+def e4b_globals_off_reach_unshared() -> int:
+    """E4B without KV sharing: the reach of the sliding path with the
+    global layers' attention switched off."""
+    c = Gemma4Config.from_preset("e4b").replace(num_kv_shared_layers=0)
+    return sliding_path_reach(c)
 
 
 def lost_pairs() -> int:
@@ -30,7 +33,7 @@ def lost_pairs() -> int:
 def ring_update(
     ring: torch.Tensor, new: torch.Tensor, start: int
 ) -> torch.Tensor:
-    """A solution of 01.4: attend to the old ring plus the chunk, then keep
+    """A solution of 1.4: attend to the old ring plus the chunk, then keep
     the chunk's last W keys in their slots."""
     window, length = ring.shape[0], new.shape[0]
     attended = torch.cat([ring[: min(start, window)], new])
@@ -40,8 +43,8 @@ def ring_update(
 
 
 ANSWERS = {
-    "01.1": (bytes_26b_128k, Exact()),
-    "01.2": (e2b_run_reach_at_1024, Exact()),
+    "01.1": (bytes_12b_200k, Exact()),
+    "01.2": (e4b_globals_off_reach_unshared, Exact()),
     "01.3": (lost_pairs, Exact()),
     "01.4": (lambda: ring_update, Exact()),
 }

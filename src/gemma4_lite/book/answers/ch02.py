@@ -1,4 +1,4 @@
-"""Answers of "Global attention layers" (exercises 02.1 to 02.4)."""
+"""Answers of chapter 2, "Global attention layers" (exercises 2.1 to 2.4)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,15 @@ import torch
 from ...accounting import kv_cache_layer_bytes
 from ...config import Gemma4Config
 from ..exercises import Exact
-from ..receptive_field import hypothetical_reaches, layers_to_span
+from ..receptive_field import config_reach, hypothetical_reaches
 
 
-def layers_to_span_256k() -> int:
-    return layers_to_span(262_144, 1024)
+def layers_31b_seeing_first_token() -> int:
+    """Of the 31B's layers, how many outputs at the last position of a
+    256K context can draw on the first token."""
+    c = Gemma4Config.from_preset("31b")
+    reach = config_reach(c)  # reach[d]: after d layers
+    return sum(r >= 262_143 for r in reach[1:])
 
 
 def reach_12b_w512_globals_off() -> int:
@@ -19,23 +23,45 @@ def reach_12b_w512_globals_off() -> int:
     return hypothetical_reaches(config)["globals off"]
 
 
-def values_only_31b_256k() -> int:
+def values_only_31b_tie() -> int:
+    """The context at which the 31B's global layers, caching values only,
+    hold as many bytes as its sliding layers (which cache keys and values
+    for their window)."""
     c = Gemma4Config.from_preset("31b")
-    return kv_cache_layer_bytes(c, 262_144)[c.global_layers[0]] // 2
+
+    def split(n: int) -> tuple[int, int]:
+        per_layer = kv_cache_layer_bytes(c, n)
+        sliding = sum(per_layer[i] for i in c.sliding_layers)
+        values = sum(per_layer[i] for i in c.global_layers) // 2
+        return sliding, values
+
+    n = c.sliding_window
+    sliding, values = split(n)
+    per_token = split(n + 1)[1] - values
+    tie, rest = divmod(sliding - values, per_token)
+    if rest:
+        raise ValueError("no context gives an exact tie")
+    return n + tie
 
 
-def inv_freq(head_dim: int, theta: float, fraction: float) -> torch.Tensor:
-    """A solution of 02.4."""
-    pairs = head_dim // 2
-    rotated = int(fraction * head_dim // 2)
-    j = torch.arange(pairs, dtype=torch.float64)
-    freqs = theta ** (-2 * j / head_dim)
-    return torch.where(j < rotated, freqs, torch.zeros_like(freqs)).float()
+def rope_rotate(
+    x: torch.Tensor, position: int, theta: float, fraction: float
+) -> torch.Tensor:
+    """A solution of 2.4: rotate-half pairs, the first ones rotating."""
+    half = x.shape[-1] // 2
+    rotated = int(fraction * half)
+    j = torch.arange(half, dtype=torch.float64)
+    freqs = torch.where(
+        j < rotated, theta ** (-2 * j / x.shape[-1]), torch.zeros(half)
+    )
+    cos, sin = (position * freqs).cos(), (position * freqs).sin()
+    a, b = x[:half].double(), x[half:].double()
+    return torch.cat([a * cos - b * sin, b * cos + a * sin])
 
 
 ANSWERS = {
-    "02.1": (layers_to_span_256k, Exact()),
+    "02.1": (layers_31b_seeing_first_token, Exact()),
     "02.2": (reach_12b_w512_globals_off, Exact()),
-    "02.3": (values_only_31b_256k, Exact()),
-    "02.4": (lambda: inv_freq, Exact()),
+    "02.3": (values_only_31b_tie, Exact()),
+    "02.4": (lambda: rope_rotate, Exact()),
 }

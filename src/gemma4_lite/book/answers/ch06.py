@@ -36,10 +36,11 @@ ANSWERS = {
 }
 
 
-def validate_expert_branch(fn) -> bool:
-    """Exercise 06.4: ``fn(layer, r)`` must return the experts' branch of a
+def validate_expert_branch(fn) -> bool | str:
+    """Exercise 6.4: ``fn(layer, r)`` must return the experts' branch of a
     Gemma 4 MoE layer for residuals ``r`` [N, H], as ``layer.moe(r)`` does,
-    on random-weight layers of the tiny 26B-A4B twin."""
+    on random-weight layers of the tiny 26B-A4B twin. Returns True, or where
+    the reader's version differs."""
     torch.manual_seed(606)
     model = Gemma4ForCausalLM(Gemma4Config.from_preset("26b-a4b-tiny"))
     g = torch.Generator().manual_seed(606)
@@ -49,17 +50,33 @@ def validate_expert_branch(fn) -> bool:
                 p.uniform_(0.5, 1.5, generator=g)
             elif "router.proj" in name:
                 p.normal_(0.0, 1.0, generator=g)
-        for layer in (model.model.layers[0], model.model.layers[5]):
+        for index in (0, 5):
+            layer = model.model.layers[index]
             r = 4.0 * torch.randn(
                 9, layer.router.proj.in_features, generator=g
             )
             want = layer.moe(r)
+            where = f"layer {index} of the tiny 26B-A4B twin, r of shape"
+            where += f" {tuple(r.shape)}"
             try:
                 got = fn(layer, r)
-            except Exception:
-                return False
-            if not isinstance(got, torch.Tensor) or got.shape != want.shape:
-                return False
+            except NotImplementedError:
+                raise
+            except Exception as error:
+                return f"{where}: raised {type(error).__name__}: {error}"
+            if not isinstance(got, torch.Tensor):
+                return f"{where}: returned {type(got).__name__}, not a tensor"
+            if got.shape != want.shape:
+                return (
+                    f"{where}: shape {tuple(got.shape)}, expected "
+                    f"{tuple(want.shape)}"
+                )
             if not torch.allclose(got, want, rtol=1e-4, atol=1e-4):
-                return False
+                diff = (got - want).abs()
+                token = int(diff.amax(dim=1).argmax())
+                return (
+                    f"{where}: token {token} differs by up to "
+                    f"{diff[token].max().item():.3g} (largest |expected| "
+                    f"{want[token].abs().max().item():.3g})"
+                )
     return True
