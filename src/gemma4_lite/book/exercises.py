@@ -114,7 +114,8 @@ def check(
     layer, step or tensor, and by how much), or ``False``; it may raise
     ``NotImplementedError`` for a stub the reader has not filled in yet.
     """
-    name = exercise.lstrip("0") or exercise
+    chapter, _, k = exercise.partition(".")
+    name = f"{int(chapter)}.{k}" if chapter.isdigit() else exercise
     if answer is None:
         message = f"Exercise {name}: not attempted (replace None)."
     elif validate is not None:
