@@ -320,3 +320,11 @@ def test_split_step_check_accepts_the_package_and_locates_a_difference():
     message = ch08.validate_split_step(aggregate)
     assert isinstance(message, str)
     assert "batch 512" in message and "expected" in message
+
+
+def test_ada_rule_reproduces_the_white_papers_rtx_4090_peak():
+    assert cm.ada_tensor_tflops(128, 2.52) == 165.2
+    assert cm.HARDWARE["RTX 4090"].peak_tflops == 165.2
+    assert cm.HARDWARE["RTX 4080"].peak_tflops == cm.ada_tensor_tflops(
+        76, 2.51
+    )

@@ -233,16 +233,23 @@ class Hardware:
 
 
 # Figures from the makers' data sheets, except where noted (see
-# book/references.bib). The RTX 4080 and RTX 4070 peaks are derived: SMs x
-# 512 FLOPs per clock x boost clock, the rule that gives the Ada white
-# paper's 165.2 TFLOP/s for the RTX 4090. The M4 Max's is derived too: a
-# third party's 13.74 TFLOP/s for the 32-core GPU scaled to 40 cores. The
-# CPU is the two-core machine the book is built on: its memory is MemTotal,
-# its bandwidth and bf16 matmul rate were measured (the chapter measures
-# them again) and rounded, so that printed comparisons do not change from
-# run to run.
-# The M4 Max's GPU peak: a third party's 13.74 TFLOP/s for 32 cores,
-# scaled to the 40-core part (derived, see the chapter)
+# book/references.bib). The RTX 4080 and RTX 4070 tensor peaks are derived
+# (:func:`ada_tensor_tflops`), and so is the M4 Max's: a third party's
+# 13.74 TFLOP/s for the 32-core GPU scaled to the 40-core part. The CPU is
+# the two-core machine the book is built on: its memory is MemTotal, its
+# bandwidth and bf16 matmul rate were measured (the chapter measures them
+# again) and rounded, so that printed comparisons do not change from run to
+# run.
+ADA_FLOPS_PER_SM_CLOCK = 512
+
+
+def ada_tensor_tflops(sms: int, boost_ghz: float) -> float:
+    """Dense FP16/BF16 tensor TFLOP/s (FP32 accumulate) of a GeForce Ada
+    card: SMs x 512 FLOPs per clock x boost clock, the rule that gives the
+    Ada white paper's 165.2 for the RTX 4090 (128 SMs, 2.52 GHz)."""
+    return round(sms * ADA_FLOPS_PER_SM_CLOCK * boost_ghz / 1e3, 1)
+
+
 M4_MAX_32_CORE_TFLOPS = 13.74
 M4_MAX_TFLOPS = round(M4_MAX_32_CORE_TFLOPS * 40 / 32, 1)
 HARDWARE: dict[str, Hardware] = {
@@ -253,10 +260,18 @@ HARDWARE: dict[str, Hardware] = {
         "RTX 4090 (24 GiB)", 24 * GIB, 1008, 165.2, "nvidia_ada"
     ),
     "RTX 4080": Hardware(
-        "RTX 4080 (16 GiB)", 16 * GIB, 716.8, 97.5, "nvidia_rtx4080"
+        "RTX 4080 (16 GiB)",
+        16 * GIB,
+        716.8,
+        ada_tensor_tflops(76, 2.51),
+        "nvidia_rtx4080",
     ),
     "RTX 4070": Hardware(
-        "RTX 4070 (12 GiB)", 12 * GIB, 504, 58.3, "nvidia_rtx4070"
+        "RTX 4070 (12 GiB)",
+        12 * GIB,
+        504,
+        ada_tensor_tflops(46, 2.48),
+        "nvidia_rtx4070",
     ),
     "M4 Max": Hardware(
         "M4 Max (128 GiB)", 128 * GIB, 546, M4_MAX_TFLOPS, "apple_m4max"
