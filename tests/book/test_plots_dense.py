@@ -106,3 +106,15 @@ def test_throughput_marks_each_swap_of_the_pair():
         ):
             assert f"swap at {batch}" in words
     plt.close(fig)
+
+
+def test_flops_figure_marks_where_attention_overtakes_the_weights():
+    fig = dense.plot_flops_vs_context(MODELS, [1024 * i for i in (1, 256)])
+    words = [t.get_text() for t in _texts(fig)]
+    for config in MODELS.values():
+        cross = dense.attention_overtakes_weights(config)
+        flops = cm.flops_per_token(config, cross)
+        before = cm.flops_per_token(config, cross - 1024)
+        assert flops["attention"] >= flops["weights"] > before["attention"]
+        assert f"{cross // 1024}K" in words
+    plt.close(fig)

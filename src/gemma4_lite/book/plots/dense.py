@@ -208,11 +208,23 @@ def plot_kv_variants(
     return fig
 
 
+def attention_overtakes_weights(config: Gemma4Config, step: int = 1024) -> int:
+    """The first context (a multiple of ``step``) at which a token's
+    attention FLOPs reach its weight FLOPs; 0 if not within the model's
+    context."""
+    weights = cm.flops_per_token(config, 1)["weights"]
+    for context in range(step, config.max_position_embeddings + 1, step):
+        if cm.flops_per_token(config, context)["attention"] >= weights:
+            return context
+    return 0
+
+
 def plot_flops_vs_context(
     configs: Mapping[str, Gemma4Config], contexts: Sequence[int]
 ) -> Any:
     """GFLOPs per token against context: weights (flat) and weights plus
-    attention (rising), per model, on linear axes."""
+    attention (rising), per model, on linear axes; a dot, labelled, where
+    attention overtakes the weights (the total is twice the weights)."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(WIDTH, 3.2))
@@ -235,12 +247,29 @@ def plot_flops_vs_context(
             ls="--",
             label=f"{name}: weights only",
         )
+        cross = attention_overtakes_weights(config)
+        if cross and cross <= contexts[-1]:
+            total = cm.flops_per_token(config, cross)["total"] / 1e9
+            ax.plot([cross / 1024], [total], "o", color=color, ms=6)
+            ax.annotate(
+                f"{cross // 1024}K",
+                (cross / 1024, total),
+                xytext=(-6, 6),
+                textcoords="offset points",
+                ha="right",
+                fontsize=8,
+            )
     ax.set_xlabel("context (thousands of tokens)", fontsize=9)
     ax.set_ylabel("GFLOPs per new token", fontsize=9)
     ax.tick_params(labelsize=8)
     ax.set_ylim(bottom=0)
     ax.set_xlim(0, xs[-1])
     ax.legend(fontsize=8, frameon=False, ncol=2, loc="upper left")
+    ax.set_title(
+        "dots: where attention overtakes the weights",
+        fontsize=8,
+        loc="right",
+    )
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     fig.tight_layout()
