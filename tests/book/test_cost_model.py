@@ -184,3 +184,147 @@ def test_component_parameters_sum_to_the_total():
         assert sum(parts.values()) == cm.count_parameters(config)["total"]
     moe = cm.component_parameters(Gemma4Config.from_preset("26b-a4b"))
     assert moe["experts (idle)"] == 15 * moe["experts (used)"]
+
+
+def test_device_memory_is_the_makers_capacity_in_bytes():
+    h100, rtx = cm.HARDWARE["H100"], cm.HARDWARE["RTX 4090"]
+    assert h100.memory_bytes == 80 * 2**30  # an "80 GB" H100 has 80 GiB
+    assert rtx.memory_bytes == 24 * 2**30
+    assert cm.HARDWARE["RTX 4080"].memory_bytes == 16 * 2**30
+    assert cm.HARDWARE["RTX 4070"].memory_bytes == 12 * 2**30
+    assert h100.usable_bytes() == pytest.approx(0.9 * 80 * 2**30)
+    assert h100.usable_bytes(0.0) == h100.memory_bytes
+
+
+def test_m4_max_peak_is_the_32_core_estimate_scaled_to_40_cores():
+    assert cm.HARDWARE["M4 Max"].peak_tflops == pytest.approx(
+        13.74 * 40 / 32, abs=0.05
+    )
+
+
+def test_fits_keeps_the_runtime_reserve_back():
+    config = Gemma4Config.from_preset("31b")
+    h100 = cm.HARDWARE["H100"]
+    longest = cm.max_context(config, h100)
+    assert cm.fits(config, h100, longest)
+    assert not cm.fits(config, h100, longest + 1)
+    assert cm.fits(config, h100, longest + 1, reserve=0.0)
+    need = cm.memory_needed(config, longest)["total"]
+    assert need <= 0.9 * h100.memory_bytes
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int4"])
+def test_max_batch_is_the_last_batch_that_fits(precision):
+    config = Gemma4Config.from_preset("26b-a4b")
+    h100 = cm.HARDWARE["H100"]
+    batch = cm.max_batch(config, h100, 4096, precision)
+    assert batch > 1
+    assert cm.fits(config, h100, 4096, batch, precision)
+    assert not cm.fits(config, h100, 4096, batch + 1, precision)
+    assert cm.max_batch(config, cm.HARDWARE["RTX 4070"], 4096, "int4") == 0
+
+
+def test_fp8_uses_the_fp8_peak_only_where_the_device_has_one():
+    h100, rtx = cm.HARDWARE["H100"], cm.HARDWARE["RTX 4090"]
+    assert h100.peak_flops_for("fp8") == 1979e12
+    assert h100.peak_flops_for("int4") == h100.peak_flops
+    assert rtx.peak_flops_for("fp8") == rtx.peak_flops
+
+
+def test_matmul_compute_bound_batch_by_format():
+    h100 = cm.HARDWARE["H100"]
+    bf16 = cm.matmul_compute_bound_batch(h100, "bf16")
+    assert bf16 == pytest.approx(h100.ridge)  # 2 FLOPs per 2-byte weight
+    assert cm.matmul_compute_bound_batch(h100, "int4") == pytest.approx(
+        bf16 / 4
+    )
+    # FP8 halves the bytes and doubles the peak: the same batch
+    assert cm.matmul_compute_bound_batch(h100, "fp8") == pytest.approx(
+        bf16, rel=0.01
+    )
+
+
+def test_split_roofline_by_hand_and_never_faster_than_aggregate():
+    config = Gemma4Config.from_preset("12b")
+    h100 = cm.HARDWARE["H100"]
+    for batch, context in ((1, 4096), (512, 1024), (64, 131_072)):
+        split = cm.decode_roofline_split(config, h100, batch, context)
+        moved = cm.decode_bytes(config, batch, context)
+        flops = cm.flops_per_token(config, context)
+        assert split["weights"] == max(
+            moved["weights"] / h100.bandwidth,
+            batch * flops["weights"] / h100.peak_flops,
+        )
+        assert split["total"] == split["weights"] + split["cache"]
+        whole = cm.decode_roofline(config, h100, batch, context)
+        assert split["total"] >= whole.seconds
+    # at batch 512 the weight products are compute-bound, the step is not
+    big = cm.decode_roofline_split(config, h100, 512, 1024)
+    moved = cm.decode_bytes(config, 512, 1024)
+    assert big["weights"] > moved["weights"] / h100.bandwidth
+    assert cm.decode_roofline(config, h100, 512, 1024).bound == "memory"
+
+
+def test_throughput_crossovers_are_where_the_order_changes():
+    dense = Gemma4Config.from_preset("12b")
+    moe = Gemma4Config.from_preset("26b-a4b")
+    h100 = cm.HARDWARE["H100"]
+    crossings = cm.throughput_crossovers(dense, moe, h100, 1024, "bf16")
+    assert len(crossings) == 2  # the 12B passes, then the MoE again
+
+    def ahead(batch):
+        a = cm.decode_roofline(dense, h100, batch, 1024)
+        b = cm.decode_roofline(moe, h100, batch, 1024)
+        return a.total_tokens_per_second > b.total_tokens_per_second
+
+    for batch in crossings:
+        assert ahead(batch) != ahead(batch - 1)
+    assert not ahead(1) and ahead(crossings[0]) and not ahead(512)
+
+
+def test_best_of_reports_ties():
+    assert cm.best_of({"a": 262_144, "b": 262_144, "c": 1}) == ["a", "b"]
+    assert cm.best_of({"a": 1.0, "b": None, "c": 2.0}, higher=False) == ["a"]
+    assert cm.best_of({"a": None}) == []
+
+
+def test_chapter_8_answers():
+    from gemma4_lite.book.answers import ch08
+
+    # (15/16)^B <= 1/16: B >= ln 16 / ln(16/15) = 42.96
+    expected = math.ceil(math.log(16) / math.log(16 / 15))
+    assert ch08.batch_reading_120_experts() == expected == 43
+    config = Gemma4Config.from_preset("26b-a4b")
+    rtx = cm.HARDWARE["RTX 4090"]
+    need = cm.memory_needed(config, 32_768, 1, "int4")
+    room = 0.9 * 24 * 2**30 - need["weights"]
+    assert ch08.rtx4090_sequences_26b_int4_32k() == int(
+        room // need["kv_cache"]
+    )
+    assert cm.fits(config, rtx, 32_768, 12, "int4")
+
+
+def test_split_step_check_accepts_the_package_and_locates_a_difference():
+    from gemma4_lite.book.answers import ch08
+
+    def right(config, hardware, batch, context, weights):
+        return cm.decode_roofline_split(
+            config, hardware, batch, context, weights
+        )["total"]
+
+    def aggregate(config, hardware, batch, context, weights):
+        step = cm.decode_roofline(config, hardware, batch, context, weights)
+        return step.seconds
+
+    assert ch08.validate_split_step(right) is True
+    message = ch08.validate_split_step(aggregate)
+    assert isinstance(message, str)
+    assert "batch 512" in message and "expected" in message
+
+
+def test_ada_rule_reproduces_the_white_papers_rtx_4090_peak():
+    assert cm.ada_tensor_tflops(128, 2.52) == 165.2
+    assert cm.HARDWARE["RTX 4090"].peak_tflops == 165.2
+    assert cm.HARDWARE["RTX 4080"].peak_tflops == cm.ada_tensor_tflops(
+        76, 2.51
+    )

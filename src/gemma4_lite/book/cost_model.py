@@ -12,8 +12,11 @@ Conventions, used throughout:
 * Weights are stored in bf16, int8 or int4 (``PRECISION_BYTES``) and
   multiplied in bf16 (weight-only quantisation, as llama.cpp's and vLLM's
   W8A16/W4A16 kernels do at decode), so the peak FLOP/s used is the bf16
-  one whatever the weight format. Quantisation scales are ignored (Q4_0
+  one for these formats. ``fp8`` weights multiply in FP8 on a device that
+  has an FP8 peak (the H100: W8A8). Quantisation scales are ignored (Q4_0
   adds half a bit per weight). The KV cache stays bf16.
+* Memory: a device holds its maker's capacity in bytes minus a runtime
+  reserve (``RUNTIME_RESERVE``, 10%).
 * A decode step of batch B reads every weight it needs once (not once per
   sequence) and every sequence's KV cache. A dense model needs all its
   weights; a mixture of experts only the experts some token in the batch
@@ -32,7 +35,13 @@ from ..config import Gemma4Config
 from ..moe import Gemma4Router
 
 GB = 1e9
-PRECISION_BYTES = {"fp32": 4.0, "bf16": 2.0, "int8": 1.0, "int4": 0.5}
+PRECISION_BYTES = {
+    "fp32": 4.0,
+    "bf16": 2.0,
+    "fp8": 1.0,
+    "int8": 1.0,
+    "int4": 0.5,
+}
 # The weight formats the chapter compares (fp32 is for the CPU twins)
 WEIGHT_FORMATS = ("bf16", "int8", "int4")
 
@@ -166,16 +175,37 @@ def decode_bytes(
 
 
 # --------------------------------------------------------------- hardware
+GIB = 2**30
+# The share of a device's memory the book keeps back for the runtime (CUDA
+# context, activations, allocator slack): vLLM's default
+# gpu_memory_utilization of 0.9 keeps back the same 10%. A premise, not a
+# measurement; pass ``reserve=`` to the fit helpers to change it.
+RUNTIME_RESERVE = 0.10
+
+
 @dataclass(frozen=True)
 class Hardware:
-    """A device as the roofline sees it: memory, bandwidth, peak FLOP/s
-    (bf16, dense), and the bibliography key of the figures."""
+    """A device as the roofline sees it: memory in bytes (what the maker
+    sells: an "80 GB" H100 has 80 GiB), bandwidth, peak FLOP/s (bf16,
+    dense), an optional FP8 peak (dense), and the bibliography key of the
+    figures."""
 
     name: str
-    memory_gb: float
+    memory_bytes: int
     bandwidth_gbs: float
     peak_tflops: float
     source: str
+    peak_tflops_fp8: float | None = None
+
+    @property
+    def memory_gb(self) -> float:
+        """The capacity in decimal GB (1e9 bytes), as the tables print."""
+        return self.memory_bytes / GB
+
+    def usable_bytes(self, reserve: float = RUNTIME_RESERVE) -> float:
+        """The memory left for weights and cache after the runtime's
+        reserve."""
+        return self.memory_bytes * (1 - reserve)
 
     @property
     def bandwidth(self) -> float:
@@ -185,28 +215,74 @@ class Hardware:
     def peak_flops(self) -> float:
         return self.peak_tflops * 1e12
 
+    def peak_flops_for(self, precision: str = "bf16") -> float:
+        """The peak a step with weights in ``precision`` runs at: FP8
+        weights multiply in FP8 where the device has an FP8 peak (W8A8);
+        every other format is weight-only and multiplies in bf16."""
+        if precision == "fp8" and self.peak_tflops_fp8:
+            return self.peak_tflops_fp8 * 1e12
+        return self.peak_flops
+
     @property
     def ridge(self) -> float:
         """FLOPs per byte at which compute and memory take equally long."""
         return self.peak_flops / self.bandwidth
 
+    def ridge_for(self, precision: str = "bf16") -> float:
+        return self.peak_flops_for(precision) / self.bandwidth
+
 
 # Figures from the makers' data sheets, except where noted (see
-# book/references.bib). The CPU is the two-core machine the book is built
-# on: its bandwidth and bf16 matmul rate were measured (the chapter measures
-# them again) and rounded, so that printed comparisons do not change from
-# run to run.
+# book/references.bib). The RTX 4080 and RTX 4070 tensor peaks are derived
+# (:func:`ada_tensor_tflops`), and so is the M4 Max's: a third party's
+# 13.74 TFLOP/s for the 32-core GPU scaled to the 40-core part. The CPU is
+# the two-core machine the book is built on: its memory is MemTotal, its
+# bandwidth and bf16 matmul rate were measured (the chapter measures them
+# again) and rounded, so that printed comparisons do not change from run to
+# run.
+ADA_FLOPS_PER_SM_CLOCK = 512
+
+
+def ada_tensor_tflops(sms: int, boost_ghz: float) -> float:
+    """Dense FP16/BF16 tensor TFLOP/s (FP32 accumulate) of a GeForce Ada
+    card: SMs x 512 FLOPs per clock x boost clock, the rule that gives the
+    Ada white paper's 165.2 for the RTX 4090 (128 SMs, 2.52 GHz)."""
+    return round(sms * ADA_FLOPS_PER_SM_CLOCK * boost_ghz / 1e3, 1)
+
+
+M4_MAX_32_CORE_TFLOPS = 13.74
+M4_MAX_TFLOPS = round(M4_MAX_32_CORE_TFLOPS * 40 / 32, 1)
 HARDWARE: dict[str, Hardware] = {
-    "H100": Hardware("H100 SXM (80 GB)", 80, 3350, 989, "nvidia_h100"),
-    "RTX 4090": Hardware("RTX 4090 (24 GB)", 24, 1008, 165, "nvidia_ada"),
-    "M4 Max": Hardware(
-        "MacBook Pro M4 Max (128 GB)", 128, 546, 17, "apple_m4max"
+    "H100": Hardware(
+        "H100 SXM (80 GiB)", 80 * GIB, 3350, 989, "nvidia_h100", 1979
     ),
-    "this CPU": Hardware("2-core Xeon (this book)", 23, 12, 1.0, "measured"),
+    "RTX 4090": Hardware(
+        "RTX 4090 (24 GiB)", 24 * GIB, 1008, 165.2, "nvidia_ada"
+    ),
+    "RTX 4080": Hardware(
+        "RTX 4080 (16 GiB)",
+        16 * GIB,
+        716.8,
+        ada_tensor_tflops(76, 2.51),
+        "nvidia_rtx4080",
+    ),
+    "RTX 4070": Hardware(
+        "RTX 4070 (12 GiB)",
+        12 * GIB,
+        504,
+        ada_tensor_tflops(46, 2.48),
+        "nvidia_rtx4070",
+    ),
+    "M4 Max": Hardware(
+        "M4 Max (128 GiB)", 128 * GIB, 546, M4_MAX_TFLOPS, "apple_m4max"
+    ),
+    "this CPU": Hardware(
+        "this 2-core CPU", 25_276_182_528, 12, 1.0, "measured"
+    ),
 }
 # One core of it in fp32, where the chapter times the small twins (one
 # thread, because the machine is shared): measured, rounded
-ONE_CORE_FP32 = Hardware("1 core, fp32", 23, 8, 0.08, "measured")
+ONE_CORE_FP32 = Hardware("1 core, fp32", 25_276_182_528, 8, 0.08, "measured")
 
 
 @dataclass(frozen=True)
@@ -248,8 +324,45 @@ def decode_roofline(
     moved = decode_bytes(config, batch, context, precision, cache_dtype)
     moved = moved["total"]
     flops = batch * flops_per_token(config, context)["total"]
-    memory, compute = moved / hardware.bandwidth, flops / hardware.peak_flops
+    peak = hardware.peak_flops_for(precision)
+    memory, compute = moved / hardware.bandwidth, flops / peak
     return Roofline(max(memory, compute), memory, compute, batch)
+
+
+def decode_roofline_split(
+    config: Gemma4Config,
+    hardware: Hardware,
+    batch: int = 1,
+    context: int = 4096,
+    precision: str = "bf16",
+) -> dict[str, float]:
+    """Seconds of one decode step with the weights and the cache each on
+    their own roofline, as separate kernels run: ``weights`` is the slower
+    of reading the weight bytes and doing the weight FLOPs, ``cache`` the
+    same for the KV cache and the attention FLOPs; ``total`` their sum. It
+    is never faster than :func:`decode_roofline`, which lets the two
+    overlap."""
+    moved = decode_bytes(config, batch, context, precision)
+    flops = flops_per_token(config, context)
+    peak = hardware.peak_flops_for(precision)
+    weights = max(
+        moved["weights"] / hardware.bandwidth,
+        batch * flops["weights"] / peak,
+    )
+    cache = max(
+        moved["kv_cache"] / hardware.bandwidth,
+        batch * flops["attention"] / peak,
+    )
+    return {"weights": weights, "cache": cache, "total": weights + cache}
+
+
+def matmul_compute_bound_batch(
+    hardware: Hardware, precision: str = "bf16"
+) -> float:
+    """The batch at which a weight matrix product turns compute-bound: B
+    tokens do 2B FLOPs per weight read, against the ridge times the bytes
+    of one weight (activations, small at decode, are left out)."""
+    return hardware.ridge_for(precision) * PRECISION_BYTES[precision] / 2
 
 
 def compute_bound_batch(
@@ -290,7 +403,8 @@ def prefill_roofline(
         flops_per_token(config, c)["total"] for c in range(1, prompt + 1)
     )
     moved = weight_bytes_read(config, batch * prompt, precision)
-    memory, compute = moved / hardware.bandwidth, flops / hardware.peak_flops
+    peak = hardware.peak_flops_for(precision)
+    memory, compute = moved / hardware.bandwidth, flops / peak
     return Roofline(max(memory, compute), memory, compute, batch * prompt)
 
 
@@ -350,9 +464,12 @@ def fits(
     context: int,
     batch: int = 1,
     precision: str = "bf16",
+    reserve: float = RUNTIME_RESERVE,
 ) -> bool:
+    """Whether weights and cache fit the device's memory less the runtime
+    ``reserve`` (a share of its capacity)."""
     need = memory_needed(config, context, batch, precision)["total"]
-    return need <= hardware.memory_gb * GB
+    return need <= hardware.usable_bytes(reserve)
 
 
 def max_context(
@@ -360,17 +477,34 @@ def max_context(
     hardware: Hardware,
     batch: int = 1,
     precision: str = "bf16",
+    reserve: float = RUNTIME_RESERVE,
 ) -> int:
     """The longest context (up to the model's limit) whose weights and
     cache fit the device's memory; 0 if the weights alone do not fit."""
     low, high = 0, config.max_position_embeddings
     while low < high:  # the cache only grows with context
         mid = (low + high + 1) // 2
-        if fits(config, hardware, mid, batch, precision):
+        if fits(config, hardware, mid, batch, precision, reserve):
             low = mid
         else:
             high = mid - 1
     return low
+
+
+def max_batch(
+    config: Gemma4Config,
+    hardware: Hardware,
+    context: int,
+    precision: str = "bf16",
+    reserve: float = RUNTIME_RESERVE,
+) -> int:
+    """The most sequences of ``context`` tokens whose weights and caches
+    fit the device's memory (0 if not even one does): the cache is linear
+    in the batch, so it is the room left by the weights over one
+    sequence's cache."""
+    need = memory_needed(config, context, 1, precision)
+    room = hardware.usable_bytes(reserve) - need["weights"]
+    return max(0, math.floor(room / need["kv_cache"]))
 
 
 def cache_overtakes_weights_batch(
@@ -422,3 +556,43 @@ def component_parameters(config: Gemma4Config) -> dict[str, int]:
     out["norms, router"] += config.hidden_size  # the final norm
     assert sum(out.values()) == counts["total"]
     return out
+
+
+# -------------------------------------------------------------- compare
+def throughput_crossovers(
+    first: Gemma4Config,
+    second: Gemma4Config,
+    hardware: Hardware,
+    context: int,
+    precision: str = "bf16",
+    max_batch_size: int = 512,
+) -> list[int]:
+    """The batches (1 to ``max_batch_size``) at which the order of the two
+    models' decode ceilings (all sequences) changes: at each listed batch
+    the model that was behind at the batch before is now ahead."""
+    out, before = [], None
+    for batch in range(1, max_batch_size + 1):
+        a = decode_roofline(first, hardware, batch, context, precision)
+        b = decode_roofline(second, hardware, batch, context, precision)
+        ahead = a.total_tokens_per_second > b.total_tokens_per_second
+        if before is not None and ahead != before:
+            out.append(batch)
+        before = ahead
+    return out
+
+
+def best_of(
+    values: dict[str, float | None], higher: bool = True, digits: int = 3
+) -> list[str]:
+    """The names whose value is best, ties included: values equal to
+    ``digits`` significant digits count as a tie (``None``: not a
+    candidate)."""
+    rounded = {
+        name: float(f"{v:.{digits}g}")
+        for name, v in values.items()
+        if v is not None
+    }
+    if not rounded:
+        return []
+    top = (max if higher else min)(rounded.values())
+    return [name for name, v in rounded.items() if v == top]

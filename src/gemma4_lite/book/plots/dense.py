@@ -261,11 +261,23 @@ def plot_kv_variants(
     return fig
 
 
+def attention_overtakes_weights(config: Gemma4Config, step: int = 1024) -> int:
+    """The first context (a multiple of ``step``) at which a token's
+    attention FLOPs reach its weight FLOPs; 0 if not within the model's
+    context."""
+    weights = cm.flops_per_token(config, 1)["weights"]
+    for context in range(step, config.max_position_embeddings + 1, step):
+        if cm.flops_per_token(config, context)["attention"] >= weights:
+            return context
+    return 0
+
+
 def plot_flops_vs_context(
     configs: Mapping[str, Gemma4Config], contexts: Sequence[int]
 ) -> Any:
     """GFLOPs per token against context: weights (flat) and weights plus
-    attention (rising), per model, on linear axes."""
+    attention (rising), per model, on linear axes; a dot, labelled, where
+    attention overtakes the weights (the total is twice the weights)."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(WIDTH, 3.2))
@@ -288,12 +300,29 @@ def plot_flops_vs_context(
             ls="--",
             label=f"{name}: weights only",
         )
+        cross = attention_overtakes_weights(config)
+        if cross and cross <= contexts[-1]:
+            total = cm.flops_per_token(config, cross)["total"] / 1e9
+            ax.plot([cross / 1024], [total], "o", color=color, ms=6)
+            ax.annotate(
+                f"{cross // 1024}K",
+                (cross / 1024, total),
+                xytext=(-6, 6),
+                textcoords="offset points",
+                ha="right",
+                fontsize=8,
+            )
     ax.set_xlabel("context (thousands of tokens)", fontsize=9)
     ax.set_ylabel("GFLOPs per new token", fontsize=9)
     ax.tick_params(labelsize=8)
     ax.set_ylim(bottom=0)
     ax.set_xlim(0, xs[-1])
     ax.legend(fontsize=8, frameon=False, ncol=2, loc="upper left")
+    ax.set_title(
+        "dots: where attention overtakes the weights",
+        fontsize=8,
+        loc="right",
+    )
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     fig.tight_layout()
@@ -345,56 +374,85 @@ def plot_throughput_vs_batch(
     hardware: cm.Hardware,
     batches: Sequence[int],
     context: int,
-    precision: str = "bf16",
+    precisions: Sequence[str] = ("bf16", "int4"),
+    pair: tuple[str, str] | None = ("12B", "26B-A4B"),
 ) -> Any:
     """Roofline decode throughput (all sequences) against batch on one
-    device: solid where the weights and caches fit its memory, dotted where
-    they do not; a marker where the step turns compute-bound."""
+    device, one panel per weight format: a solid line while the weights
+    and caches fit its memory, ending in a dot at the largest batch that
+    fits, and a faint thin line beyond; the batches where the two models of
+    ``pair`` change places are marked and labelled."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(WIDTH, 3.3))
-    marked = False
-    for name, config in configs.items():
-        color = MODEL_COLORS.get(name, PALETTE["dense"])
-        steps = [
-            cm.decode_roofline(config, hardware, b, context, precision)
-            for b in batches
-        ]
-        ok = [
-            cm.fits(config, hardware, context, b, precision) for b in batches
-        ]
-        tps = [s.total_tokens_per_second / 1000 for s in steps]
-        ax.plot(batches, tps, color=color, lw=1, ls=":")
-        fit_b = [b for b, f in zip(batches, ok) if f]
-        ax.plot(
-            fit_b,
-            [t for t, f in zip(tps, ok) if f],
-            color=color,
-            lw=2,
-            label=name,
-        )
-        for b, s, t in zip(batches, steps, tps):
-            if s.bound == "compute":
-                ax.plot([b], [t], "s", color=color, ms=6)
-                marked = True
-                break
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(batches, [str(b) for b in batches], fontsize=8)
-    ax.minorticks_off()
-    ax.set_xlabel("batch (sequences decoding together)", fontsize=9)
-    ax.set_ylabel("ceiling, thousand tokens/s", fontsize=9)
-    ax.tick_params(axis="y", labelsize=8)
-    ax.set_ylim(bottom=0)
-    keys = "dotted: does not fit" + ("; square: compute-bound" * marked)
-    ax.set_title(
-        f"{hardware.name}, {precision} weights, {context:,}-token "
-        f"context ({keys})",
-        fontsize=8,
-        loc="left",
+    fig, axes = plt.subplots(
+        len(precisions),
+        1,
+        sharex=True,
+        figsize=(WIDTH, 2.6 * len(precisions) + 0.6),
+        squeeze=False,
     )
-    ax.legend(fontsize=8, frameon=False, loc="upper left")
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
+    for ax, precision in zip(axes[:, 0], precisions):
+        top = 0.0
+        for name, config in configs.items():
+            color = MODEL_COLORS.get(name, PALETTE["dense"])
+            tps = [
+                cm.decode_roofline(
+                    config, hardware, b, context, precision
+                ).total_tokens_per_second
+                / 1000
+                for b in batches
+            ]
+            top = max(top, max(tps))
+            ax.plot(batches, tps, color=color, lw=0.8, alpha=0.35)
+            largest = cm.max_batch(config, hardware, context, precision)
+            inside = [b for b in batches if b <= largest]
+            if not largest:
+                continue
+            fit_b = inside + ([largest] if largest not in inside else [])
+            fit_t = [
+                cm.decode_roofline(
+                    config, hardware, b, context, precision
+                ).total_tokens_per_second
+                / 1000
+                for b in fit_b
+            ]
+            ax.plot(fit_b, fit_t, color=color, lw=2.2, label=name)
+            ax.plot([fit_b[-1]], [fit_t[-1]], "o", color=color, ms=6)
+        if pair and all(m in configs for m in pair):
+            first, second = (configs[m] for m in pair)
+            for cross in cm.throughput_crossovers(
+                first, second, hardware, context, precision, max(batches)
+            ):
+                ax.axvline(cross, color=PALETTE["dense"], lw=0.9, ls="--")
+                ax.text(
+                    cross * 1.06,
+                    top * 0.97,
+                    f"swap at {cross}",
+                    fontsize=8,
+                    va="top",
+                    color=PALETTE["text"],
+                )
+        ax.set_xscale("log", base=2)
+        ax.set_ylim(0, top * 1.08)
+        ax.tick_params(labelsize=8)
+        ax.set_ylabel("thousand tokens/s", fontsize=9)
+        ax.set_title(
+            f"{precision} weights: dot = largest batch that fits; "
+            "faint = does not fit",
+            fontsize=9,
+            loc="left",
+        )
+        ax.legend(fontsize=8, frameon=False, loc="upper left")
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+    last = axes[-1, 0]
+    last.set_xticks(batches, [str(b) for b in batches], fontsize=8)
+    last.minorticks_off()
+    last.set_xlabel(
+        f"batch (sequences decoding together), {hardware.name}, "
+        f"{context:,}-token context",
+        fontsize=9,
+    )
     fig.tight_layout()
     return fig
 
@@ -404,80 +462,90 @@ def plot_device_grid(
     devices: Sequence[cm.Hardware],
     context: int,
     batch: int = 1,
+    labels: Sequence[str] | None = None,
 ) -> Any:
-    """The widget's static twin: per-sequence decode tokens/s (roofline) at
-    ``batch`` and ``context``, one panel per device, bars per model and
-    weight format, each labelled; "no fit" where memory runs out. Each
-    panel has its own scale (devices differ by 200x); compare within."""
+    """The decode ceiling (tokens/s per sequence) at ``batch`` and
+    ``context`` as a table of coloured cells: one row per model and weight
+    format, one column per device, the number in each cell, the colour on
+    a log scale; a grey "no fit" where weights and cache do not fit the
+    device's usable memory. ``labels`` are the column headings (default:
+    the device names)."""
     import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.colors import LogNorm
 
     precisions = list(cm.WEIGHT_FORMATS)
-    shades = {"bf16": 1.0, "int8": 0.7, "int4": 0.45}
-    fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 5.0))
-    for ax, hw in zip(axes.flat, devices):
-        x = np.arange(len(configs))
-        w = 0.8 / len(precisions)
-        top = 0.0
-        for j, prec in enumerate(precisions):
-            for i, (name, config) in enumerate(configs.items()):
-                xpos = x[i] + (j - 1) * w
-                if not cm.fits(config, hw, context, batch, prec):
-                    ax.text(
-                        xpos,
-                        0,
-                        "×",
-                        ha="center",
-                        va="bottom",
-                        fontsize=9,
-                        color=PALETTE["text"],
-                    )
-                    continue
-                step = cm.decode_roofline(config, hw, batch, context, prec)
-                v = step.tokens_per_second
-                top = max(top, v)
-                ax.bar(
-                    xpos,
-                    v,
-                    w * 0.95,
-                    alpha=shades[prec],
-                    color=MODEL_COLORS.get(name, PALETTE["dense"]),
+    rows = [(m, p) for m in configs for p in precisions]
+    values = np.full((len(rows), len(devices)), np.nan)
+    for i, (name, prec) in enumerate(rows):
+        for j, hw in enumerate(devices):
+            if cm.fits(configs[name], hw, context, batch, prec):
+                step = cm.decode_roofline(
+                    configs[name], hw, batch, context, prec
                 )
-                ax.text(
-                    xpos,
-                    v,
-                    f"{v:.0f}" if v >= 10 else f"{v:.1f}",
-                    ha="center",
-                    va="bottom",
-                    fontsize=8,
+                values[i, j] = step.tokens_per_second
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.42 * len(rows) + 1.3))
+    finite = values[np.isfinite(values)]
+    norm = LogNorm(vmin=finite.min() / 2, vmax=finite.max() * 2)
+    cmap = plt.get_cmap("Greens")
+    for i in range(len(rows)):
+        for j in range(len(devices)):
+            v = values[i, j]
+            if np.isfinite(v):
+                shade = cmap(norm(v) * 0.8)
+                text = f"{v:,.0f}" if v >= 10 else f"{v:.1f}"
+                dark = norm(v) > 0.55
+            else:
+                shade, text, dark = "#EEEEEE", "no fit", False
+            ax.add_patch(
+                plt.Rectangle(
+                    (j, i), 1, 1, facecolor=shade, edgecolor="white", lw=2
                 )
-        ax.set_xticks(x, list(configs), fontsize=8)
-        ax.set_ylim(0, top * 1.25 if top else 1)
-        ax.tick_params(axis="y", labelsize=8)
-        ax.set_title(hw.name, fontsize=9)
-        for side in ("top", "right"):
-            ax.spines[side].set_visible(False)
-    for ax in axes[:, 0]:
-        ax.set_ylabel("tokens/s per sequence", fontsize=8)
-    from matplotlib.patches import Patch
-
-    fig.legend(
-        handles=[
-            Patch(color="#555555", alpha=shades[p], label=f"{p} weights")
-            for p in precisions
-        ],
-        loc="lower center",
-        ncol=3,
-        fontsize=8,
-        frameon=False,
-    )
-    fig.suptitle(
-        f"Decode ceiling at batch {batch}, {context:,}-token "
-        "context (bf16, int8, int4 left to right; ×: does not fit)",
+            )
+            ax.text(
+                j + 0.5,
+                i + 0.5,
+                text,
+                ha="center",
+                va="center",
+                fontsize=10 if text != "no fit" else 8,
+                color="white" if dark else PALETTE["text"],
+                style="normal" if text != "no fit" else "italic",
+            )
+    ax.set_xlim(0, len(devices))
+    ax.set_ylim(len(rows), 0)
+    heads = list(labels) if labels else [hw.name for hw in devices]
+    ax.set_xticks([j + 0.5 for j in range(len(devices))], heads, fontsize=9)
+    ax.xaxis.tick_top()
+    ax.set_yticks(
+        [i + 0.5 for i in range(len(rows))],
+        [f"{m}  {p}" for m, p in rows],
         fontsize=9,
     )
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    ax.tick_params(length=0)
+    for i in range(len(precisions), len(rows), len(precisions)):
+        ax.axhline(i, color=PALETTE["text"], lw=1)
+    for side in ("top", "right", "bottom", "left"):
+        ax.spines[side].set_visible(False)
+    ax.set_xlabel(
+        f"decode ceiling, tokens/s per sequence, at batch {batch} and a "
+        f"{context:,}-token context",
+        fontsize=9,
+    )
+    fig.tight_layout()
     return fig
+
+
+def _spread(positions: Sequence[float], gap: float) -> list[float]:
+    """Label heights moved apart to at least ``gap``, in their order."""
+    order = sorted(range(len(positions)), key=lambda i: positions[i])
+    out = list(positions)
+    last = None
+    for i in order:
+        if last is not None and out[i] < last + gap:
+            out[i] = last + gap
+        last = out[i]
+    return out
 
 
 def plot_memory_vs_context(
@@ -488,16 +556,20 @@ def plot_memory_vs_context(
     batch: int = 1,
 ) -> Any:
     """Weights plus cache (GB) against context for each model, with each
-    device's memory as a labelled horizontal line."""
+    device's usable memory (capacity less the runtime reserve) as a dashed
+    line labelled at the right, labels kept apart where lines are close;
+    the context where a model stops fitting a device is marked."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(WIDTH, 3.3))
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.6))
     xs = [c / 1024 for c in contexts]
+    top = 0.0
     for name, config in configs.items():
         need = [
             cm.memory_needed(config, c, batch, precision)["total"] / 1e9
             for c in contexts
         ]
+        top = max(top, max(need))
         ax.plot(
             xs,
             need,
@@ -505,37 +577,62 @@ def plot_memory_vs_context(
             lw=2,
             label=name,
         )
-    top = ax.get_ylim()[1]
-    shown = [hw for hw in devices if hw.memory_gb <= top * 1.5]
-    for hw in shown:
-        ax.axhline(hw.memory_gb, color=PALETTE["dense"], lw=0.8, ls="--")
-    # the devices' memory as labelled ticks on the right-hand axis
-    right = ax.twinx()
-    right.set_yticks(
-        [hw.memory_gb for hw in shown],
-        [f"{hw.name.split(' (')[0]}, {hw.memory_gb:g} GB" for hw in shown],
-        fontsize=8,
-    )
+    shown = [hw for hw in devices if hw.usable_bytes() / 1e9 <= top * 1.6]
+    lines = [hw.usable_bytes() / 1e9 for hw in shown]
+    ymax = max([top, *lines]) * 1.08
+    for hw, y in zip(shown, lines):
+        ax.axhline(y, color=PALETTE["dense"], lw=0.8, ls="--")
+        for name, config in configs.items():
+            longest = cm.max_context(config, hw, batch, precision)
+            if 0 < longest < config.max_position_embeddings:
+                ax.plot(
+                    [longest / 1024],
+                    [y],
+                    "o",
+                    ms=6,
+                    mfc="white",
+                    color=MODEL_COLORS.get(name, PALETTE["dense"]),
+                    mew=1.8,
+                )
+                ax.text(
+                    longest / 1024,
+                    y - ymax * 0.025,
+                    f"{longest // 1024}K",
+                    ha="center",
+                    va="top",
+                    fontsize=8,
+                )
+    for hw, y in zip(shown, _spread(lines, ymax * 0.06)):
+        ax.text(
+            xs[-1] * 1.01,
+            y,
+            f"{hw.name.split(' (')[0]}: {hw.usable_bytes() / 1e9:.1f}",
+            fontsize=8,
+            va="center",
+        )
     ax.set_xlabel("context (thousands of tokens)", fontsize=9)
     ax.set_ylabel(
-        f"GB at batch {batch} ({precision} weights + bf16 cache)", fontsize=9
+        f"GB at batch {batch} ({precision} weights\n+ bf16 cache)",
+        fontsize=9,
     )
     ax.tick_params(labelsize=8)
-    ax.set_ylim(
-        0, max(top, max((hw.memory_gb for hw in shown), default=0)) * 1.05
-    )
-    right.set_ylim(ax.get_ylim())
+    ax.set_ylim(0, ymax)
     ax.set_xlim(0, xs[-1])
+    ax.set_title(
+        "dashed: usable memory, GB (capacity less 10% for the runtime); "
+        "circles: where a model stops fitting",
+        fontsize=8,
+        loc="left",
+    )
     ax.legend(
         fontsize=8,
         frameon=False,
-        loc="lower center",
-        bbox_to_anchor=(0.5, 1.0),
+        loc="upper left",
+        bbox_to_anchor=(0.0, 0.93),
         ncol=len(configs),
     )
-    for side in ("top",):
+    for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-        right.spines[side].set_visible(False)
     fig.tight_layout()
     return fig
 
