@@ -91,8 +91,17 @@ def test_batched_schemes_are_bit_identical(shape):
             DISPATCHERS[name](x, gate_up, down, experts, weights)
             for name in EXACT_ORDER
         ]
-    for result in results[1:]:
-        assert torch.equal(result, results[0])
+    loop, sorted_, grouped = results
+    # grouped runs the sorted dispatch's products (or falls back to it):
+    # always the same bits.
+    assert torch.equal(grouped, sorted_)
+    if all(n % 4 == 0 for n in shape[3:]):
+        assert torch.equal(sorted_, loop)
+    else:
+        # Rows whose stride is not a multiple of 16 bytes: some CPUs' matmul
+        # kernels then sum a row differently for different row counts, so
+        # the loop (one expert's rows at a time) may differ in the last bit.
+        torch.testing.assert_close(sorted_, loop, rtol=0, atol=1e-6)
 
 
 def test_unused_experts_and_one_popular_expert():
