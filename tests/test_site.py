@@ -880,8 +880,11 @@ def _widget_problems(expected: list[dict], drawn: list[dict]):
                     f"widget {name}: no slider reads {readout!r} "
                     f"(readouts {got['readouts']})"
                 )
+        # The widget manager draws a drop-down's labels with non-breaking
+        # spaces ("whole\xa0run").
+        shown = [s.replace("\xa0", " ") for s in got["selected"]]
         for choice in want["selected"]:
-            if choice not in got["selected"]:
+            if choice not in shown:
                 problems.append(
                     f"widget {name}: no drop-down shows {choice!r} "
                     f"(shown {got['selected']})"
