@@ -1,6 +1,7 @@
 """The fast paths: the compiled one-token step gives the eager step's tokens
-without recompiling; a copy of a model compiles its own step; sdpa
-attention agrees with the written-out attention up to the last bits.
+without recompiling; a copy of a model compiles its own step; in bf16 the
+compiled step is about as far from fp32 as the eager one; sdpa attention
+agrees with the written-out attention up to the last bits.
 
 Compiling costs tens of seconds, so one model carries every family's
 features at once (per-layer inputs, KV sharing, K=V global layers with one
@@ -18,11 +19,16 @@ import pytest
 import torch
 from conftest import FAMILIES, random_model
 
-from gemma4_lite import Gemma4ForCausalLM, generate
+from gemma4_lite import Gemma4Config, Gemma4ForCausalLM, generate
+from gemma4_lite.config import layer_pattern
 from gemma4_lite.generation import compiled_step
 from gemma4_lite.model import init_weights
 
 EVERY_FEATURE = dict(
+    # six layers (sliding, sliding, global, twice), the last three
+    # KV-shared: a shared layer of each type, at little compile time
+    num_hidden_layers=6, layer_types=layer_pattern(6, 3),
+    num_kv_shared_layers=3,
     attention_k_eq_v=True, num_global_key_value_heads=1,
     num_key_value_heads=2, enable_moe_block=True, num_experts=16,
     top_k_experts=4, moe_intermediate_size=32,
@@ -111,40 +117,60 @@ def _teacher_forced(models, steps, ids, new):
     return history
 
 
+def _max_errors(history) -> list[float]:
+    """Per step function after the first: its largest distance from the
+    first's logits over all steps."""
+    return [
+        max((step[i] - step[0]).abs().max().item() for step in history)
+        for i in range(1, len(history[0]))
+    ]
+
+
 @torch.inference_mode()
-def test_a_copy_compiles_its_own_step_and_bf16_stays_as_close_as_eager(run):
+def test_a_copy_compiles_its_own_step(run):
     model = run.model
     original = compiled_step(model)
     twin = copy.deepcopy(model)
     assert "_compiled_step" not in twin.__dict__
     assert "_compiled_step" not in pickle.loads(pickle.dumps(model)).__dict__
-    # the copy gets its own weights, at the scale of a fresh model (the
-    # randomised gains of the tests' models make bf16 rounding chaotic)
-    init_weights(twin)
-    half = copy.deepcopy(twin).to(torch.bfloat16)
-    mine = compiled_step(half)
+    init_weights(twin)  # the copy now has its own weights
+    mine = compiled_step(twin)
     assert mine is not original
-    ids = run.ids[:, -10:]
     history = _teacher_forced(
-        [twin, half, half, model],
-        [twin.decode_step, half.decode_step, mine, original],
-        ids, 12,
+        [twin, twin, model], [twin.decode_step, mine, original],
+        run.ids, 12,
     )  # fmt: skip
-    err = {"eager": 0.0, "compiled": 0.0, "stale": 0.0}
-    for ref, eager, compiled, stale in history:
-        err["eager"] = max(err["eager"], (eager - ref).abs().max().item())
-        diff = (compiled - ref).abs().max().item()
-        err["compiled"] = max(err["compiled"], diff)
-        err["stale"] = max(err["stale"], (stale - ref).abs().max().item())
+    compiled, stale = _max_errors(history)
+    # the copy's compiled step decodes with the copy's weights (fp32: equal
+    # up to the last bits); the original's would be far off
+    assert compiled < 1e-4
+    assert stale > 0.1
+
+
+@torch.inference_mode()
+def test_in_bf16_the_compiled_step_stays_as_close_as_the_eager_one():
+    # a fresh model (init_weights' scale): the randomised gains of the
+    # other tests' models make bf16 rounding chaotic
+    torch.manual_seed(24)
+    exact = Gemma4ForCausalLM(Gemma4Config.from_preset("dense-tiny")).eval()
+    half = copy.deepcopy(exact).to(torch.bfloat16)
+    ids = _prompt(exact, 2 * exact.config.sliding_window + 3, batch=2)
+    history = _teacher_forced(
+        [exact, half, half],
+        [exact.decode_step, half.decode_step, compiled_step(half)],
+        ids, 3 * exact.config.sliding_window,
+    )  # fmt: skip
+    eager, compiled = _max_errors(history)
+    print(
+        f"bf16 distance from fp32: eager {eager:.3f}, compiled {compiled:.3f}"
+    )
     # In bf16 the compiled graph rounds in other places than the eager
-    # step (it keeps some intermediates in fp32). Measured on this model
-    # (max over 12 steps and 2 rows): 0.27 from the fp32 logits eager,
-    # 0.39 compiled. The tolerance: compiled within 0.5, and within twice
+    # step (it keeps some intermediates in fp32). Measured here (max over
+    # 24 steps and 2 rows): 0.067 eager, 0.097 compiled. The tolerance:
+    # the compiled step within 0.15 of the fp32 logits and within twice
     # the eager step's own bf16 error.
-    assert err["compiled"] <= 0.5, err
-    assert err["compiled"] <= 2 * err["eager"], err
-    # the original's step (its weights, not the copy's) misses by far more
-    assert err["stale"] > 4 * err["compiled"], err
+    assert compiled <= 0.15
+    assert compiled <= 2 * eager
 
 
 @pytest.mark.parametrize("name", FAMILIES)
