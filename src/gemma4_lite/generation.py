@@ -91,7 +91,12 @@ def generate_stream(
     stop = stop.to(device=input_ids.device, dtype=torch.long)
     filler = model.config.pad_token_id
 
-    cache = model.new_cache(batch, max_length=total)
+    room = total
+    if compile:  # one graph per 256 cache slots, not one per length
+        room = min(
+            -(-total // 256) * 256, model.config.max_position_embeddings
+        )
+    cache = model.new_cache(batch, max_length=room)
     chunk = prefill_chunk_size or length
     for begin in range(0, length, chunk):
         piece = input_ids[:, begin : begin + chunk]
@@ -121,7 +126,9 @@ def generate_stream(
 def compiled_step(model: Gemma4ForCausalLM):
     """``model.decode_step`` compiled once per model with ``torch.compile``
     (one graph, no recompiles: positions and masks are tensors). The first
-    call compiles, which takes seconds.
+    call compiles, which takes seconds; ``generate`` then makes its cache
+    a multiple of 256 slots long, so that prompts and lengths that fit the
+    same multiple reuse the graph (unused slots are masked).
 
     In fp32 the compiled step picks the eager step's tokens (tested on a
     model with every family's features). In bf16 the compiled graph keeps

@@ -89,9 +89,14 @@ def test_compiled_decode_runs_again_without_recompiling(run, caplog):
             again = generate(
                 run.model, run.ids, run.new, compile=True, **run.kw
             )
+            # fewer new tokens: the cache fits the same 256 slots
+            shorter = generate(
+                run.model, run.ids, run.new - 5, compile=True, **run.kw
+            )
     finally:
         torch._logging.set_logs(recompiles=False)
     assert torch.equal(again, run.eager)
+    assert torch.equal(shorter, run.eager[:, :-5])
     assert "Recompiling" not in caplog.text
 
 
