@@ -193,6 +193,14 @@ class Gemma4ForCausalLM(nn.Module):
         for layer in self.model.layers:
             layer.self_attn.attn_implementation = name
 
+    def __getstate__(self) -> dict:
+        """Copies and pickles leave out the compiled decode step: it is bound
+        to this object's weights, and a copy must decode with its own."""
+        state = super().__getstate__()
+        state = dict(state)
+        state.pop("_compiled_step", None)
+        return state
+
     @property
     def dtype(self) -> torch.dtype:
         return self.model.embed_tokens.weight.dtype
