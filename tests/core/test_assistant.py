@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from hf_reference import randomise
+from hf_reference import build_hf_model, randomise
 from safetensors.torch import load_file, save_file
 
 from gemma4_lite import CheckpointError, Gemma4AssistantForCausalLM
@@ -21,15 +21,17 @@ WINDOW, BACKBONE, VOCAB = 8, 64, 128
 LENGTHS = [(5, 6), (9, 9), (10, 14), (14, 20)]
 
 
-def build_reference(unified=False, ordered=False, k_eq_v=False, seed=0):
+def build_reference(
+    unified=False, ordered=False, k_eq_v=False, seed=0, vocab=VOCAB, kv=2
+):
     """A random transformers drafter shaped like the released ones: three
     sliding layers then a global one with wider heads (and, like the 26B and
     31B drafters' targets, fewer global KV heads with K=V)."""
     t = transformers
     text = dict(
-        vocab_size=VOCAB, hidden_size=32, intermediate_size=64,
+        vocab_size=vocab, hidden_size=32, intermediate_size=64,
         num_hidden_layers=4, layer_types=[S, S, S, F],
-        num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+        num_attention_heads=4, num_key_value_heads=kv, head_dim=16,
         global_head_dim=32, sliding_window=WINDOW,
         max_position_embeddings=512,
     )  # fmt: skip
@@ -60,7 +62,7 @@ def build_reference(unified=False, ordered=False, k_eq_v=False, seed=0):
         randomise(model, seed)
         if ordered:  # transformers initialises it to zeros (every slot id 0)
             order = torch.randperm(
-                VOCAB, generator=torch.Generator().manual_seed(seed)
+                vocab, generator=torch.Generator().manual_seed(seed)
             )
             model.masked_embedding.token_ordering.copy_(order)
     return model.eval()
@@ -296,3 +298,57 @@ def test_loader_refuses_pickle_and_applies_the_dtype(tmp_path):
     (tmp_path / "model.safetensors").rename(tmp_path / "pytorch_model.bin")
     with pytest.raises(CheckpointError, match="pickle"):
         Gemma4AssistantForCausalLM.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "target, drafter",
+    [("e2b-tiny", dict(ordered=True, kv=1)), ("31b-tiny", dict(k_eq_v=True))],
+    ids=["e2b-tiny", "31b-tiny"],
+)
+def test_replays_transformers_assisted_generation(target, drafter, tmp_path):
+    """Every drafter call of transformers' own assisted generation (a tiny
+    random target, k = 3, 20 tokens, crossing the window) replayed on ours
+    from the same inputs gives the same bits. The K/V lengths it was handed
+    follow the rule the speculative loop must reproduce: the target's last
+    forward returned global K/V up to its end E, and sliding K/V of the last
+    sliding_window - 1 + q positions (q tokens in that forward, the cache
+    recording its past for rollback); both are cut to the new length L."""
+    from gemma4_lite import Gemma4Config
+
+    config = Gemma4Config.from_preset(target)
+    model = build_hf_model(config, seed=1)
+    reference = build_reference(seed=2, vocab=config.vocab_size, **drafter)
+    reference.generation_config.num_assistant_tokens = 3
+    calls = []
+
+    def record(module, args, kwargs, output):
+        kv = kwargs["shared_kv_states"]
+        calls.append((kwargs["inputs_embeds"], kwargs["position_ids"], kv,
+                      output.logits, output.last_hidden_state))  # fmt: skip
+
+    reference.register_forward_hook(record, with_kwargs=True)
+    prompt = torch.randint(3, config.vocab_size, (1, 5))
+    model.generate(
+        prompt, assistant_model=reference, do_sample=False,
+        max_new_tokens=20, eos_token_id=None,
+    )  # fmt: skip
+    reference.save_pretrained(tmp_path)
+    ours = Gemma4AssistantForCausalLM.from_pretrained(tmp_path)
+    rounds = {}
+    for embeds, position, kv, logits, hidden in calls:
+        with torch.no_grad():
+            got = ours(*embeds.split(BACKBONE, -1), kv, int(position))
+        assert torch.equal(got.logits, logits)
+        assert torch.equal(got.hidden, hidden)
+        lengths = kv[S][0].shape[2], kv[F][0].shape[2]
+        rounds.setdefault(int(position), [0, lengths])[0] += 1
+    assert len(rounds) >= 8  # rounds, each with its own position
+    (first, (drafts, _)), *rest = sorted(rounds.items())
+    end, fed, window = first, first, config.sliding_window
+    assert first == prompt.shape[1] and drafts == 3
+    for position, (count, lengths) in sorted(rounds.items()):
+        new_length = position + 1
+        expected_full = min(end, new_length)
+        expected_sliding = min(end, window - 1 + fed, new_length)
+        assert lengths == (expected_sliding, expected_full), position
+        end, fed = position + count + 1, count + 1
