@@ -20,6 +20,7 @@ and no logit soft-capping is applied.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -195,6 +196,29 @@ class Gemma4AssistantForCausalLM(nn.Module):
             x, _ = layer(x, rope[kind], masks[kind], shared_kv=kv[kind])
         x = self.model.norm(x)
         return DraftOutput(self.head(x), self.post_projection(x))
+
+    @torch.no_grad()
+    def draft(
+        self,
+        embed: Callable[[torch.Tensor], torch.Tensor],
+        token: torch.Tensor,
+        hidden: torch.Tensor,
+        kv: dict[str, KV],
+        position: int,
+        k: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``k`` greedy drafts [B, k] after ``token`` [B, 1] at ``position``,
+        and their logits [B, k, V], as transformers drafts a round: every
+        step at the same position with the same K/V, feeding back its own
+        token (through ``embed``, the target's scaled embedding) and hidden
+        state."""
+        tokens, logits = [], []
+        for _ in range(k):
+            out = self(embed(token), hidden, kv, position)
+            token, hidden = out.logits.argmax(-1), out.hidden
+            tokens.append(token)
+            logits.append(out.logits)
+        return torch.cat(tokens, dim=1), torch.cat(logits, dim=1)
 
     def default_mask(
         self, kind: str, keys: torch.Tensor, queries: int

@@ -328,7 +328,7 @@ def test_replays_transformers_assisted_generation(target, drafter, tmp_path):
 
     reference.register_forward_hook(record, with_kwargs=True)
     prompt = torch.randint(3, config.vocab_size, (1, 5))
-    model.generate(
+    tokens = model.generate(
         prompt, assistant_model=reference, do_sample=False,
         max_new_tokens=20, eos_token_id=None,
     )  # fmt: skip
@@ -340,15 +340,28 @@ def test_replays_transformers_assisted_generation(target, drafter, tmp_path):
             got = ours(*embeds.split(BACKBONE, -1), kv, int(position))
         assert torch.equal(got.logits, logits)
         assert torch.equal(got.hidden, hidden)
-        lengths = kv[S][0].shape[2], kv[F][0].shape[2]
-        rounds.setdefault(int(position), [0, lengths])[0] += 1
+        rounds.setdefault(int(position), []).append((embeds, kv, logits))
     assert len(rounds) >= 8  # rounds, each with its own position
-    (first, (drafts, _)), *rest = sorted(rounds.items())
+    # whole rounds: the first call's inputs, then ours feeds itself
+    embed = model.get_input_embeddings()
+    for position, steps in rounds.items():
+        (embeds, kv, _), k = steps[0], len(steps)
+        token = tokens[:, position : position + 1]
+        drafts, logits = ours.draft(
+            embed, token, embeds[..., BACKBONE:], kv, position, k
+        )
+        expected = torch.cat([step[2] for step in steps], dim=1)
+        assert torch.equal(logits, expected)
+        assert torch.equal(drafts, expected.argmax(-1))
+    # the K/V lengths of each round
+    first = min(rounds)
     end, fed, window = first, first, config.sliding_window
-    assert first == prompt.shape[1] and drafts == 3
-    for position, (count, lengths) in sorted(rounds.items()):
+    assert first == prompt.shape[1] and len(rounds[first]) == 3
+    for position, steps in sorted(rounds.items()):
+        kv = steps[0][1]
+        lengths = kv[S][0].shape[2], kv[F][0].shape[2]
         new_length = position + 1
         expected_full = min(end, new_length)
         expected_sliding = min(end, window - 1 + fed, new_length)
         assert lengths == (expected_sliding, expected_full), position
-        end, fed = position + count + 1, count + 1
+        end, fed = position + len(steps) + 1, len(steps) + 1
