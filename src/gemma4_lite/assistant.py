@@ -30,17 +30,11 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from torch import nn
 
+from . import loading
 from .attention import ATTENTION, KV
 from .block import Gemma4DecoderLayer
 from .config import SLIDING, Gemma4Config
 from .hf_config import config_values
-from .loading import (
-    CheckpointError,
-    checkpoint_layout,
-    checkpoint_name,
-    load_dtype,
-    safetensors_files,
-)
 from .norms import RMSNorm
 from .rope import RotaryTable, inv_freq_for
 
@@ -51,8 +45,8 @@ ASSISTANT_TYPES = {
     "gemma4_unified_assistant": ("gemma4_unified_text", 3840),
 }
 # Decoder features no released drafter has. transformers refuses them in a
-# gemma4_assistant file; a unified one has no PLE or experts at all, and a
-# wide MLP there would double every layer (all are KV-shared).
+# gemma4_assistant file (and a PLE vocabulary, which we ignore); a unified
+# one has no PLE or experts, and a wide MLP would double every layer.
 # fmt: off
 DRAFTER_FREE = ("hidden_size_per_layer_input", "enable_moe_block",
                 "use_double_wide_mlp")
@@ -94,8 +88,6 @@ class AssistantConfig:
         values = config_values(text)
         layers = values["num_hidden_layers"]
         bad = [name for name in DRAFTER_FREE if values.get(name)]
-        if kind == "gemma4_assistant" and values["vocab_size_per_layer_input"]:
-            bad.append("vocab_size_per_layer_input")  # transformers' check
         if text.get("num_kv_shared_layers") not in (None, 0, layers):
             bad.append("num_kv_shared_layers")
         if not raw.get("tie_word_embeddings", True):
@@ -127,8 +119,7 @@ class Gemma4AssistantForCausalLM(nn.Module):
 
     def __init__(self, config: AssistantConfig) -> None:
         super().__init__()
-        self.config = text = config.text_config
-        self.assistant_config = config
+        self.config, text = config, config.text_config
         hidden, width = text.hidden_size, config.backbone_hidden_size
         self.model = nn.Module()
         # the output table only: inputs come from the target's embedding
@@ -173,7 +164,9 @@ class Gemma4AssistantForCausalLM(nn.Module):
         step's ``hidden``). ``kv`` maps each layer type to the target's
         (K, V) [B, kv_heads, T, head_dim] after its norms and RoPE;
         ``position`` is an int or [B, S]. ``masks`` ([S, T] booleans per
-        layer type, True = visible) replace transformers' rule."""
+        layer type, True = visible) replace transformers' rule, which
+        :meth:`default_mask` gives for one query per row (the drafting
+        case; training on many positions at once needs its own masks)."""
         x = self.pre_projection(torch.cat([embeds, hidden], dim=-1))
         pos = torch.as_tensor(position, device=x.device)
         pos = pos.expand(x.shape[0], x.shape[1])
@@ -188,11 +181,12 @@ class Gemma4AssistantForCausalLM(nn.Module):
             # them: with a single query per head, folding a group's queries
             # into one matmul (grouped_attention) takes another BLAS kernel
             # whose sums differ in the last bits
-            heads = self.config.num_attention_heads
+            heads = self.config.text_config.num_attention_heads
             kv = {kind: tuple(t.repeat_interleave(heads // t.shape[1], 1)
                               for t in pair)
                   for kind, pair in kv.items()}  # fmt: skip
-        for layer, kind in zip(self.model.layers, self.config.layer_types):
+        kinds = self.config.text_config.layer_types
+        for layer, kind in zip(self.model.layers, kinds):
             x, _ = layer(x, rope[kind], masks[kind], shared_kv=kv[kind])
         x = self.model.norm(x)
         return DraftOutput(self.head(x), self.post_projection(x))
@@ -226,7 +220,7 @@ class Gemma4AssistantForCausalLM(nn.Module):
         """transformers' rule: all of a global layer's ``keys``; the last
         ``sliding_window + 1`` of a sliding layer's."""
         length = keys.shape[2]
-        hidden = length - self.config.sliding_window - 1
+        hidden = length - self.config.text_config.sliding_window - 1
         if kind != SLIDING or hidden <= 0:
             return None
         seen = torch.arange(length, device=keys.device) >= hidden
@@ -240,7 +234,7 @@ class Gemma4AssistantForCausalLM(nn.Module):
         table = self.model.embed_tokens.weight
         if self.masked_embedding is None:
             return F.linear(x, table)
-        c = self.assistant_config
+        c = self.config
         top = self.masked_embedding.centroids(x).topk(
             c.centroid_intermediate_top_k, dim=-1
         )
@@ -288,17 +282,17 @@ def read_checkpoint(
     or one :class:`CheckpointError` listing every missing, unexpected and
     mis-shaped tensor. The same reading as ``loading.load_pretrained``,
     which cannot take a drafter's config."""
-    layout, ours = checkpoint_layout(model), model.state_dict()
+    layout, ours = loading.checkpoint_layout(model), model.state_dict()
     shapes = {
         name: (rows, *ours[mine].shape[1:])
         for mine, parts in layout.items()
         for name, rows in parts
     }
     tensors, unexpected, misshaped = {}, [], {}
-    for file in safetensors_files(directory):
+    for file in loading.safetensors_files(directory):
         with safe_open(str(file), framework="pt") as handle:
             for key in handle.keys():
-                name = checkpoint_name(key)  # None: the tied lm_head
+                name = loading.checkpoint_name(key)  # None: tied lm_head
                 if name is not None and name not in shapes:
                     unexpected.append(f"  unexpected tensor: {key}")
                     continue
@@ -315,8 +309,8 @@ def read_checkpoint(
     lines += sorted(unexpected) + list(misshaped.values())
     if lines:
         head = f"checkpoint in {directory} does not match its config.json:"
-        raise CheckpointError("\n".join([head, *lines]))
-    dtype = load_dtype(directory, dtype, tensors)
+        raise loading.CheckpointError("\n".join([head, *lines]))
+    dtype = loading.load_dtype(directory, dtype, tensors)
     state = {}
     for mine, parts in layout.items():
         t = torch.cat([tensors[name] for name, _ in parts])

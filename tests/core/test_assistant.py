@@ -232,7 +232,6 @@ def raw_file(folder, raw):
     "change, field",
     [
         (dict(hidden_size_per_layer_input=16), "hidden_size_per_layer_input"),
-        (dict(vocab_size_per_layer_input=128), "vocab_size_per_layer_input"),
         (dict(enable_moe_block=True), "enable_moe_block"),
         (dict(use_double_wide_mlp=True), "use_double_wide_mlp"),
         (dict(num_kv_shared_layers=2), "num_kv_shared_layers"),
