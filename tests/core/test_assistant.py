@@ -289,6 +289,15 @@ def test_loader_refuses_pickle_and_applies_the_dtype(tmp_path):
     assert (
         model.model.layers[3].self_attn.qkv_proj.weight.dtype == torch.bfloat16
     )
+    kv = {
+        k: (a.bfloat16(), b.bfloat16())
+        for k, (a, b) in target_kv(14, 20).items()
+    }
+    embeds, hidden = torch.randn(2, 1, 1, BACKBONE).bfloat16()
+    with torch.no_grad():
+        out = model(embeds, hidden, kv, 20)
+    assert out.logits.dtype == out.hidden.dtype == torch.bfloat16
+    assert torch.isfinite(out.logits).all()
     order = reference.masked_embedding.token_ordering
     assert torch.equal(model.masked_embedding.token_ordering, order)
     assert model.generation_config == json.loads(
