@@ -6,6 +6,7 @@ need and imports the core, never the other way round.
 """
 
 from .accounting import count_parameters, kv_cache_bytes, kv_cache_layer_bytes
+from .assistant import AssistantConfig, Gemma4AssistantForCausalLM
 from .config import FULL, PRESETS, RELEASED, SLIDING, Gemma4Config
 from .generation import generate, generate_stream
 from .kv_cache import Gemma4Cache, GlobalKVCache, RingKVCache
@@ -18,6 +19,6 @@ __all__ = [
     "RingKVCache", "GlobalKVCache", "CausalLMOutput", "CheckpointError",
     "Tokenizer", "generate", "generate_stream", "count_parameters",
     "kv_cache_bytes", "kv_cache_layer_bytes", "PRESETS", "RELEASED",
-    "SLIDING", "FULL",
+    "SLIDING", "FULL", "Gemma4AssistantForCausalLM", "AssistantConfig",
 ]  # fmt: skip
 __version__ = "0.3.0"
