@@ -141,3 +141,25 @@ def check(
         )
     print(message)
     return message
+
+
+def call_reader(where: str, fn: Callable[..., Any], *args: Any, like: Any):
+    """Run a reader's function for a check: ``(result, None)`` if it returns
+    a tensor shaped like ``like``, else ``(None, message)`` saying where and
+    how it went wrong. ``NotImplementedError`` (an unfilled stub) passes
+    through, so that :func:`check` reports "not attempted"."""
+    import torch
+
+    try:
+        got = fn(*args)
+    except NotImplementedError:
+        raise
+    except Exception as error:
+        return None, f"{where}: raised {type(error).__name__}: {error}"
+    if not isinstance(got, torch.Tensor):
+        return None, f"{where}: returned {type(got).__name__}, not a tensor"
+    if got.shape != like.shape:
+        return None, (
+            f"{where}: shape {tuple(got.shape)}, expected {tuple(like.shape)}"
+        )
+    return got, None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 from ..rope import proportional_inv_freq
+from .exercises import call_reader
 
 
 def check_proportional_inv_freq(fn) -> bool:
@@ -81,16 +82,11 @@ def check_proportional_rope(fn) -> bool | str:
             f"D = {dim}, theta = {theta:g}, fraction = {fraction}, "
             f"position = {position}"
         )
-        try:
-            got = fn(x.clone(), position, theta, fraction)
-        except NotImplementedError:
-            raise
-        except Exception as error:
-            return f"{where}: raised {type(error).__name__}: {error}"
-        if not isinstance(got, torch.Tensor):
-            return f"{where}: returned {type(got).__name__}, not a tensor"
-        if got.shape != want.shape:
-            return f"{where}: shape {tuple(got.shape)}, expected ({dim},)"
+        got, problem = call_reader(
+            where, fn, x.clone(), position, theta, fraction, like=want
+        )
+        if problem:
+            return problem
         diff = (got.double() - want).abs()
         if not torch.allclose(got.double(), want, rtol=1e-4, atol=1e-4):
             i = int(diff.argmax())

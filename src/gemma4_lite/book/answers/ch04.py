@@ -6,7 +6,7 @@ import torch
 
 from ...config import Gemma4Config
 from ...moe import Gemma4Router
-from ..exercises import Exact, SignificantDigits
+from ..exercises import Exact, SignificantDigits, call_reader
 from ..moe_training import load_balancing_loss, router_z_loss
 
 
@@ -87,19 +87,11 @@ def validate_capacity_mask(fn) -> bool | str:
         n, k = experts.shape
         where = f"{n} tokens, top-{k}, capacity {capacity}"
         want = capacity_mask(experts, capacity)
-        try:
-            got = fn(experts.clone(), capacity)
-        except NotImplementedError:
-            raise
-        except Exception as error:
-            return f"{where}: raised {type(error).__name__}: {error}"
-        if not isinstance(got, torch.Tensor):
-            return f"{where}: returned {type(got).__name__}, not a tensor"
-        if got.shape != want.shape:
-            return (
-                f"{where}: shape {tuple(got.shape)}, expected "
-                f"{tuple(want.shape)}"
-            )
+        got, problem = call_reader(
+            where, fn, experts.clone(), capacity, like=want
+        )
+        if problem:
+            return problem
         wrong = (got.bool() != want).nonzero()
         if len(wrong):
             token, slot = wrong[0].tolist()

@@ -8,7 +8,7 @@ import torch.fx
 from ...config import Gemma4Config
 from ...moe import dispatch_sorted
 from ..costs import layer_token_budget
-from ..exercises import Decimals, Exact
+from ..exercises import Decimals, Exact, call_reader
 
 
 def _batching_saving_at_64() -> float:
@@ -68,19 +68,11 @@ def validate_dispatch(fn) -> bool | str:
         where = f"{n} tokens, top-{k} of {num_experts} experts"
         with torch.no_grad():
             want = dispatch_sorted(x, gate_up, down, experts, weights)
-            try:
-                got = fn(x, gate_up, down, experts, weights)
-            except NotImplementedError:
-                raise
-            except Exception as error:
-                return f"{where}: raised {type(error).__name__}: {error}"
-        if not isinstance(got, torch.Tensor):
-            return f"{where}: returned {type(got).__name__}, not a tensor"
-        if got.shape != want.shape:
-            return (
-                f"{where}: shape {tuple(got.shape)}, expected "
-                f"{tuple(want.shape)}"
+            got, problem = call_reader(
+                where, fn, x, gate_up, down, experts, weights, like=want
             )
+        if problem:
+            return problem
         if not torch.allclose(got, want, rtol=1e-4, atol=1e-4):
             diff = (got - want).abs()
             token = int(diff.amax(dim=1).argmax())

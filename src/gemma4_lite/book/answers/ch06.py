@@ -7,7 +7,7 @@ import torch
 from ...accounting import count_parameters
 from ...config import Gemma4Config
 from ...model import Gemma4ForCausalLM
-from ..exercises import Decimals, Exact
+from ..exercises import Decimals, Exact, call_reader
 
 
 def _expert_parameters_in_global_layers() -> int:
@@ -58,19 +58,9 @@ def validate_expert_branch(fn) -> bool | str:
             want = layer.moe(r)
             where = f"layer {index} of the tiny 26B-A4B twin, r of shape"
             where += f" {tuple(r.shape)}"
-            try:
-                got = fn(layer, r)
-            except NotImplementedError:
-                raise
-            except Exception as error:
-                return f"{where}: raised {type(error).__name__}: {error}"
-            if not isinstance(got, torch.Tensor):
-                return f"{where}: returned {type(got).__name__}, not a tensor"
-            if got.shape != want.shape:
-                return (
-                    f"{where}: shape {tuple(got.shape)}, expected "
-                    f"{tuple(want.shape)}"
-                )
+            got, problem = call_reader(where, fn, layer, r, like=want)
+            if problem:
+                return problem
             if not torch.allclose(got, want, rtol=1e-4, atol=1e-4):
                 diff = (got - want).abs()
                 token = int(diff.amax(dim=1).argmax())
