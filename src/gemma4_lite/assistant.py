@@ -27,7 +27,6 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
 from torch import nn
 
 from . import loading
@@ -263,56 +262,6 @@ class Gemma4AssistantForCausalLM(nn.Module):
             raise FileNotFoundError(f"{directory} is not a directory")
         with torch.device("meta"):
             model = cls(AssistantConfig.from_hf(directory))
-        state = read_checkpoint(model, directory, dtype, device)
-        model.load_state_dict(state, strict=True, assign=True)
-        generation = directory / "generation_config.json"
-        if generation.is_file():
-            model.generation_config = json.loads(generation.read_text())
+        loading.load_into(model, directory, dtype, device)
         model.set_attn_implementation(attn_implementation)
         return model.eval()
-
-
-def read_checkpoint(
-    model: nn.Module,
-    directory: Path,
-    dtype: torch.dtype | str | None,
-    device: torch.device | str,
-) -> dict[str, torch.Tensor]:
-    """``model``'s state dict from the safetensors files of ``directory``,
-    or one :class:`CheckpointError` listing every missing, unexpected and
-    mis-shaped tensor. The same reading as ``loading.load_pretrained``,
-    which cannot take a drafter's config."""
-    layout, ours = loading.checkpoint_layout(model), model.state_dict()
-    shapes = {
-        name: (rows, *ours[mine].shape[1:])
-        for mine, parts in layout.items()
-        for name, rows in parts
-    }
-    tensors, unexpected, misshaped = {}, [], {}
-    for file in loading.safetensors_files(directory):
-        with safe_open(str(file), framework="pt") as handle:
-            for key in handle.keys():
-                name = loading.checkpoint_name(key)  # None: tied lm_head
-                if name is not None and name not in shapes:
-                    unexpected.append(f"  unexpected tensor: {key}")
-                    continue
-                shape = name and tuple(handle.get_slice(key).get_shape())
-                if name and shape != shapes[name]:
-                    misshaped[name] = (
-                        f"  wrong shape: {key}: checkpoint {list(shape)}, "
-                        f"config expects {list(shapes[name])}"
-                    )
-                elif name:
-                    tensors[name] = handle.get_tensor(key)
-    missing = sorted(set(shapes) - set(tensors) - set(misshaped))
-    lines = [f"  missing tensor: {name}" for name in missing]
-    lines += sorted(unexpected) + list(misshaped.values())
-    if lines:
-        head = f"checkpoint in {directory} does not match its config.json:"
-        raise loading.CheckpointError("\n".join([head, *lines]))
-    dtype = loading.load_dtype(directory, dtype, tensors)
-    state = {}
-    for mine, parts in layout.items():
-        t = torch.cat([tensors[name] for name, _ in parts])
-        state[mine] = t.to(device, dtype if t.is_floating_point() else None)
-    return state

@@ -142,13 +142,29 @@ def load_pretrained(
     config = Gemma4Config.from_hf(directory)
     with torch.device("meta"):
         model = cls(config, init=False)
+    return load_into(
+        model, directory, dtype, device, _unused_shared_kv(config)
+    )
+
+
+def load_into(
+    model: nn.Module,
+    directory: Path,
+    dtype: torch.dtype | str | None = None,
+    device: torch.device | str = "cpu",
+    skip: set[str] = frozenset(),
+) -> nn.Module:
+    """Fill ``model`` (built on the meta device) from the safetensors files
+    of ``directory``, or raise one :class:`CheckpointError` listing every
+    missing, unexpected and mis-shaped tensor; ``skip`` names checkpoint
+    tensors left unread. The target's loader and the MTP drafter's both end
+    here."""
     layout = checkpoint_layout(model)
     expected = dict(model.state_dict())
     shapes = {}
     for ours, parts in layout.items():
         for name, rows in parts:
             shapes[name] = (rows, *expected[ours].shape[1:])
-    skip = _unused_shared_kv(config)
 
     tensors: dict[str, torch.Tensor] = {}
     unexpected, misshaped, bad = [], [], set()
