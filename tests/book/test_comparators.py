@@ -259,3 +259,15 @@ def test_gemma3_memory_matches_transformers_cache():
     for step, held in enumerate(sizes):
         want = C.gemma3_memory(config, 19 + step, window_tokens=7)
         assert held == want["total"], f"after {19 + step} tokens"
+
+
+def test_design_rows_read_the_configs():
+    rows = {r[0]: r for r in C.design_rows()}
+    assert "25% of pairs, base 1e+06" in rows["Gemma 4 31B"][2]
+    assert "linear x8" in rows["Gemma 3 27B"][2]
+    assert "25% of dims, base 1e+07" in rows["Qwen3-Next-80B-A3B"][2]
+    flash = rows["DeepSeek-V4-Flash"]
+    assert "64 of 512" in flash[2] and "yarn x16" in flash[2]
+    assert "21 CSA" in flash[1] and "20 HCA" in flash[1]
+    assert flash[5] == 1_048_576
+    assert "=1" in flash[4]

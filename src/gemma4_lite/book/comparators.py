@@ -139,7 +139,8 @@ def qwen3_next_config(**overrides: Any) -> Any:
 
 def gemma3_27b_config(**overrides: Any) -> Any:
     """Gemma 3 27B's text decoder as released (62 layers, hidden 5376, 32 /
-    16 heads of 128, window 1024, 5:1 from layer 0, 128K context)."""
+    16 heads of 128, window 1024, 5:1 from layer 0, 128K context; global
+    RoPE base 1e6 stretched linearly x8, local base 1e4)."""
     from transformers import Gemma3TextConfig
 
     values: dict[str, Any] = dict(
@@ -153,6 +154,7 @@ def gemma3_27b_config(**overrides: Any) -> Any:
         query_pre_attn_scalar=168,
         sliding_window=1024,
         max_position_embeddings=131_072,
+        rope_scaling={"rope_type": "linear", "factor": 8.0},
     )
     values.update(overrides)
     return Gemma3TextConfig(**values)
@@ -574,3 +576,76 @@ def attention_scheme(row: Comparator) -> str:
         f"{kinds.count('heavily_compressed_attention')} HCA (/128) + "
         f"{kinds.count('sliding_attention')} window-only"
     )
+
+
+def rope_summary(row: Comparator) -> str:
+    """RoPE of each kind of layer, read from the config."""
+    c = row.config
+    if row.family == "gemma4":
+        return (
+            f"sliding: full, base {c.sliding_rope_theta:.0e}; global: "
+            f"{c.global_rope_type} on {c.global_partial_rotary_factor:.0%} "
+            f"of pairs, base {c.global_rope_theta:.0e}"
+        )
+    if row.family == "gemma3":
+        full = c.rope_parameters["full_attention"]
+        local = c.rope_parameters["sliding_attention"]["rope_theta"]
+        kind, factor = full["rope_type"], full["factor"]
+        return (
+            f"sliding: full, base {local:.0e}; global: full, base "
+            f"{full['rope_theta']:.0e}, {kind} x{factor:g}"
+        )
+    if row.family == "qwen3_next":
+        p = c.rope_parameters
+        return (
+            f"full-attention layers: {p['partial_rotary_factor']:.0%} of "
+            f"dims, base {p['rope_theta']:.0e}; DeltaNet layers: none"
+        )
+    main, comp = c.rope_parameters["main"], c.rope_parameters["compress"]
+    return (
+        f"{main['partial_rotary_factor']:.1%} of dims "
+        f"({c.qk_rope_head_dim} of {c.head_dim}); window-only layers base "
+        f"{main['rope_theta']:.0e}; compressed layers base "
+        f"{comp['rope_theta']:.1e}, {comp['rope_type']} x{comp['factor']:g}"
+    )
+
+
+# What each model normalises and whether it predicts several tokens, read
+# from the transformers modelling files (module names quoted) and the
+# configs; the drafters of Gemma 4 are separate models (chapter 12).
+DESIGN = {
+    "gemma4": (
+        "RMSNorm x*w before and after attention and MLP; q_norm, k_norm, "
+        "gain-free v_norm",
+        "none in the decoder; separate MTP drafter models",
+    ),
+    "gemma3": (
+        "RMSNorm x*(1+w) before and after attention and MLP; q_norm, k_norm",
+        "none",
+    ),
+    "qwen3_next": (
+        "RMSNorm x*(1+w) before attention and MLP only; q_norm, k_norm; "
+        "sigmoid output gate; gated RMSNorm on DeltaNet output",
+        "1 MTP layer in the released checkpoint (not built by transformers)",
+    ),
+    "deepseek_v4": (
+        "RMSNorm before attention and MLP inside 4-stream mHC; q_a_norm, "
+        "gain-free per-head q_b_norm, kv_norm; attention sinks",
+        "num_nextn_predict_layers={n} (not built by transformers)",
+    ),
+}
+
+
+def design_rows() -> list[list[object]]:
+    """``[name, attention, RoPE, norms, multi-token prediction, context]``
+    for each comparator."""
+    rows: list[list[object]] = []
+    for row in comparators():
+        norms, mtp = DESIGN[row.family]
+        if row.family == "deepseek_v4":
+            mtp = mtp.format(n=row.config.num_nextn_predict_layers)
+        rows.append([
+            row.name, attention_scheme(row), rope_summary(row), norms, mtp,
+            row.context_length,
+        ])  # fmt: skip
+    return rows
