@@ -271,3 +271,16 @@ def test_design_rows_read_the_configs():
     assert "21 CSA" in flash[1] and "20 HCA" in flash[1]
     assert flash[5] == 1_048_576
     assert "=1" in flash[4]
+
+
+def test_moe_rows():
+    rows = {r[0]: r[1:] for r in C.moe_rows()}
+    assert set(rows) == {
+        "Gemma 4 26B-A4B", "Qwen3-Next-80B-A3B", "DeepSeek-V4-Flash"
+    }  # fmt: skip
+    assert rows["Gemma 4 26B-A4B"] == [128, 8, 0, 704, 2816, 0.25, 2112,
+                                       8 * 704 + 2112]  # fmt: skip
+    assert rows["Qwen3-Next-80B-A3B"] == [512, 10, 1, 512, 2048, 0.25, 512,
+                                          11 * 512]  # fmt: skip
+    assert rows["DeepSeek-V4-Flash"] == [256, 6, 1, 2048, 4096, 0.5, 2048,
+                                         7 * 2048]  # fmt: skip

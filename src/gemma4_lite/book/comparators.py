@@ -553,14 +553,32 @@ def parameter_rows() -> list[list[object]]:
     ]
 
 
+def always_on_width(row: Comparator) -> int:
+    """Width of the MLP every token runs besides its routed experts: Gemma
+    4 26B-A4B's dense MLP, Qwen3-Next's and DeepSeek-V4's shared expert."""
+    c = row.config
+    if row.family == "gemma4":
+        return c.intermediate_size if c.enable_moe_block else 0
+    if row.family == "qwen3_next":
+        return c.shared_expert_intermediate_size
+    if row.family == "deepseek_v4":
+        return c.n_shared_experts * c.moe_intermediate_size
+    return 0
+
+
 def moe_rows() -> list[list[object]]:
     """``[name, experts, active, shared, expert width, hidden, width /
-    hidden]`` for the MoE models."""
+    hidden, always-on MLP width, active MLP width per token]`` for the MoE
+    models (active MLP width = top-k x expert width + always-on width)."""
     out: list[list[object]] = []
     for row in comparators():
         e, k, s, w, h = moe_shape(row)
         if e:
-            out.append([row.name, e, k, s, w, h, round(w / h, 3)])
+            dense = always_on_width(row)
+            out.append(
+                [row.name, e, k, s, w, h, round(w / h, 3), dense,
+                 k * w + dense]
+            )  # fmt: skip
     return out
 
 
