@@ -34,7 +34,7 @@ state and sees the same batches, so the per-seed differences are paired.
 The base model: vocabulary 4,096, width 128, 6 layers (5 sliding with a
 window of 64, then 1 global), 2 query heads and 1 KV head of 64, MLP 256,
 tied embedding: 1,412,992 parameters, 524,288 of them the embedding.
-Sequences of 256 tokens, batches of 8, 600 steps (1.2M tokens), AdamW with
+Sequences of 256 tokens, batches of 8, 500 steps (1.02M tokens), AdamW with
 a 10% linear warm-up and a cosine to a tenth of the peak, gradients
 clipped at 1.0, fp32. Validation: the first 32,768 tokens of the two
 held-out plays.
@@ -42,15 +42,16 @@ held-out plays.
 Run everything (writes ``src/gemma4_lite/book/data/experiments.json``,
 the file the chapter reads; progress on stderr)::
 
-    python -m gemma4_lite.book.experiments --seeds 3 --steps 600
+    python -m gemma4_lite.book.experiments --seeds 3 --steps 500
 
-Cost: 8 distinct models x 3 seeds = 24 runs. A step of 8 x 128 tokens took
-0.11 s on 2 threads when the shared machine was momentarily quiet (100
-steps in 11 s) and 0.5 to 1.4 s when it was loaded, so a step of 8 x 256
-tokens takes about 0.22 s on 2 quiet cores: 600 steps and the two
-validations are about 2.3 min per run and about 55 min in all. On a loaded
-machine expect two to five times that. ``--only NAME`` (repeatable) runs
-some experiments; ``--seeds`` and ``--steps`` shrink the set.
+Cost: 8 distinct models x 3 seeds = 24 runs. Measured on 2 threads of a
+machine shared with other jobs: when it was quiet, 40 steps of 8 x 256
+tokens took 11.5 s (0.29 s a step), so a 500-step run with its two
+validations takes about 2.6 min and the 24 runs about 62 min on 2 quiet
+cores; a whole 500-step run measured while the machine was loaded took
+8.8 min (the base model, held-out loss 4.86 nats per token), which would
+make the set about 3.5 hours. ``--only NAME`` (repeatable) runs some
+experiments; ``--seeds`` and ``--steps`` shrink the set.
 
 What this scale can show: whether a pattern costs held-out loss at equal
 parameters and tokens on one small corpus, and the memory it saves, which
@@ -158,7 +159,7 @@ REFERENCE = {
 class Settings:
     """What every run shares (the command line)."""
 
-    steps: int = 600
+    steps: int = 500
     seeds: int = 3
     batch_size: int = 8
     seq_len: int = 256
