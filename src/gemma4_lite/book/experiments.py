@@ -438,16 +438,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--only", action="append", choices=list(EXPERIMENTS),
         help="run only this experiment (repeatable; default: all)",
     )  # fmt: skip
-    parser.add_argument("--seeds", type=int, default=defaults.seeds)
-    parser.add_argument("--steps", type=int, default=defaults.steps)
-    parser.add_argument("--threads", type=int, default=defaults.threads)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--seq-len", type=int, default=defaults.seq_len)
+    helps = {
+        "seeds": ("seeds", int, "seeds per variant"),
+        "steps": ("steps", int, "optimizer steps per run"),
+        "threads": ("threads", int, "torch threads"),
+        "batch-size": ("batch_size", int, "sequences per step"),
+        "seq-len": ("seq_len", int, "tokens per training sequence"),
+        "valid-tokens": ("valid_tokens", int, "held-out tokens evaluated"),
+        "data-dir": ("data_dir", str, "cache of the corpus and tokenizer"),
+    }
+    for flag, (name, kind, text) in helps.items():
+        default = getattr(defaults, name)
+        parser.add_argument(
+            "--" + flag, type=kind, default=default,
+            help=f"{text} (default: {default})",
+        )  # fmt: skip
     parser.add_argument(
-        "--valid-tokens", type=int, default=defaults.valid_tokens
-    )
-    parser.add_argument("--data-dir", default=defaults.data_dir)
-    parser.add_argument("--out", default=str(DEFAULT_OUT))
+        "--out", default=str(DEFAULT_OUT),
+        help=f"the JSON file written (default: {DEFAULT_OUT})",
+    )  # fmt: skip
     return parser.parse_args(argv)
 
 
