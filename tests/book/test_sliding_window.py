@@ -289,6 +289,16 @@ def test_check_ring_update_accepts_the_solution_and_rejects_the_bug():
 
     message = check_ring_update(write_then_attend)
     assert isinstance(message, str) and "start =" in message
+
+    def slot_order(ring, new, start):
+        # the package's order: right values, wrong order once it wraps
+        window, length = ring.shape[0], new.shape[0]
+        attended = torch.cat([ring[: min(start, window)], new])
+        for p in range(max(start, start + length - window), start + length):
+            ring[p % window] = new[p - start]
+        return attended
+
+    assert "position order" in check_ring_update(slot_order)
     assert "not the attended keys" in check_ring_update(
         lambda ring, new, start: None
     )

@@ -92,7 +92,7 @@ def check_proportional_rope(fn) -> bool | str:
             i = int(diff.argmax())
             pair = i % (dim // 2)
             return (
-                f"{where}: dimension {i} (pair {pair}, partner "
+                f"{where}: dimension {i} (pair {pair}, partner dimension "
                 f"{pair + dim // 2 if i == pair else pair}) differs by "
                 f"{diff[i].item():.3g}"
             )

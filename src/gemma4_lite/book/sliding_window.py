@@ -478,11 +478,13 @@ def check_ring_update(
 
     ``ring`` is a ``[W, D]`` tensor of keys (position p in slot ``p % W``),
     ``new`` the ``[L, D]`` keys of positions ``start .. start + L - 1``. The
-    function returns the keys the chunk's queries attend to (the ring's
-    filled slots in slot order, then the whole chunk) and leaves the ring
-    holding the last W positions. Random windows and random chunk lengths,
-    some longer than the window, are sent through both. A stub that raises
-    ``NotImplementedError`` propagates it (the check says "not attempted").
+    function returns the keys the chunk's queries attend to in position
+    order (the ring's filled slots from the oldest position on, then the
+    whole chunk; the package returns them in slot order instead) and leaves
+    the ring holding the last W positions. Random windows and random chunk
+    lengths, some longer than the window, are sent through both. A stub
+    that raises ``NotImplementedError`` propagates it (the check says "not
+    attempted").
     """
     gen = torch.Generator().manual_seed(seed)
     for _ in range(trials):
@@ -496,7 +498,14 @@ def check_ring_update(
         for _ in range(int(torch.randint(1, 6, (1,), generator=gen))):
             length = int(torch.randint(1, 2 * window + 2, (1,), generator=gen))
             new = torch.randn(length, dim, generator=gen, dtype=torch.float64)
-            want, _ = package.update(new[None, None], new[None, None], start)
+            slotted, _ = package.update(
+                new[None, None], new[None, None], start
+            )
+            filled = min(start, window)
+            oldest_first = [p % window for p in range(start - filled, start)]
+            want = torch.cat(
+                [slotted[0, 0][oldest_first], slotted[0, 0][filled:]]
+            )
             where = f"W = {window}, a chunk of {length} at start = {start}"
             try:
                 got = update(ring, new.clone(), start)
@@ -509,14 +518,18 @@ def check_ring_update(
                     f"{where}: returned {type(got).__name__}, not the "
                     "attended keys"
                 )
-            if got.shape != want[0, 0].shape:
+            if got.shape != want.shape:
                 return (
                     f"{where}: returned {got.shape[0]} keys, expected "
-                    f"{want.shape[2]} (min(start, W) old ones + the chunk)"
+                    f"{want.shape[0]} (min(start, W) old ones + the chunk)"
                 )
-            if not torch.equal(got, want[0, 0]):
-                row = int((got != want[0, 0]).any(-1).nonzero()[0])
-                return f"{where}: attended key {row} differs"
+            if not torch.equal(got, want):
+                row = int((got != want).any(-1).nonzero()[0])
+                position = start - filled + row
+                return (
+                    f"{where}: attended key {row} (position {position}) "
+                    "differs; the keys go in position order, oldest first"
+                )
             if not torch.equal(ring, package.k[0, 0]):
                 slot = int((ring != package.k[0, 0]).any(-1).nonzero()[0])
                 return f"{where}: afterwards ring slot {slot} differs"

@@ -33,10 +33,11 @@ def lost_pairs() -> int:
 def ring_update(
     ring: torch.Tensor, new: torch.Tensor, start: int
 ) -> torch.Tensor:
-    """A solution of 1.4: attend to the old ring plus the chunk, then keep
-    the chunk's last W keys in their slots."""
+    """A solution of 1.4: attend to the old ring, oldest position first,
+    plus the chunk, then keep the chunk's last W keys in their slots."""
     window, length = ring.shape[0], new.shape[0]
-    attended = torch.cat([ring[: min(start, window)], new])
+    old = [p % window for p in range(start - min(start, window), start)]
+    attended = torch.cat([ring[old], new])
     for p in range(max(start, start + length - window), start + length):
         ring[p % window] = new[p - start]
     return attended
