@@ -15,6 +15,9 @@ from typing import Iterator, Sequence
 
 import torch
 
+from .assistant import Gemma4AssistantForCausalLM
+from .config import SLIDING
+from .kv_cache import Gemma4Cache
 from .model import Gemma4ForCausalLM
 
 
@@ -70,6 +73,8 @@ def generate_stream(
     eos_token_id: int | Sequence[int] | None = None,
     ignore_eos: bool = False,
     compile: bool = False,
+    assistant: Gemma4AssistantForCausalLM | None = None,
+    num_assistant_tokens: int = 4,
 ) -> Iterator[torch.Tensor]:
     """Yield the next token of every row, a [B] tensor per step, as soon as
     it is chosen. Arguments as for :func:`generate`."""
@@ -95,12 +100,20 @@ def generate_stream(
             f"{model.config.max_position_embeddings}"
         )
     pad = model.check_input(input_ids, attention_mask=attention_mask)
+    if assistant is not None:
+        _check_assisted(batch, pad, temperature, compile, num_assistant_tokens)
     if max_new_tokens == 0:
         return
     generator = _generator(seed, input_ids.device)
     stop = torch.tensor([] if ignore_eos else eos_ids(model, eos_token_id))
     stop = stop.to(device=input_ids.device, dtype=torch.long)
     filler = model.config.pad_token_id
+    if assistant is not None:
+        yield from _assisted(
+            model, assistant, input_ids, max_new_tokens, stop,
+            num_assistant_tokens, prefill_chunk_size or length,
+        )  # fmt: skip
+        return
 
     room = total
     if compile:  # one graph per 256 cache slots, not one per length
@@ -132,6 +145,91 @@ def generate_stream(
         logits = step(token[:, None], cache, position)
         cache.seq_len += 1
         position += 1
+
+
+def _check_assisted(batch, pad, temperature, compile, k) -> None:
+    if batch != 1 or pad is not None:
+        raise ValueError(
+            f"assisted generation decodes one unpadded sequence at a time; "
+            f"got a batch of {batch}" + (" with padding" if batch == 1 else "")
+        )
+    if temperature != 0.0:
+        raise ValueError(
+            "assisted generation is greedy only: pass do_sample=False (or "
+            "temperature=0), or drop the assistant to sample"
+        )
+    if compile:
+        raise ValueError("compile=True is for plain decoding; drop it or "
+                         "the assistant")  # fmt: skip
+    _check_settings(max_new_tokens=k)
+    if k < 1:
+        raise ValueError(f"num_assistant_tokens must be >= 1, not {k}")
+
+
+def _assisted(model, assistant, ids, max_new_tokens, stop, k, chunk):
+    """Speculative decoding, greedy, as transformers' assisted generation
+    runs it (``generation/utils.py``, ``candidate_generator.py``). Each
+    round the drafter proposes up to ``k`` tokens after the newest token x
+    at position P; the target verifies x and the drafts in one pass; the
+    drafts that equal the target's own choices are kept, plus the target's
+    next token; the cache is rolled back to what was kept."""
+    config, total = model.config, ids.shape[1] + max_new_tokens
+    # the layers whose K/V the drafter reads: the last non-shared one of
+    # each type (transformers' "store" layers)
+    lenders = {config.layer_types[i]: i
+               for i in range(config.first_kv_shared_layer)}  # fmt: skip
+    cache = model.new_cache(1, max_length=total, lookahead=k)
+    for start in range(0, ids.shape[1], chunk):
+        kv = {i: None for i in lenders.values()}
+        block = ids[:, start : start + chunk]
+        h = model.model(block, cache, last_only=True, kv_out=kv)
+    x, position = model.head(h)[:, -1].float().argmax(-1), ids.shape[1]
+    hidden, emitted = h[:, -1:], 1
+    yield x
+    while emitted < max_new_tokens and not bool(torch.isin(x, stop)):
+        view = drafter_view(cache, kv, lenders, start, block.shape[1])
+        # drafts plus the target's token never pass the length budget
+        drafts, room = x.new_zeros(1, 0), min(k, total - position - 2)
+        if room > 0:
+            embed = model.model.embed_tokens
+            drafts, _ = assistant.draft(embed, x[:, None], hidden, view,
+                                        position, room)  # fmt: skip
+        start, block = position, torch.cat([x[:, None], drafts], dim=1)
+        kv = {i: None for i in lenders.values()}
+        h = model.model(block, cache, kv_out=kv)
+        chosen = model.head(h)[0].float().argmax(-1)
+        n = int((drafts[0] == chosen[:-1]).cumprod(0).sum())
+        for token in chosen[: n + 1]:
+            x, emitted = token.view(1), emitted + 1
+            yield x
+            if bool(torch.isin(x, stop)):
+                return
+        cache.seq_len = position = position + n + 1
+        hidden = h[:, n : n + 1]
+
+
+def drafter_view(
+    cache: Gemma4Cache, kv: dict, lenders: dict, start: int, length: int
+) -> dict:
+    """The K/V a drafter reads after a target pass of ``length`` tokens at
+    ``start`` (``kv``: what each of ``lenders`` attended to), cut as
+    transformers cuts them, so that drafts match its drafts: the global
+    layer's keys up to and including position P (the newest token's,
+    which after a rejection still holds the first rejected draft's key),
+    and the sliding layer's keys of positions ``start - W + 1`` on, in
+    position order, at most P + 1 of them."""
+    view, newest = {}, cache.seq_len
+    for kind, i in lenders.items():
+        keys, values = kv[i]
+        if kind == SLIDING:
+            pos = cache.key_positions(kind, start, length)
+            low = max(0, start - cache.config.sliding_window + 1)
+            keep = ((pos >= low) & (pos <= low + newest)).nonzero()[:, 0]
+            keep = keep[pos[keep].argsort()]
+        else:
+            keep = slice(0, newest + 1)
+        view[kind] = keys[:, :, keep], values[:, :, keep]
+    return view
 
 
 def compiled_step(model: Gemma4ForCausalLM):
@@ -188,6 +286,12 @@ def generate(
     prompt in chunks. ``compile=True`` runs the one-token step through
     ``torch.compile`` (see :func:`compiled_step`); the default runs it
     eagerly. :func:`generate_stream` yields tokens as they come.
+
+    ``assistant`` (a :class:`Gemma4AssistantForCausalLM` made for this
+    target) turns on speculative decoding: each round it drafts up to
+    ``num_assistant_tokens`` tokens and the target checks them in one pass
+    (see :func:`_assisted`). The tokens are the greedy ones; sampling,
+    batches of more than one row, padding and ``compile`` are refused.
     """
     input_ids = input_ids[None] if input_ids.dim() == 1 else input_ids
     steps = list(generate_stream(model, input_ids, max_new_tokens, **settings))
