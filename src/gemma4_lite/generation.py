@@ -101,7 +101,7 @@ def generate_stream(
         )
     pad = model.check_input(input_ids, attention_mask=attention_mask)
     if assistant is not None:
-        _check_assisted(batch, pad, temperature, compile, num_assistant_tokens)
+        _check_assisted(batch, pad, compile, num_assistant_tokens)
     if max_new_tokens == 0:
         return
     generator = _generator(seed, input_ids.device)
@@ -112,6 +112,7 @@ def generate_stream(
         yield from _assisted(
             model, assistant, input_ids, max_new_tokens, stop,
             num_assistant_tokens, prefill_chunk_size or length,
+            temperature and (temperature, top_k, top_p, generator),
         )  # fmt: skip
         return
 
@@ -147,16 +148,11 @@ def generate_stream(
         position += 1
 
 
-def _check_assisted(batch, pad, temperature, compile, k) -> None:
+def _check_assisted(batch, pad, compile, k) -> None:
     if batch != 1 or pad is not None:
         raise ValueError(
             f"assisted generation decodes one unpadded sequence at a time; "
             f"got a batch of {batch}" + (" with padding" if batch == 1 else "")
-        )
-    if temperature != 0.0:
-        raise ValueError(
-            "assisted generation is greedy only: pass do_sample=False (or "
-            "temperature=0), or drop the assistant to sample"
         )
     if compile:
         raise ValueError("compile=True is for plain decoding; drop it or "
@@ -166,13 +162,31 @@ def _check_assisted(batch, pad, temperature, compile, k) -> None:
         raise ValueError(f"num_assistant_tokens must be >= 1, not {k}")
 
 
-def _assisted(model, assistant, ids, max_new_tokens, stop, k, chunk):
-    """Speculative decoding, greedy, as transformers' assisted generation
-    runs it (``generation/utils.py``, ``candidate_generator.py``). Each
-    round the drafter proposes up to ``k`` tokens after the newest token x
-    at position P; the target verifies x and the drafts in one pass; the
-    drafts that equal the target's own choices are kept, plus the target's
-    next token; the cache is rolled back to what was kept."""
+def _assisted(model, assistant, ids, max_new_tokens, stop, k, chunk, sample):
+    """Speculative decoding as transformers' assisted generation runs it
+    (``generation/utils.py``, ``candidate_generator.py``). Each round the
+    drafter proposes up to ``k`` tokens after the newest token x at
+    position P; the target verifies x and the drafts in one pass; the
+    drafts it accepts are kept, plus one token of its own; the cache is
+    rolled back to what was kept. Greedy: the drafts that equal the
+    target's choices, as in transformers. ``sample`` (temperature, top_k,
+    top_p, generator): the drafts are sampled and accepted by
+    :func:`accept_drafts`, which keeps the target's distribution;
+    transformers instead takes the drafter's argmax and accepts it with
+    probability min(1, p/q), which does not."""
+    probs, pick = None, None
+    if sample:
+        temperature, top_k, top_p, generator = sample
+
+        def probs(logits):
+            cut = filter_logits(logits.float() / temperature, top_k, top_p)
+            return torch.softmax(cut, dim=-1)
+
+        def pick(logits):
+            return torch.multinomial(
+                probs(logits[:, -1]), 1, generator=generator
+            )
+
     config, total = model.config, ids.shape[1] + max_new_tokens
     # the layers whose K/V the drafter reads: the last non-shared one of
     # each type (transformers' "store" layers)
@@ -183,22 +197,32 @@ def _assisted(model, assistant, ids, max_new_tokens, stop, k, chunk):
         kv = {i: None for i in lenders.values()}
         block = ids[:, start : start + chunk]
         h = model.model(block, cache, last_only=True, kv_out=kv)
-    x, position = model.head(h)[:, -1].float().argmax(-1), ids.shape[1]
+    last = model.head(h)[:, -1].float()
+    x = pick(last[:, None])[0] if sample else last.argmax(-1)
+    position = ids.shape[1]
     hidden, emitted = h[:, -1:], 1
     yield x
     while emitted < max_new_tokens and not bool(torch.isin(x, stop)):
         view = drafter_view(cache, kv, lenders, start, block.shape[1])
         # drafts plus the target's token never pass the length budget
-        drafts, room = x.new_zeros(1, 0), min(k, total - position - 2)
+        room = min(k, total - position - 2)
+        drafts, guesses = x.new_zeros(1, 0), None
         if room > 0:
             embed = model.model.embed_tokens
-            drafts, _ = assistant.draft(embed, x[:, None], hidden, view,
-                                        position, room)  # fmt: skip
+            drafts, guesses = assistant.draft(
+                embed, x[:, None], hidden, view, position, room, pick
+            )
         start, block = position, torch.cat([x[:, None], drafts], dim=1)
         kv = {i: None for i in lenders.values()}
         h = model.model(block, cache, kv_out=kv)
-        chosen = model.head(h)[0].float().argmax(-1)
-        n = int((drafts[0] == chosen[:-1]).cumprod(0).sum())
+        logits = model.head(h)[0].float()
+        if sample:
+            q = probs(guesses[0]) if room > 0 else logits[:0]
+            n, bonus = accept_drafts(probs(logits), q, drafts[0], generator)
+            chosen = torch.cat([drafts[0, :n], bonus])
+        else:
+            chosen = logits.argmax(-1)
+            n = int((drafts[0] == chosen[:-1]).cumprod(0).sum())
         for token in chosen[: n + 1]:
             x, emitted = token.view(1), emitted + 1
             yield x
@@ -206,6 +230,29 @@ def _assisted(model, assistant, ids, max_new_tokens, stop, k, chunk):
                 return
         cache.seq_len = position = position + n + 1
         hidden = h[:, n : n + 1]
+
+
+def accept_drafts(
+    p: torch.Tensor,
+    q: torch.Tensor,
+    drafts: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> tuple[int, torch.Tensor]:
+    """Speculative sampling (Leviathan et al. 2023; Chen et al. 2023):
+    ``drafts`` [k] were sampled from the drafter's ``q`` [k, V]; ``p``
+    [k+1, V] are the target's probabilities at the same rows plus one.
+    Draft i is kept with probability min(1, p_i(d_i) / q_i(d_i)) until the
+    first rejection, which is replaced by a sample of max(0, p_i - q_i)
+    (normalised); if all are kept, one more token comes from p_k. Returns
+    the number kept and that last token [1]: every emitted token then
+    follows the target's distribution exactly, whatever q is."""
+    k = drafts.shape[0]
+    rows = torch.arange(k, device=drafts.device)
+    ratio = p[rows, drafts] / q[rows, drafts]
+    u = torch.rand(k, generator=generator, device=drafts.device)
+    n = int((u < ratio).cumprod(0).sum())
+    rest = (p[n] - q[n]).clamp(min=0) if n < k else p[k]
+    return n, torch.multinomial(rest, 1, generator=generator)
 
 
 def drafter_view(
@@ -290,8 +337,10 @@ def generate(
     ``assistant`` (a :class:`Gemma4AssistantForCausalLM` made for this
     target) turns on speculative decoding: each round it drafts up to
     ``num_assistant_tokens`` tokens and the target checks them in one pass
-    (see :func:`_assisted`). The tokens are the greedy ones; sampling,
-    batches of more than one row, padding and ``compile`` are refused.
+    (see :func:`_assisted`). Greedy tokens are exactly those of plain
+    greedy decoding; sampled ones follow the same distribution (speculative
+    sampling, :func:`accept_drafts`). Batches of more than one row,
+    padding and ``compile`` are refused.
     """
     input_ids = input_ids[None] if input_ids.dim() == 1 else input_ids
     steps = list(generate_stream(model, input_ids, max_new_tokens, **settings))

@@ -17,6 +17,7 @@ from gemma4_lite import (
     generate,
 )
 from gemma4_lite.assistant import AssistantConfig
+from gemma4_lite.generation import accept_drafts
 
 S, F = "sliding_attention", "full_attention"
 PROMPT, NEW = 11, 30  # the tiny presets' window is 8: both cross it
@@ -75,8 +76,8 @@ def recorded(drafter):
     """Wrap ``drafter.draft`` to log (position, drafts) of every round."""
     rounds, draft = [], drafter.draft
 
-    def logged(embed, token, hidden, kv, position, k):
-        tokens, logits = draft(embed, token, hidden, kv, position, k)
+    def logged(embed, token, hidden, kv, position, k, *pick):
+        tokens, logits = draft(embed, token, hidden, kv, position, k, *pick)
         rounds.append((position, tokens[0].tolist()))
         return tokens, logits
 
@@ -128,7 +129,7 @@ class Oracle:
     def __init__(self, truth, cuts):
         self.truth, self.cuts, self.rounds = truth, list(cuts), []
 
-    def draft(self, embed, token, hidden, kv, position, k):
+    def draft(self, embed, token, hidden, kv, position, k, pick=None):
         assert token.item() == self.truth[0, position]
         cut = self.cuts[len(self.rounds) % len(self.cuts)]
         tokens = self.truth[:, position + 1 : position + 1 + k].clone()
@@ -262,7 +263,6 @@ def test_what_assisted_generation_refuses():
     ids = prompt(target.config, 0)
     cases = [
         (dict(input_ids=ids.repeat(2, 1)), "batch of 2"),
-        (dict(do_sample=True, temperature=0.7), "greedy only"),
         (dict(compile=True), "compile=True"),
         (dict(num_assistant_tokens=0), "num_assistant_tokens"),
         (dict(attention_mask=torch.ones_like(ids).index_fill(1,
@@ -272,3 +272,97 @@ def test_what_assisted_generation_refuses():
         settings = {"input_ids": ids, **settings}
         with pytest.raises(ValueError, match=words):
             generate(target, max_new_tokens=5, assistant=drafter, **settings)
+
+
+def total_variation(counts, probs):
+    return 0.5 * (counts / counts.sum() - probs).abs().sum().item()
+
+
+def test_accept_drafts_keeps_the_target_distribution():
+    """Drafts sampled from q and kept by the rule: the first emitted token
+    follows p_0 and the second (when the first was a kept draft) p_1, to
+    Monte-Carlo precision. transformers' rule (the drafter's argmax,
+    accepted with probability min(1, p/q)) does not: the same check
+    separates it."""
+    gen = torch.Generator().manual_seed(0)
+    vocab, k, trials = 5, 2, 10_000
+    p = torch.softmax(1.5 * torch.randn(k + 1, vocab, generator=gen), -1)
+    q = torch.softmax(1.5 * torch.randn(k, vocab, generator=gen), -1)
+    counts = {rule: torch.zeros(2, vocab) for rule in ("ours", "argmax")}
+    for _ in range(trials):
+        for rule, row in counts.items():
+            drafts = (
+                torch.multinomial(q, 1, generator=gen)[:, 0]
+                if rule == "ours"
+                else q.argmax(-1)
+            )
+            n, last = accept_drafts(p, q, drafts, gen)
+            emitted = torch.cat([drafts[:n], last])
+            row[0, emitted[0]] += 1
+            if n >= 1:
+                row[1, emitted[1]] += 1
+    assert total_variation(counts["ours"][0], p[0]) < 0.02
+    assert total_variation(counts["ours"][1], p[1]) < 0.03
+    assert counts["ours"][1].sum() > trials / 10  # drafts were kept
+    assert total_variation(counts["argmax"][0], p[0]) > 0.04
+
+
+class NoisyTarget:
+    """A stand-in drafter for sampling: the target's own logits after the
+    prompt and the newest token (exact in the first round), plus fixed
+    noise, so that q is near p but not equal to it. Any q leaves the
+    emitted law unchanged; this one makes rounds keep 0, 1 or 2 drafts.
+    Logs the position of each round."""
+
+    def __init__(self, target, ids, scale=0.5):
+        gen = torch.Generator().manual_seed(9)
+        self.target, self.ids, self.rounds = target, ids, []
+        vocab = target.config.vocab_size
+        self.noise = scale * torch.randn(vocab, generator=gen)
+
+    def draft(self, embed, token, hidden, kv, position, k, pick):
+        self.rounds.append(position)
+        seq, drafts, logits = torch.cat([self.ids, token], 1), [], []
+        for _ in range(k):
+            logits.append(self.target(seq)[:, -1:] + self.noise)
+            drafts.append(pick(logits[-1]))
+            seq = torch.cat([seq, drafts[-1]], 1)
+        return torch.cat(drafts, 1), torch.cat(logits, 1)
+
+
+def test_assisted_sampling_follows_the_target_distribution():
+    """End to end: the second new token (the first that a round decides)
+    has the law plain sampling gives it, computed exactly from the target
+    (top-k 3, so nine continuations), while rounds keep and reject drafts;
+    a seed makes a run repeatable."""
+    target = random_model("e2b-tiny", seed=1)
+    ids = prompt(target.config, 1)
+    drafter = NoisyTarget(target, ids)
+    settings = dict(do_sample=True, temperature=1.0, top_k=3)
+
+    def law(logits):
+        cut = torch.topk(logits, 3)
+        out = torch.zeros(logits.shape[-1])
+        return out.index_put_((cut.indices,), torch.softmax(cut.values, -1))
+
+    with torch.no_grad():
+        first = law(target(ids)[0, -1])
+        options = first.topk(3).indices
+        after = target(torch.cat([ids.repeat(3, 1), options[:, None]], 1))
+    second = sum(first[t] * law(row) for t, row in zip(options, after[:, -1]))
+    counts, rejected, runs = torch.zeros_like(second), 0, 500
+    for seed in range(runs):
+        drafter.rounds.clear()
+        # 4 tokens: the first round drafts 2; the next one drafts again
+        # (at the next position) only if the first kept nothing
+        got = generate(target, ids, 4, assistant=drafter, seed=seed,
+                       num_assistant_tokens=2, **settings)  # fmt: skip
+        counts[got[0, PROMPT + 1]] += 1
+        rejected += drafter.rounds[1:2] == [PROMPT + 1]
+    assert total_variation(counts, second) < 0.1
+    assert runs / 10 < rejected < runs * 0.9  # both outcomes are common
+    again = generate(target, ids, 12, assistant=drafter, seed=5,
+                     num_assistant_tokens=3, **settings)  # fmt: skip
+    once = generate(target, ids, 12, assistant=drafter, seed=5,
+                    num_assistant_tokens=3, **settings)  # fmt: skip
+    assert torch.equal(again, once)
