@@ -74,7 +74,9 @@ class Gemma4TextModel(nn.Module):
         the caller then advances ``cache.seq_len``.
 
         ``kv_out`` maps layer indices to None; each is replaced by the keys
-        and values that layer attended to (what a drafter reads).
+        and values that layer attended to (what a drafter reads), in the
+        order of :meth:`Gemma4Cache.key_positions` when there is a cache
+        (a global layer's are a view of its buffer).
         """
         if cache is not None:
             cache.pad = pad if pad is not None else cache.pad
