@@ -74,7 +74,7 @@ def generate_stream(
     ignore_eos: bool = False,
     compile: bool = False,
     assistant: Gemma4AssistantForCausalLM | None = None,
-    num_assistant_tokens: int = 4,
+    num_assistant_tokens: int | None = None,
 ) -> Iterator[torch.Tensor]:
     """Yield the next token of every row, a [B] tensor per step, as soon as
     it is chosen. Arguments as for :func:`generate`."""
@@ -101,6 +101,9 @@ def generate_stream(
         )
     pad = model.check_input(input_ids, attention_mask=attention_mask)
     if assistant is not None:
+        if num_assistant_tokens is None:
+            defaults = assistant.generation_config
+            num_assistant_tokens = defaults.get("num_assistant_tokens", 4)
         _check_assisted(batch, pad, compile, num_assistant_tokens)
     if max_new_tokens == 0:
         return
@@ -336,11 +339,12 @@ def generate(
 
     ``assistant`` (a :class:`Gemma4AssistantForCausalLM` made for this
     target) turns on speculative decoding: each round it drafts up to
-    ``num_assistant_tokens`` tokens and the target checks them in one pass
-    (see :func:`_assisted`). Greedy tokens are exactly those of plain
-    greedy decoding; sampled ones follow the same distribution (speculative
-    sampling, :func:`accept_drafts`). Batches of more than one row,
-    padding and ``compile`` are refused.
+    ``num_assistant_tokens`` tokens (the argument, else the drafter's
+    ``generation_config.json``, as transformers reads it, else 4) and the
+    target checks them in one pass (see :func:`_assisted`). Greedy tokens
+    are exactly those of plain greedy decoding; sampled ones follow the
+    same distribution (speculative sampling, :func:`accept_drafts`).
+    Batches of more than one row, padding and ``compile`` are refused.
     """
     input_ids = input_ids[None] if input_ids.dim() == 1 else input_ids
     steps = list(generate_stream(model, input_ids, max_new_tokens, **settings))

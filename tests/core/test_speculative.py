@@ -268,6 +268,12 @@ def test_what_assisted_generation_refuses():
         (dict(attention_mask=torch.ones_like(ids).index_fill(1,
               torch.tensor([0]), 0)), "with padding"),
     ]  # fmt: skip
+    drafter.generation_config = {"num_assistant_tokens": 3}  # the default
+    rounds = recorded(drafter)
+    generate(target, ids, 12, assistant=drafter, ignore_eos=True)
+    assert len(rounds) > 2
+    assert all(len(drafts) == 3 for _, drafts in rounds[:-2])
+    del drafter.draft
     for settings, words in cases:
         settings = {"input_ids": ids, **settings}
         with pytest.raises(ValueError, match=words):
