@@ -199,16 +199,19 @@ class Gemma4AssistantForCausalLM(nn.Module):
         kv: dict[str, KV],
         position: int,
         k: int,
+        pick: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``k`` greedy drafts [B, k] after ``token`` [B, 1] at ``position``,
-        and their logits [B, k, V], as transformers drafts a round: every
-        step at the same position with the same K/V, feeding back its own
-        token (through ``embed``, the target's scaled embedding) and hidden
-        state."""
+        """``k`` drafts [B, k] after ``token`` [B, 1] at ``position`` and
+        their logits [B, k, V], as transformers drafts a round: every step
+        at the same position with the same K/V, feeding back its own token
+        (through ``embed``, the target's scaled embedding) and hidden state.
+        Drafts are greedy unless ``pick`` (logits [B, 1, V] to tokens
+        [B, 1]) chooses them, e.g. by sampling."""
         tokens, logits = [], []
         for _ in range(k):
             out = self(embed(token), hidden, kv, position)
-            token, hidden = out.logits.argmax(-1), out.hidden
+            token = out.logits.argmax(-1) if pick is None else pick(out.logits)
+            hidden = out.hidden
             tokens.append(token)
             logits.append(out.logits)
         return torch.cat(tokens, dim=1), torch.cat(logits, dim=1)

@@ -15,6 +15,9 @@ from typing import Iterator, Sequence
 
 import torch
 
+from .assistant import Gemma4AssistantForCausalLM
+from .config import SLIDING
+from .kv_cache import Gemma4Cache
 from .model import Gemma4ForCausalLM
 
 
@@ -70,6 +73,8 @@ def generate_stream(
     eos_token_id: int | Sequence[int] | None = None,
     ignore_eos: bool = False,
     compile: bool = False,
+    assistant: Gemma4AssistantForCausalLM | None = None,
+    num_assistant_tokens: int | None = None,
 ) -> Iterator[torch.Tensor]:
     """Yield the next token of every row, a [B] tensor per step, as soon as
     it is chosen. Arguments as for :func:`generate`."""
@@ -95,12 +100,24 @@ def generate_stream(
             f"{model.config.max_position_embeddings}"
         )
     pad = model.check_input(input_ids, attention_mask=attention_mask)
+    if assistant is not None:
+        if num_assistant_tokens is None:
+            defaults = assistant.generation_config
+            num_assistant_tokens = defaults.get("num_assistant_tokens", 4)
+        _check_assisted(batch, pad, compile, num_assistant_tokens)
     if max_new_tokens == 0:
         return
     generator = _generator(seed, input_ids.device)
     stop = torch.tensor([] if ignore_eos else eos_ids(model, eos_token_id))
     stop = stop.to(device=input_ids.device, dtype=torch.long)
     filler = model.config.pad_token_id
+    if assistant is not None:
+        yield from _assisted(
+            model, assistant, input_ids, max_new_tokens, stop,
+            num_assistant_tokens, prefill_chunk_size or length,
+            temperature and (temperature, top_k, top_p, generator),
+        )  # fmt: skip
+        return
 
     room = total
     if compile:  # one graph per 256 cache slots, not one per length
@@ -132,6 +149,137 @@ def generate_stream(
         logits = step(token[:, None], cache, position)
         cache.seq_len += 1
         position += 1
+
+
+def _check_assisted(batch, pad, compile, k) -> None:
+    if batch != 1 or pad is not None:
+        raise ValueError(
+            f"assisted generation decodes one unpadded sequence at a time; "
+            f"got a batch of {batch}" + (" with padding" if batch == 1 else "")
+        )
+    if compile:
+        raise ValueError("compile=True is for plain decoding; drop it or "
+                         "the assistant")  # fmt: skip
+    _check_settings(max_new_tokens=k)
+    if k < 1:
+        raise ValueError(f"num_assistant_tokens must be >= 1, not {k}")
+
+
+def _assisted(model, assistant, ids, max_new_tokens, stop, k, chunk, sample):
+    """Speculative decoding as transformers' assisted generation runs it
+    (``generation/utils.py``, ``candidate_generator.py``). Each round the
+    drafter proposes up to ``k`` tokens after the newest token x at
+    position P; the target verifies x and the drafts in one pass; the
+    drafts it accepts are kept, plus one token of its own; the cache is
+    rolled back to what was kept. Greedy: the drafts that equal the
+    target's choices, as in transformers. ``sample`` (temperature, top_k,
+    top_p, generator): the drafts are sampled and accepted by
+    :func:`accept_drafts`, which keeps the target's distribution;
+    transformers instead takes the drafter's argmax and accepts it with
+    probability min(1, p/q), which does not."""
+    probs, pick = None, None
+    if sample:
+        temperature, top_k, top_p, generator = sample
+
+        def probs(logits):
+            cut = filter_logits(logits.float() / temperature, top_k, top_p)
+            return torch.softmax(cut, dim=-1)
+
+        def pick(logits):
+            return torch.multinomial(
+                probs(logits[:, -1]), 1, generator=generator
+            )
+
+    config, total = model.config, ids.shape[1] + max_new_tokens
+    # the layers whose K/V the drafter reads: the last non-shared one of
+    # each type (transformers' "store" layers)
+    lenders = {config.layer_types[i]: i
+               for i in range(config.first_kv_shared_layer)}  # fmt: skip
+    cache = model.new_cache(1, max_length=total, lookahead=k)
+    for start in range(0, ids.shape[1], chunk):
+        kv = {i: None for i in lenders.values()}
+        block = ids[:, start : start + chunk]
+        h = model.model(block, cache, last_only=True, kv_out=kv)
+    last = model.head(h)[:, -1].float()
+    x = pick(last[:, None])[0] if sample else last.argmax(-1)
+    position = ids.shape[1]
+    hidden, emitted = h[:, -1:], 1
+    yield x
+    while emitted < max_new_tokens and not bool(torch.isin(x, stop)):
+        view = drafter_view(cache, kv, lenders, start, block.shape[1])
+        # drafts plus the target's token never pass the length budget
+        room = min(k, total - position - 2)
+        drafts, guesses = x.new_zeros(1, 0), None
+        if room > 0:
+            embed = model.model.embed_tokens
+            drafts, guesses = assistant.draft(
+                embed, x[:, None], hidden, view, position, room, pick
+            )
+        start, block = position, torch.cat([x[:, None], drafts], dim=1)
+        kv = {i: None for i in lenders.values()}
+        h = model.model(block, cache, kv_out=kv)
+        logits = model.head(h)[0].float()
+        if sample:
+            q = probs(guesses[0]) if room > 0 else logits[:0]
+            n, bonus = accept_drafts(probs(logits), q, drafts[0], generator)
+            chosen = torch.cat([drafts[0, :n], bonus])
+        else:
+            chosen = logits.argmax(-1)
+            n = int((drafts[0] == chosen[:-1]).cumprod(0).sum())
+        for token in chosen[: n + 1]:
+            x, emitted = token.view(1), emitted + 1
+            yield x
+            if bool(torch.isin(x, stop)):
+                return
+        cache.seq_len = position = position + n + 1
+        hidden = h[:, n : n + 1]
+
+
+def accept_drafts(
+    p: torch.Tensor,
+    q: torch.Tensor,
+    drafts: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> tuple[int, torch.Tensor]:
+    """Speculative sampling (Leviathan et al. 2023; Chen et al. 2023):
+    ``drafts`` [k] were sampled from the drafter's ``q`` [k, V]; ``p``
+    [k+1, V] are the target's probabilities at the same rows plus one.
+    Draft i is kept with probability min(1, p_i(d_i) / q_i(d_i)) until the
+    first rejection, which is replaced by a sample of max(0, p_i - q_i)
+    (normalised); if all are kept, one more token comes from p_k. Returns
+    the number kept and that last token [1]: every emitted token then
+    follows the target's distribution exactly, whatever q is."""
+    k = drafts.shape[0]
+    rows = torch.arange(k, device=drafts.device)
+    ratio = p[rows, drafts] / q[rows, drafts]
+    u = torch.rand(k, generator=generator, device=drafts.device)
+    n = int((u < ratio).cumprod(0).sum())
+    rest = (p[n] - q[n]).clamp(min=0) if n < k else p[k]
+    return n, torch.multinomial(rest, 1, generator=generator)
+
+
+def drafter_view(
+    cache: Gemma4Cache, kv: dict, lenders: dict, start: int, length: int
+) -> dict:
+    """The K/V a drafter reads after a target pass of ``length`` tokens at
+    ``start`` (``kv``: what each of ``lenders`` attended to), cut as
+    transformers cuts them, so that drafts match its drafts: the global
+    layer's keys up to and including position P (the newest token's,
+    which after a rejection still holds the first rejected draft's key),
+    and the sliding layer's keys of positions ``start - W + 1`` on, in
+    position order, at most P + 1 of them."""
+    view, newest = {}, cache.seq_len
+    for kind, i in lenders.items():
+        keys, values = kv[i]
+        if kind == SLIDING:
+            pos = cache.key_positions(kind, start, length)
+            low = max(0, start - cache.config.sliding_window + 1)
+            keep = ((pos >= low) & (pos <= low + newest)).nonzero()[:, 0]
+            keep = keep[pos[keep].argsort()]
+        else:
+            keep = slice(0, newest + 1)
+        view[kind] = keys[:, :, keep], values[:, :, keep]
+    return view
 
 
 def compiled_step(model: Gemma4ForCausalLM):
@@ -188,6 +336,15 @@ def generate(
     prompt in chunks. ``compile=True`` runs the one-token step through
     ``torch.compile`` (see :func:`compiled_step`); the default runs it
     eagerly. :func:`generate_stream` yields tokens as they come.
+
+    ``assistant`` (a :class:`Gemma4AssistantForCausalLM` made for this
+    target) turns on speculative decoding: each round it drafts up to
+    ``num_assistant_tokens`` tokens (the argument, else the drafter's
+    ``generation_config.json``, as transformers reads it, else 4) and the
+    target checks them in one pass (see :func:`_assisted`). Greedy tokens
+    are exactly those of plain greedy decoding; sampled ones follow the
+    same distribution (speculative sampling, :func:`accept_drafts`).
+    Batches of more than one row, padding and ``compile`` are refused.
     """
     input_ids = input_ids[None] if input_ids.dim() == 1 else input_ids
     steps = list(generate_stream(model, input_ids, max_new_tokens, **settings))

@@ -117,6 +117,13 @@ class Gemma4Cache:
     With ``max_length`` (prompt plus new tokens) every buffer is allocated
     once at its final size, and writing past it raises an error. Without it,
     global buffers grow as needed up to the model's context length.
+
+    ``lookahead`` k gives sliding rings k more slots, so that a pass of up
+    to k + 1 tokens can be undone by setting ``seq_len`` back (speculative
+    decoding): with W + k slots the pass overwrites none of the keys the
+    window still needs after the undo. Slots of undone positions then read
+    as positions older than the window (masked) and global entries past
+    ``seq_len`` as future ones (masked, then overwritten).
     """
 
     def __init__(
@@ -127,6 +134,7 @@ class Gemma4Cache:
         max_length: int | None = None,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
+        lookahead: int = 0,
     ) -> None:
         limit = config.max_position_embeddings
         if max_length is not None and not 1 <= max_length <= limit:
@@ -141,7 +149,7 @@ class Gemma4Cache:
         # left padding of each row (set by the first call with a mask)
         self.pad: torch.Tensor | None = None
         capacity = max_length or limit
-        self.ring_size = min(config.sliding_window, capacity)
+        self.ring_size = min(config.sliding_window + lookahead, capacity)
         self.layers: list[RingKVCache | GlobalKVCache | None] = []
         for i in range(config.num_hidden_layers):
             heads, dim = config.kv_heads_for(i), config.head_dim_for(i)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import ATTENTION
+from .attention import ATTENTION, KV
 from .block import Gemma4DecoderLayer
 from .config import SLIDING, Gemma4Config
 from .kv_cache import Gemma4Cache
@@ -60,6 +60,7 @@ class Gemma4TextModel(nn.Module):
         pad: torch.Tensor | None = None,
         last_only: bool = False,
         position: torch.Tensor | None = None,
+        kv_out: dict[int, KV | None] | None = None,
     ) -> torch.Tensor:
         """Final-normed hidden states [B, S, H] for ``input_ids`` [B, S],
         continuing ``cache`` if given. ``pad`` [B] counts each row's left
@@ -71,6 +72,11 @@ class Gemma4TextModel(nn.Module):
         position with shapes that never change (whole cache buffers, masks
         computed in tensors), which ``torch.compile`` turns into one graph;
         the caller then advances ``cache.seq_len``.
+
+        ``kv_out`` maps layer indices to None; each is replaced by the keys
+        and values that layer attended to (what a drafter reads), in the
+        order of :meth:`Gemma4Cache.key_positions` when there is a cache
+        (a global layer's are a view of its buffer).
         """
         if cache is not None:
             cache.pad = pad if pad is not None else cache.pad
@@ -94,6 +100,8 @@ class Gemma4TextModel(nn.Module):
             )  # fmt: skip
             if self.lends_kv[i]:
                 shared[kind] = kv
+            if kv_out is not None and i in kv_out:
+                kv_out[i] = kv
         if cache is not None and position is None:
             cache.seq_len += input_ids.shape[1]
         return self.norm(h[:, -1:] if last_only else h)
@@ -210,15 +218,20 @@ class Gemma4ForCausalLM(nn.Module):
         return self.model.embed_tokens.weight.device
 
     def new_cache(
-        self, batch_size: int = 1, max_length: int | None = None
+        self,
+        batch_size: int = 1,
+        max_length: int | None = None,
+        lookahead: int = 0,
     ) -> Gemma4Cache:
         """An empty cache; give ``max_length`` (prompt + new tokens) to
-        allocate every buffer (and RoPE table) once at its final size."""
+        allocate every buffer (and RoPE table) once at its final size, and
+        ``lookahead`` to let it roll back that many tokens (see
+        :class:`Gemma4Cache`)."""
         for table in self.model.rope.values():
             table.reserve(max_length or 0, self.device)
         return Gemma4Cache(
             self.config, batch_size, max_length=max_length,
-            dtype=self.dtype, device=self.device,
+            dtype=self.dtype, device=self.device, lookahead=lookahead,
         )  # fmt: skip
 
     def check_input(
