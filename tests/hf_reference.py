@@ -61,3 +61,17 @@ def build_hf_model(config: Gemma4Config, seed: int = 0):
 def save_hf_model(model, directory: Path) -> Path:
     model.save_pretrained(directory, safe_serialization=True)
     return directory
+
+
+# Keys Gemma4UnifiedTextConfig does not have (no per-layer embeddings, no
+# experts); to_hf_dict writes them for Gemma4TextConfig
+NOT_UNIFIED = (
+    "hidden_size_per_layer_input",
+    "vocab_size_per_layer_input",
+    "enable_moe_block",
+    "num_experts",
+    "top_k_experts",
+    "moe_intermediate_size",
+    "model_type",
+    "architectures",
+)

@@ -6,6 +6,7 @@ random weights, and the reference must give the saved weights' logits."""
 
 import pytest
 import torch
+from hf_reference import NOT_UNIFIED
 from safetensors.torch import load_file, save_file
 
 from gemma4_lite import Gemma4Config, Gemma4ForCausalLM
@@ -23,15 +24,6 @@ from gemma4_lite.book.debugger import (
 transformers = pytest.importorskip("transformers")
 
 VISION, AUDIO = TINY_VISION, TINY_AUDIO
-# keys Gemma4UnifiedTextConfig does not have
-NOT_UNIFIED = (
-    "hidden_size_per_layer_input",
-    "vocab_size_per_layer_input",
-    "enable_moe_block",
-    "num_experts",
-    "top_k_experts",
-    "moe_intermediate_size",
-)
 
 
 def _text_values(preset: str, unified: bool = False) -> dict:

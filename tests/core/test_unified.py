@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from hf_reference import randomise
+from hf_reference import NOT_UNIFIED, randomise
 
 from gemma4_lite import (
     Gemma4Config,
@@ -22,19 +22,6 @@ from transformers import (  # noqa: E402
     Gemma4UnifiedConfig,
     Gemma4UnifiedForCausalLM,
     Gemma4UnifiedTextConfig,
-)
-
-# Keys Gemma4UnifiedTextConfig does not have (no per-layer embeddings, no
-# experts); to_hf_dict writes them for Gemma4TextConfig
-NOT_UNIFIED = (
-    "hidden_size_per_layer_input",
-    "vocab_size_per_layer_input",
-    "enable_moe_block",
-    "num_experts",
-    "top_k_experts",
-    "moe_intermediate_size",
-    "model_type",
-    "architectures",
 )
 
 
