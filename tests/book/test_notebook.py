@@ -28,3 +28,14 @@ def test_show_source_applies_it_and_keeps_the_code():
     assert text.rstrip().endswith("return x")
     part = show_source(_documented, lines=(1, 1))
     assert getattr(part, "data", part) == "def _documented(x: int) -> int:"
+
+
+class _Holder:
+    def method(self):
+        return 1
+
+
+def test_a_method_is_shown_dedented():
+    shown = show_source(_Holder.method)
+    text = getattr(shown, "data", shown)
+    assert text.startswith("def method(self):")

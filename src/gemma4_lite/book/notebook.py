@@ -7,6 +7,7 @@ from __future__ import annotations
 import inspect
 import math
 import re
+import textwrap
 from typing import Any, Callable, Sequence
 
 
@@ -17,11 +18,13 @@ def show_source(obj: Any, *, lines: tuple[int, int] | None = None) -> Any:
     Returns an IPython ``Code`` object (syntax-highlighted in Jupyter and on
     the website), with docstring markup (Sphinx roles such as :func:,
     double backticks) shown as a plain `x`; ``lines`` selects a 1-based
-    inclusive range of the object's lines.
+    inclusive range of the object's lines; a method is shown dedented.
     """
     source = _plain_markup(inspect.getsource(obj))
     if lines is not None:
         source = "\n".join(source.splitlines()[lines[0] - 1 : lines[1]])
+    # a method's source keeps its class's indentation; the listing does not
+    source = textwrap.dedent(source)
     try:
         from IPython.display import Code
     except ImportError:  # plain Python: just the text
