@@ -9,7 +9,6 @@ mapping between the two lives in ``loading.py``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -150,14 +149,11 @@ def _last_position(h, ple, rope, masks):
     return h[:, -1:], None if ple is None else ple[:, -1:], rope, masks
 
 
-class CausalLMOutput(NamedTuple):
-    loss: torch.Tensor
-    logits: torch.Tensor
-
-
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean next-token cross-entropy as transformers defines it: the logits at
     position t predict ``labels[t + 1]``; labels of -100 are ignored."""
+    if labels.shape != logits.shape[:-1]:
+        raise ValueError("labels must have the shape of input_ids")
     shifted = F.pad(labels, (0, 1), value=-100)[:, 1:]
     return F.cross_entropy(
         logits.flatten(0, 1).float(), shifted.flatten(), ignore_index=-100
@@ -167,10 +163,11 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 class Gemma4ForCausalLM(nn.Module):
     """Gemma 4 text decoder with its tied, soft-capped language-model head.
 
-    ``model(input_ids)`` returns logits [B, S, V]; with ``labels`` it returns
-    ``(loss, logits)``. Pass a cache from :meth:`new_cache` to prefill or
-    decode incrementally, and an ``attention_mask`` [B, cached + S] of 0s
-    then 1s for left-padded batches (the cache remembers the padding).
+    ``model(input_ids)`` returns logits [B, S, V] (the training loss is
+    :func:`causal_lm_loss` of them). Pass a cache from :meth:`new_cache` to
+    prefill or decode incrementally, and an ``attention_mask``
+    [B, cached + S] of 0s then 1s for left-padded batches (the cache
+    remembers the padding).
     """
 
     def __init__(
@@ -283,18 +280,10 @@ class Gemma4ForCausalLM(nn.Module):
         cache: Gemma4Cache | None = None,
         *,
         attention_mask: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
         last_only: bool = False,
-    ) -> torch.Tensor | CausalLMOutput:
+    ) -> torch.Tensor:
         pad = self.check_input(input_ids, cache, attention_mask)
-        if labels is not None and labels.shape != input_ids.shape:
-            raise ValueError("labels must have the shape of input_ids")
-        if labels is not None and last_only:
-            raise ValueError("a loss needs every position: drop last_only")
-        logits = self.logits(input_ids, cache, pad=pad, last_only=last_only)
-        if labels is None:
-            return logits
-        return CausalLMOutput(causal_lm_loss(logits, labels), logits)
+        return self.logits(input_ids, cache, pad=pad, last_only=last_only)
 
     def logits(
         self,
