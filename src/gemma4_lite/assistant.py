@@ -170,8 +170,9 @@ class Gemma4AssistantForCausalLM(nn.Module):
         pos = torch.as_tensor(position, device=x.device)
         pos = pos.expand(x.shape[0], x.shape[1])
         end = int(pos.max()) + 1
-        rope = {k: t(0, end, x.dtype, x.device, pos)
-                for k, t in self.rope.items()}  # fmt: skip
+        for table in self.rope.values():
+            table.reserve(end, x.device)
+        rope = {k: t(pos, x.dtype) for k, t in self.rope.items()}
         if masks is None:
             masks = {k: self.default_mask(k, kv[k][0], x.shape[1])
                      for k in rope}  # fmt: skip

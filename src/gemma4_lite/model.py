@@ -113,30 +113,27 @@ class Gemma4TextModel(nn.Module):
         pad: torch.Tensor | None,
     ) -> tuple[dict, dict]:
         """cos/sin and the attention mask of each layer type, computed once
-        per forward pass for all layers."""
-        if isinstance(start, torch.Tensor):  # one decode step, static shapes
-            steps = start.view(1, 1)
-            if pad is not None:
-                steps = (steps - pad[:, None]).clamp(min=0)
-            rope = {k: t.at(steps, h.dtype) for k, t in self.rope.items()}
-            return rope, cache.step_masks(start)
-        length, end = h.shape[1], start + h.shape[1]
-        steps = torch.arange(start, end, device=h.device)
-        positions = None
+        per forward pass for all layers. A tensor ``start`` (a decode step)
+        keeps every shape and value on the device: see ``forward``."""
+        length = h.shape[1]
+        steps = torch.arange(length, device=h.device) + start
+        if not isinstance(start, torch.Tensor):
+            for table in self.rope.values():
+                table.reserve(start + length, h.device)
+        positions = steps[None]
         if pad is not None:  # a left-padded row starts counting at its text
-            positions = (steps[None] - pad[:, None]).clamp(min=0)
-        rope = {
-            kind: table(start, end, h.dtype, h.device, positions)
-            for kind, table in self.rope.items()
-        }
-        if cache is not None:
-            return rope, cache.masks(start, length)
+            positions = (positions - pad[:, None]).clamp(min=0)
+        rope = {k: table(positions, h.dtype) for k, table in self.rope.items()}
         masks = {}
         for kind in rope:
+            keys = steps
+            if cache is not None:
+                keys = cache.key_positions(kind, start, length)
             window = self.config.sliding_window if kind == SLIDING else None
-            mask = visible(steps, steps, window)
+            # (ring slots not yet written hold negative positions)
+            mask = visible(steps, keys, window) & (keys >= 0)
             if pad is not None:
-                mask = hide_padding(mask, steps, steps, pad)
+                mask = hide_padding(mask, steps, keys, pad)
             masks[kind] = mask
         return rope, masks
 
