@@ -20,7 +20,7 @@ from .config import SLIDING, Gemma4Config
 from .kv_cache import Gemma4Cache
 from .masks import hide_padding, visible
 from .norms import RMSNorm
-from .ple import ScaledEmbedding, per_layer_inputs
+from .ple import ScaledEmbedding
 from .rope import RotaryTable, inv_freq_for
 
 
@@ -85,7 +85,7 @@ class Gemma4TextModel(nn.Module):
         h = self.embed_tokens(input_ids)
         ple = None
         if self.config.hidden_size_per_layer_input:
-            ple = per_layer_inputs(self, input_ids, h)
+            ple = self.per_layer_inputs(input_ids, h)
         rope, masks = self.rope_and_masks(h, start, cache, pad)
         shared: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         for i, layer in enumerate(self.layers):
@@ -104,6 +104,19 @@ class Gemma4TextModel(nn.Module):
         if cache is not None and position is None:
             cache.seq_len += input_ids.shape[1]
         return self.norm(h[:, -1:] if last_only else h)
+
+    def per_layer_inputs(
+        self, ids: torch.Tensor, embeds: torch.Tensor
+    ) -> torch.Tensor:
+        """[B, S, L, P]: ``(norm(proj(embeds) / sqrt(H)) + table[ids] *
+        sqrt(P)) / sqrt(2)``, formed once per forward pass for every layer
+        (E2B, E4B; chapter "Scaling decisions")."""
+        shape = (*ids.shape, self.config.num_hidden_layers, -1)
+        token_part = self.embed_tokens_per_layer(ids).reshape(shape)
+        context = self.per_layer_model_projection(embeds)
+        context = context * self.config.hidden_size**-0.5
+        context = self.per_layer_projection_norm(context.reshape(shape))
+        return (context + token_part) * 2.0**-0.5
 
     def rope_and_masks(
         self,
