@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import loading
-from .attention import ATTENTION, KV
+from .attention import KV, set_attention
 from .block import Gemma4DecoderLayer
 from .config import SLIDING, Gemma4Config
 from .hf_config import config_values
@@ -143,11 +143,7 @@ class Gemma4AssistantForCausalLM(nn.Module):
     def set_attn_implementation(self, name: str) -> None:
         """``"eager"`` (bitwise equal to transformers' eager path) or
         ``"sdpa"``, as for the target."""
-        if name not in ATTENTION:
-            raise ValueError(f"attn_implementation must be one of "
-                             f"{sorted(ATTENTION)}, got {name!r}")  # fmt: skip
-        for layer in self.model.layers:
-            layer.self_attn.attn_implementation = name
+        set_attention(self.model.layers, name)
 
     def forward(
         self,
@@ -261,11 +257,8 @@ class Gemma4AssistantForCausalLM(nn.Module):
     ) -> Gemma4AssistantForCausalLM:
         """Load a transformers drafter folder (safetensors only), with the
         target loader's errors and dtype rule (``gemma4_lite.loading``)."""
-        directory = Path(directory)
-        if not directory.is_dir():
-            raise FileNotFoundError(f"{directory} is not a directory")
         with torch.device("meta"):
             model = cls(AssistantConfig.from_hf(directory))
-        loading.load_into(model, directory, dtype, device)
-        model.set_attn_implementation(attn_implementation)
-        return model.eval()
+        return loading.load_into(
+            model, directory, dtype, device, attn_implementation
+        )

@@ -120,7 +120,9 @@ def checkpoint_name(key: str) -> str | None:
     return key
 
 
-def _unused_shared_kv(config: Gemma4Config) -> set[str]:
+def unused_shared_kv(config: Gemma4Config) -> set[str]:
+    """The key/value weights that E2B/E4B files store for KV-shared layers,
+    which never use them."""
     parts = ("k_proj", "v_proj", "k_norm", "v_norm")
     return {
         f"model.layers.{i}.self_attn.{part}.weight"
@@ -129,29 +131,12 @@ def _unused_shared_kv(config: Gemma4Config) -> set[str]:
     }
 
 
-def load_pretrained(
-    cls: type["Gemma4ForCausalLM"],
-    directory: str | Path,
-    *,
-    dtype: torch.dtype | str | None = None,
-    device: torch.device | str = "cpu",
-) -> "Gemma4ForCausalLM":
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise FileNotFoundError(f"{directory} is not a directory")
-    config = Gemma4Config.from_hf(directory)
-    with torch.device("meta"):
-        model = cls(config, init=False)
-    return load_into(
-        model, directory, dtype, device, _unused_shared_kv(config)
-    )
-
-
 def load_into(
     model: nn.Module,
-    directory: Path,
+    directory: str | Path,
     dtype: torch.dtype | str | None = None,
     device: torch.device | str = "cpu",
+    attn_implementation: str = "eager",
     skip: set[str] = frozenset(),
 ) -> nn.Module:
     """Fill ``model`` (built on the meta device) from the safetensors files
@@ -159,6 +144,9 @@ def load_into(
     missing, unexpected and mis-shaped tensor; ``skip`` names checkpoint
     tensors left unread. The target's loader and the MTP drafter's both end
     here."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory} is not a directory")
     layout = checkpoint_layout(model)
     expected = dict(model.state_dict())
     shapes = {}
@@ -203,6 +191,7 @@ def load_into(
     generation = directory / "generation_config.json"
     if generation.is_file():
         model.generation_config = json.loads(generation.read_text())
+    model.set_attn_implementation(attn_implementation)
     return model.eval()
 
 

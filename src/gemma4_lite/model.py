@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import ATTENTION, KV
+from .attention import KV, set_attention
 from .block import Gemma4DecoderLayer
 from .config import SLIDING, Gemma4Config
 from .kv_cache import Gemma4Cache
@@ -200,13 +200,7 @@ class Gemma4ForCausalLM(nn.Module):
         """``"eager"``: attention written out, bitwise equal to transformers'
         eager path (the default); ``"sdpa"``: PyTorch's fused kernel, faster
         on long prompts and equal up to the last bits."""
-        if name not in ATTENTION:
-            raise ValueError(
-                f"attn_implementation must be one of {sorted(ATTENTION)}, "
-                f"got {name!r}"
-            )
-        for layer in self.model.layers:
-            layer.self_attn.attn_implementation = name
+        set_attention(self.model.layers, name)
 
     def __getstate__(self) -> dict:
         """Copies and pickles leave out the compiled decode step: it is bound
@@ -344,11 +338,15 @@ class Gemma4ForCausalLM(nn.Module):
         optionally ``generation_config.json``). See ``loading.py``. Without
         ``dtype`` (or with ``"auto"``), the dtype of ``config.json``, as in
         transformers (:func:`gemma4_lite.loading.load_dtype`)."""
-        from .loading import load_pretrained
+        from .loading import load_into, unused_shared_kv
 
-        model = load_pretrained(cls, directory, dtype=dtype, device=device)
-        model.set_attn_implementation(attn_implementation)
-        return model
+        config = Gemma4Config.from_hf(directory)
+        with torch.device("meta"):
+            model = cls(config, init=False)
+        skip = unused_shared_kv(config)
+        return load_into(
+            model, directory, dtype, device, attn_implementation, skip
+        )
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Write ``config.json`` and ``model.safetensors`` that transformers'
