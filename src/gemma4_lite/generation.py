@@ -93,13 +93,9 @@ def generate_stream(
     )
     batch, length = input_ids.shape
     total = length + max_new_tokens
-    if total > model.config.max_position_embeddings:
-        raise ValueError(
-            f"prompt ({length}) + max_new_tokens ({max_new_tokens}) = {total} "
-            f"exceeds the context length of "
-            f"{model.config.max_position_embeddings}"
-        )
-    pad = model.check_input(input_ids, attention_mask=attention_mask)
+    pad = model.check_input(
+        input_ids, attention_mask=attention_mask, new_tokens=max_new_tokens
+    )
     if assistant is not None:
         if num_assistant_tokens is None:
             defaults = assistant.generation_config
@@ -107,7 +103,11 @@ def generate_stream(
         _check_assisted(batch, pad, compile, num_assistant_tokens)
     if max_new_tokens == 0:
         return
-    generator = _generator(seed, input_ids.device)
+    # without a seed, sampling draws from torch's global generator, so
+    # torch.manual_seed governs it and successive calls differ
+    generator = None
+    if seed is not None:
+        generator = torch.Generator(input_ids.device).manual_seed(seed)
     stop = torch.tensor([] if ignore_eos else eos_ids(model, eos_token_id))
     stop = stop.to(device=input_ids.device, dtype=torch.long)
     filler = model.config.pad_token_id
@@ -160,9 +160,7 @@ def _check_assisted(batch, pad, compile, k) -> None:
     if compile:
         raise ValueError("compile=True is for plain decoding; drop it or "
                          "the assistant")  # fmt: skip
-    _check_settings(max_new_tokens=k)
-    if k < 1:
-        raise ValueError(f"num_assistant_tokens must be >= 1, not {k}")
+    _check_settings(num_assistant_tokens=k)
 
 
 def _assisted(model, assistant, ids, max_new_tokens, stop, k, chunk, sample):
@@ -416,14 +414,6 @@ def infer_attention_mask(
     return (~padded).long()
 
 
-def _generator(seed: int | None, device: torch.device):
-    # without a seed, sampling draws from torch's global generator, so
-    # torch.manual_seed governs it and successive calls differ
-    if seed is None:
-        return None
-    return torch.Generator(device=device).manual_seed(seed)
-
-
 # what each setting must be: a type (named), a range (in words)
 INT, NUMBER = (Integral, "an int"), (Real, "a number")
 RULES = {
@@ -434,6 +424,7 @@ RULES = {
     "temperature": (NUMBER, lambda v: 0 <= v < math.inf, "finite and >= 0"),
     "top_k": (INT, lambda v: v >= 1, ">= 1"),
     "top_p": (NUMBER, lambda v: 0 < v <= 1, "in (0, 1]"),
+    "num_assistant_tokens": (INT, lambda v: v >= 1, ">= 1"),
 }
 
 

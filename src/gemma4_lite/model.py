@@ -240,9 +240,11 @@ class Gemma4ForCausalLM(nn.Module):
         input_ids: torch.Tensor,
         cache: Gemma4Cache | None = None,
         attention_mask: torch.Tensor | None = None,
+        new_tokens: int = 0,
     ) -> torch.Tensor | None:
         """Reject what would otherwise give a silent wrong answer or an
-        obscure index error; return each row's left padding, if any."""
+        obscure index error (``new_tokens``: how many ``generate`` will
+        add); return each row's left padding, if any."""
         if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
             raise ValueError(
                 "input_ids must be a 2-D tensor [batch, sequence]"
@@ -263,10 +265,10 @@ class Gemma4ForCausalLM(nn.Module):
             )
         start = cache.seq_len if cache is not None else 0
         limit = self.config.max_position_embeddings
-        if start + length > limit:
+        if start + length + new_tokens > limit:
             raise ValueError(
-                f"sequence would reach {start + length} tokens, past the "
-                f"context length of {limit} (max_position_embeddings)"
+                f"sequence would reach {start + length + new_tokens} tokens, "
+                f"past the context length of {limit} (max_position_embeddings)"
             )
         if cache is not None:
             if batch != cache.batch_size:
@@ -382,8 +384,8 @@ def left_padding(
 @torch.no_grad()
 def init_weights(model: Gemma4ForCausalLM, std: float = 0.02) -> None:
     """Fresh weights as transformers initialises them: N(0, std) matrices and
-    tables with the pad row zeroed, norms and scales at 1. (Tests randomise
-    the 1s, which would otherwise hide bugs.)"""
+    tables with the pad row zeroed; norms and scales keep the 1s they are
+    made with. (Tests randomise the 1s, which would otherwise hide bugs.)"""
     pad = model.config.pad_token_id
     for module in model.modules():
         if isinstance(module, nn.Linear):
@@ -392,12 +394,7 @@ def init_weights(model: Gemma4ForCausalLM, std: float = 0.02) -> None:
             module.weight.normal_(0.0, std)
             if 0 <= pad < module.weight.shape[0]:
                 module.weight[pad].zero_()
-        elif isinstance(module, RMSNorm) and module.with_scale:
-            module.weight.fill_(1.0)
+    # experts last: the order of the draws fixes the weights of a seed
     for name, param in model.named_parameters():
         if name.endswith(("experts.gate_up_proj", "experts.down_proj")):
             param.normal_(0.0, std)
-        elif name.endswith(("router.scale", "router.per_expert_scale")):
-            param.fill_(1.0)
-    for layer in model.model.layers:
-        layer.layer_scalar.fill_(1.0)
