@@ -41,6 +41,18 @@ def filter_logits(
     return logits
 
 
+def sampling_probs(
+    logits: torch.Tensor,
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+) -> torch.Tensor:
+    """The fp32 distribution sampling draws from: softmax of the tempered
+    logits, cut by :func:`filter_logits`."""
+    cut = filter_logits(logits.float() / temperature, top_k, top_p)
+    return torch.softmax(cut, dim=-1)
+
+
 def eos_ids(
     model: Gemma4ForCausalLM, eos_token_id: int | Sequence[int] | None
 ) -> list[int]:
@@ -133,12 +145,11 @@ def generate_stream(
     position = torch.tensor([length], device=input_ids.device)
     done = torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
     for i in range(max_new_tokens):
-        last = logits[:, -1].float()
+        last = logits[:, -1]
         if temperature == 0.0:
             token = last.argmax(dim=-1)
         else:
-            last = filter_logits(last / temperature, top_k, top_p)
-            probs = torch.softmax(last, dim=-1)
+            probs = sampling_probs(last, temperature, top_k, top_p)
             token = torch.multinomial(probs, 1, generator=generator)[:, 0]
         if len(stop):  # finished rows emit padding, as in transformers
             token = torch.where(done, filler, token)
@@ -177,11 +188,10 @@ def _assisted(model, assistant, ids, max_new_tokens, stop, k, chunk, sample):
     probability min(1, p/q), which does not."""
     probs, pick = None, None
     if sample:
-        temperature, top_k, top_p, generator = sample
+        *settings, generator = sample
 
         def probs(logits):
-            cut = filter_logits(logits.float() / temperature, top_k, top_p)
-            return torch.softmax(cut, dim=-1)
+            return sampling_probs(logits, *settings)
 
         def pick(logits):
             return torch.multinomial(
