@@ -11,6 +11,7 @@ out once per forward pass for all layers, from
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from .config import FULL, Gemma4Config
 from .masks import ring_positions
@@ -87,11 +88,8 @@ class GlobalKVCache:
 
     def _grow(self, length: int) -> None:
         size = min(max(length, 2 * self.k.shape[2]), self.limit)
-        k = self.k.new_zeros(*self.k.shape[:2], size, self.k.shape[3])
-        v = torch.zeros_like(k)
-        k[:, :, : self.k.shape[2]] = self.k
-        v[:, :, : self.v.shape[2]] = self.v
-        self.k, self.v = k, v
+        more = (0, 0, 0, size - self.k.shape[2])  # zeros after the slots
+        self.k, self.v = F.pad(self.k, more), F.pad(self.v, more)
 
     def update(
         self, k: torch.Tensor, v: torch.Tensor, start: int | torch.Tensor
@@ -152,22 +150,17 @@ class Gemma4Cache:
         capacity = max_length or limit
         self.ring_size = min(config.sliding_window + lookahead, capacity)
         self.layers: list[RingKVCache | GlobalKVCache | None] = []
+        kw = dict(dtype=dtype, device=device)
+        first = max_length or min(256, limit)  # global slots to start with
         for i in range(config.num_hidden_layers):
-            heads, dim = config.kv_heads_for(i), config.head_dim_for(i)
-            kw = dict(dtype=dtype, device=device)
+            shape = batch_size, config.kv_heads_for(i), config.head_dim_for(i)
             if config.is_kv_shared(i):
-                self.layers.append(None)
+                layer = None  # it reads its producer's keys and values
             elif config.is_sliding(i):
-                ring = RingKVCache(
-                    batch_size, heads, dim, self.ring_size, **kw
-                )
-                self.layers.append(ring)
+                layer = RingKVCache(*shape, self.ring_size, **kw)
             else:
-                size = max_length or min(256, limit)
-                glob = GlobalKVCache(
-                    batch_size, heads, dim, size, limit=capacity, **kw
-                )
-                self.layers.append(glob)
+                layer = GlobalKVCache(*shape, first, limit=capacity, **kw)
+            self.layers.append(layer)
 
     def check_room(self, length: int) -> None:
         """Raise before ``length`` more tokens would overflow the cache."""

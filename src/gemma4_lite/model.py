@@ -205,8 +205,7 @@ class Gemma4ForCausalLM(nn.Module):
     def __getstate__(self) -> dict:
         """Copies and pickles leave out the compiled decode step: it is bound
         to this object's weights, and a copy must decode with its own."""
-        state = super().__getstate__()
-        state = dict(state)
+        state = dict(super().__getstate__())
         state.pop("_compiled_step", None)
         return state
 
@@ -270,12 +269,11 @@ class Gemma4ForCausalLM(nn.Module):
                 f"sequence would reach {start + length + new_tokens} tokens, "
                 f"past the context length of {limit} (max_position_embeddings)"
             )
-        if cache is not None:
-            if batch != cache.batch_size:
-                raise ValueError(
-                    f"input batch {batch} does not match the cache's batch "
-                    f"{cache.batch_size}"
-                )
+        if cache is not None and batch != cache.batch_size:
+            raise ValueError(
+                f"input batch {batch} does not match the cache's batch "
+                f"{cache.batch_size}"
+            )
         if attention_mask is None:
             return None
         return left_padding(attention_mask, batch, start + length)
