@@ -19,7 +19,6 @@ and no logit soft-capping is applied.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ from . import loading
 from .attention import KV, set_attention
 from .block import Gemma4DecoderLayer
 from .config import SLIDING, Gemma4Config
-from .hf_config import config_values
+from .hf_config import config_values, read_config
 from .norms import RMSNorm
 from .rope import RotaryTable, inv_freq_for
 
@@ -73,9 +72,7 @@ class AssistantConfig:
         ``gemma4_unified_assistant``, refusing what transformers refuses or
         what no drafter has (per-layer inputs, experts, wide MLPs, layers
         with keys of their own, an untied head)."""
-        path = Path(source)
-        path = path / "config.json" if path.is_dir() else path
-        raw = json.loads(path.read_text())
+        raw = read_config(source)
         kind = raw.get("model_type")
         if kind not in ASSISTANT_TYPES:
             raise ValueError(

@@ -25,6 +25,7 @@ from torch import nn
 
 from .attention import Gemma4Attention
 from .config import Gemma4Config
+from .hf_config import read_config
 
 if TYPE_CHECKING:
     from .model import Gemma4ForCausalLM
@@ -205,7 +206,7 @@ def load_dtype(
     name ``torch_dtype``; top level first, then ``text_config``), else the
     dtype of the first floating-point tensor of the checkpoint."""
     if dtype is None or dtype == "auto":
-        config = json.loads((directory / "config.json").read_text())
+        config = read_config(directory)
         levels = (config, config.get("text_config") or {})
         keys = ("dtype", "torch_dtype")
         found = [c[k] for c in levels for k in keys if c.get(k) is not None]
