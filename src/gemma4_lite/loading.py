@@ -90,14 +90,18 @@ STACKED = {
 }
 
 
-def checkpoint_layout(model: nn.Module) -> dict[str, list[tuple[str, int]]]:
-    """For each of our tensors, the checkpoint names it holds and their rows
-    (one name, all rows, for everything that is not stacked)."""
+Layout = dict[str, list[tuple[str, tuple[int, ...]]]]
+
+
+def checkpoint_layout(model: nn.Module) -> Layout:
+    """For each of our tensors, the checkpoint tensors it holds, top to
+    bottom, and their shapes (itself, for everything that is not
+    stacked)."""
     layout = {}
     for name, tensor in model.state_dict().items():
         suffix = next((s for s in STACKED if name.endswith(s)), None)
         if suffix is None:
-            layout[name] = [(name, tensor.shape[0] if tensor.dim() else 0)]
+            layout[name] = [(name, tuple(tensor.shape))]
             continue
         prefix = name[: -len(suffix)]
         owner = model.get_submodule(prefix + suffix.split(".")[0])
@@ -105,8 +109,9 @@ def checkpoint_layout(model: nn.Module) -> dict[str, list[tuple[str, int]]]:
             rows = [n * owner.head_dim for n in owner.heads_per_part]
         else:  # gate and up: two equal halves
             rows = [tensor.shape[0] // 2] * 2
-        parts = STACKED[suffix][: len(rows)]
-        layout[name] = [(prefix + p, r) for p, r in zip(parts, rows)]
+        parts = zip(STACKED[suffix][: len(rows)], rows)
+        rest = tuple(tensor.shape[1:])
+        layout[name] = [(prefix + p, (r, *rest)) for p, r in parts]
     return layout
 
 
@@ -149,11 +154,7 @@ def load_into(
     if not directory.is_dir():
         raise FileNotFoundError(f"{directory} is not a directory")
     layout = checkpoint_layout(model)
-    expected = dict(model.state_dict())
-    shapes = {}
-    for ours, parts in layout.items():
-        for name, rows in parts:
-            shapes[name] = (rows, *expected[ours].shape[1:])
+    shapes = dict(part for parts in layout.values() for part in parts)
 
     tensors: dict[str, torch.Tensor] = {}
     unexpected, misshaped, bad = [], [], set()
@@ -229,8 +230,7 @@ def save_pretrained(model: "Gemma4ForCausalLM", directory: str | Path) -> None:
     ours = model.state_dict()
     state = {}
     for name, parts in checkpoint_layout(model).items():
-        rows = [r for _, r in parts] if len(parts) > 1 else None
-        pieces = ours[name].split(rows) if rows else [ours[name]]
+        pieces = ours[name].split([shape[0] for _, shape in parts])
         for (key, _), piece in zip(parts, pieces):
             state[key] = piece.detach().contiguous().cpu()
     save_file(

@@ -47,7 +47,7 @@ def test_stacked_projections_are_bitwise_the_separate_ones(name, dtype):
         if len(parts) == 1:
             continue
         weight = state[ours]
-        pieces = weight.split([rows for _, rows in parts])
+        pieces = weight.split([shape[0] for _, shape in parts])
         together = F.linear(x, weight).split([p.shape[0] for p in pieces], -1)
         for piece, out in zip(pieces, together):
             assert torch.equal(F.linear(x, piece), out)
