@@ -19,6 +19,11 @@ Modules, by chapter:
   loop (``python -m gemma4_lite.book.train``);
 * ``scaling`` (Scaling decisions and the edge models);
 * ``debugger`` (The full model): layer-by-layer comparison with transformers;
+* ``drafter_training`` (Multi-token prediction): a drafter distilled from
+  the book's dense model (``python -m gemma4_lite.book.drafter_training``);
+* ``comparators``, ``experiments`` (Key takeaways): DeepSeek-V4, Qwen3-Next
+  and Gemma counted on the meta device, and the small-scale experiments
+  (``python -m gemma4_lite.book.experiments``);
 * ``tiny``: tiny models with every weight random;
 * ``notebook``, ``exercises``, ``answers``: ``show_source``, the exercise
   checks and their answers (one module per chapter);
