@@ -147,7 +147,7 @@ def save_drafter(
     for name, parts in checkpoint_layout(drafter).items():
         t = ours[name].detach().cpu()
         t = t.to(dtype) if t.is_floating_point() else t
-        rows = [r for _, r in parts]
+        rows = [shape[0] for _, shape in parts]
         pieces = t.split(rows) if len(parts) > 1 else [t]
         for (key, _), piece in zip(parts, pieces):
             state[key] = piece.contiguous().clone()
