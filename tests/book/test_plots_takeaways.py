@@ -115,3 +115,17 @@ def test_seed_differences_axis_is_symmetric():
     low, high = fig.axes[0].get_xlim()
     assert low == -high and high >= 0.3
     plt.close(fig)
+
+
+def test_loss_curves_one_line_per_run_and_the_uniform_guess():
+    fig = P.plot_loss_curves(
+        {"a": [3.0, 2.0], "b": [4.0, 5.0, 6.0]},
+        {"a": "#000000", "b": "#E8734C"},
+        uniform=8.3178,
+    )
+    lines = fig.axes[0].get_lines()
+    assert [len(line.get_xdata()) for line in lines[:2]] == [2, 3]
+    assert lines[2].get_ydata()[0] == 8.3178
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["a", "b", "uniform guess (8.32)"]
+    plt.close(fig)

@@ -375,10 +375,13 @@ def log_grid(
 
 
 def plot_loss_curves(
-    curves: Mapping[str, Sequence[float]], colors: Mapping[str, str]
+    curves: Mapping[str, Sequence[float]],
+    colors: Mapping[str, str],
+    uniform: float | None = None,
 ) -> Any:
     """Training loss per step of a few runs (nats per token), one line
-    each, named in a legend."""
+    each, named in a legend; ``uniform``, if given, is drawn as a dashed
+    line: the loss of a uniform guess over the vocabulary."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.75, 2.6))
@@ -386,6 +389,9 @@ def plot_loss_curves(
     for name, losses in curves.items():
         ax.plot(range(1, len(losses) + 1), losses, color=colors[name],
                 lw=1.3, label=name)  # fmt: skip
+    if uniform is not None:
+        ax.axhline(uniform, color=PALETTE["dense"], lw=1, ls="--",
+                   label=f"uniform guess ({uniform:.2f})")  # fmt: skip
     ax.set_xlabel("step", fontsize=9)
     ax.set_ylabel("training loss (nats/token)", fontsize=9)
     ax.tick_params(labelsize=8)
