@@ -11,12 +11,12 @@ from .config import FULL, PRESETS, RELEASED, SLIDING, Gemma4Config
 from .generation import generate, generate_stream
 from .kv_cache import Gemma4Cache, GlobalKVCache, RingKVCache
 from .loading import CheckpointError
-from .model import CausalLMOutput, Gemma4ForCausalLM, Gemma4TextModel
+from .model import Gemma4ForCausalLM, Gemma4TextModel, causal_lm_loss
 from .tokenizer import Tokenizer
 
 __all__ = [
     "Gemma4Config", "Gemma4ForCausalLM", "Gemma4TextModel", "Gemma4Cache",
-    "RingKVCache", "GlobalKVCache", "CausalLMOutput", "CheckpointError",
+    "RingKVCache", "GlobalKVCache", "causal_lm_loss", "CheckpointError",
     "Tokenizer", "generate", "generate_stream", "count_parameters",
     "kv_cache_bytes", "kv_cache_layer_bytes", "PRESETS", "RELEASED",
     "SLIDING", "FULL", "Gemma4AssistantForCausalLM", "AssistantConfig",

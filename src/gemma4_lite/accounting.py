@@ -13,6 +13,8 @@ total, 3.8B active) are text-decoder figures and are reproduced here exactly.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import torch
 
 from .config import Gemma4Config
@@ -60,22 +62,11 @@ def count_parameters(config: Gemma4Config) -> dict[str, int]:
     the experts); ``total_without_embeddings``;
     ``total_without_per_layer_table``.
     """
-    totals = {
-        "attention": 0,
-        "mlp": 0,
-        "norms": 0,
-        "per_layer_input": 0,
-        "router": 0,
-        "experts": 0,
-    }
+    totals = Counter()  # by part, summed over layers
     for layer in range(config.num_hidden_layers):
-        for key, value in layer_parameters(config, layer).items():
-            totals[key] += value
-    h, p, layers = (
-        config.hidden_size,
-        config.hidden_size_per_layer_input,
-        config.num_hidden_layers,
-    )
+        totals.update(layer_parameters(config, layer))
+    h, p = config.hidden_size, config.hidden_size_per_layer_input
+    layers = config.num_hidden_layers
     embedding = config.vocab_size * h
     ple_table = config.vocab_size_per_layer_input * layers * p if p else 0
     ple_other = h * layers * p + p if p else 0
@@ -83,11 +74,8 @@ def count_parameters(config: Gemma4Config) -> dict[str, int]:
     total = embedding + ple_table + ple_other + sum(totals.values())
     active = total
     if config.enable_moe_block:
-        active -= (
-            totals["experts"]
-            * (config.num_experts - config.top_k_experts)
-            // config.num_experts
-        )
+        idle = config.num_experts - config.top_k_experts
+        active -= totals["experts"] * idle // config.num_experts
     return {
         "total": total,
         "embedding": embedding,
@@ -126,19 +114,11 @@ def kv_cache_layer_bytes(
         if config.is_kv_shared(layer):
             out.append(0)
             continue
-        tokens = (
-            min(context_length, config.sliding_window)
-            if config.is_sliding(layer)
-            else context_length
-        )
-        out.append(
-            2
-            * batch_size
-            * tokens
-            * config.kv_heads_for(layer)
-            * config.head_dim_for(layer)
-            * size
-        )
+        tokens = context_length
+        if config.is_sliding(layer):
+            tokens = min(tokens, config.sliding_window)
+        width = config.kv_heads_for(layer) * config.head_dim_for(layer)
+        out.append(2 * batch_size * tokens * width * size)
     return out
 
 

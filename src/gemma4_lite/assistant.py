@@ -19,7 +19,6 @@ and no logit soft-capping is applied.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,10 +29,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import loading
-from .attention import ATTENTION, KV
+from .attention import KV, set_attention
 from .block import Gemma4DecoderLayer
 from .config import SLIDING, Gemma4Config
-from .hf_config import config_values
+from .hf_config import config_values, read_config
 from .norms import RMSNorm
 from .rope import RotaryTable, inv_freq_for
 
@@ -73,9 +72,7 @@ class AssistantConfig:
         ``gemma4_unified_assistant``, refusing what transformers refuses or
         what no drafter has (per-layer inputs, experts, wide MLPs, layers
         with keys of their own, an untied head)."""
-        path = Path(source)
-        path = path / "config.json" if path.is_dir() else path
-        raw = json.loads(path.read_text())
+        raw = read_config(source)
         kind = raw.get("model_type")
         if kind not in ASSISTANT_TYPES:
             raise ValueError(
@@ -143,11 +140,7 @@ class Gemma4AssistantForCausalLM(nn.Module):
     def set_attn_implementation(self, name: str) -> None:
         """``"eager"`` (bitwise equal to transformers' eager path) or
         ``"sdpa"``, as for the target."""
-        if name not in ATTENTION:
-            raise ValueError(f"attn_implementation must be one of "
-                             f"{sorted(ATTENTION)}, got {name!r}")  # fmt: skip
-        for layer in self.model.layers:
-            layer.self_attn.attn_implementation = name
+        set_attention(self.model.layers, name)
 
     def forward(
         self,
@@ -170,8 +163,9 @@ class Gemma4AssistantForCausalLM(nn.Module):
         pos = torch.as_tensor(position, device=x.device)
         pos = pos.expand(x.shape[0], x.shape[1])
         end = int(pos.max()) + 1
-        rope = {k: t(0, end, x.dtype, x.device, pos)
-                for k, t in self.rope.items()}  # fmt: skip
+        for table in self.rope.values():
+            table.reserve(end, x.device)
+        rope = {k: t(pos, x.dtype) for k, t in self.rope.items()}
         if masks is None:
             masks = {k: self.default_mask(k, kv[k][0], x.shape[1])
                      for k in rope}  # fmt: skip
@@ -260,11 +254,8 @@ class Gemma4AssistantForCausalLM(nn.Module):
     ) -> Gemma4AssistantForCausalLM:
         """Load a transformers drafter folder (safetensors only), with the
         target loader's errors and dtype rule (``gemma4_lite.loading``)."""
-        directory = Path(directory)
-        if not directory.is_dir():
-            raise FileNotFoundError(f"{directory} is not a directory")
         with torch.device("meta"):
             model = cls(AssistantConfig.from_hf(directory))
-        loading.load_into(model, directory, dtype, device)
-        model.set_attn_implementation(attn_implementation)
-        return model.eval()
+        return loading.load_into(
+            model, directory, dtype, device, attn_implementation
+        )

@@ -67,6 +67,17 @@ def sdpa_attention(
 ATTENTION = {"eager": grouped_attention, "sdpa": sdpa_attention}
 
 
+def set_attention(layers: nn.ModuleList, name: str) -> None:
+    """Make every decoder layer of ``layers`` use ``ATTENTION[name]``."""
+    if name not in ATTENTION:
+        raise ValueError(
+            f"attn_implementation must be one of {sorted(ATTENTION)}, "
+            f"got {name!r}"
+        )
+    for layer in layers:
+        layer.self_attn.attn_implementation = name
+
+
 class Gemma4Attention(nn.Module):
     """One attention layer. ``qkv_proj`` stacks the checkpoint's
     ``q_proj``, ``k_proj`` and ``v_proj`` rows (one matmul, same bits; see

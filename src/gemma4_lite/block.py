@@ -15,10 +15,9 @@ from torch import nn
 from .attention import KV, Gemma4Attention
 from .config import Gemma4Config
 from .kv_cache import GlobalKVCache, RingKVCache
-from .mlp import GeGLUMLP
+from .mlp import GeGLUMLP, gelu_tanh
 from .moe import Gemma4Experts, Gemma4Router
 from .norms import RMSNorm
-from .ple import apply_per_layer_input
 
 
 class Gemma4DecoderLayer(nn.Module):
@@ -58,6 +57,16 @@ class Gemma4DecoderLayer(nn.Module):
         y = self.experts(x, route.experts, route.weights)
         return self.post_feedforward_layernorm_2(y.view(residual.shape))
 
+    def per_layer_input(
+        self, h: torch.Tensor, x: torch.Tensor
+    ) -> torch.Tensor:
+        """The per-layer input ``x`` gated into the residual stream after
+        the FFN's add (E2B, E4B): ``h + norm(proj(gelu(gate(h)) * x))``."""
+        gated = gelu_tanh(self.per_layer_input_gate(h)) * x
+        return h + self.post_per_layer_input_norm(
+            self.per_layer_projection(gated)
+        )
+
     def forward(
         self,
         h: torch.Tensor,
@@ -76,5 +85,5 @@ class Gemma4DecoderLayer(nn.Module):
             m = self.post_feedforward_layernorm_1(m) + self.moe(h)
         h = h + self.post_feedforward_layernorm(m)
         if self.has_per_layer_input:
-            h = apply_per_layer_input(self, h, per_layer_input)
+            h = self.per_layer_input(h, per_layer_input)
         return h * self.layer_scalar, kv

@@ -41,6 +41,18 @@ def filter_logits(
     return logits
 
 
+def sampling_probs(
+    logits: torch.Tensor,
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+) -> torch.Tensor:
+    """The fp32 distribution sampling draws from: softmax of the tempered
+    logits, cut by :func:`filter_logits`."""
+    cut = filter_logits(logits.float() / temperature, top_k, top_p)
+    return torch.softmax(cut, dim=-1)
+
+
 def eos_ids(
     model: Gemma4ForCausalLM, eos_token_id: int | Sequence[int] | None
 ) -> list[int]:
@@ -93,13 +105,9 @@ def generate_stream(
     )
     batch, length = input_ids.shape
     total = length + max_new_tokens
-    if total > model.config.max_position_embeddings:
-        raise ValueError(
-            f"prompt ({length}) + max_new_tokens ({max_new_tokens}) = {total} "
-            f"exceeds the context length of "
-            f"{model.config.max_position_embeddings}"
-        )
-    pad = model.check_input(input_ids, attention_mask=attention_mask)
+    pad = model.check_input(
+        input_ids, attention_mask=attention_mask, new_tokens=max_new_tokens
+    )
     if assistant is not None:
         if num_assistant_tokens is None:
             defaults = assistant.generation_config
@@ -107,7 +115,11 @@ def generate_stream(
         _check_assisted(batch, pad, compile, num_assistant_tokens)
     if max_new_tokens == 0:
         return
-    generator = _generator(seed, input_ids.device)
+    # without a seed, sampling draws from torch's global generator, so
+    # torch.manual_seed governs it and successive calls differ
+    generator = None
+    if seed is not None:
+        generator = torch.Generator(input_ids.device).manual_seed(seed)
     stop = torch.tensor([] if ignore_eos else eos_ids(model, eos_token_id))
     stop = stop.to(device=input_ids.device, dtype=torch.long)
     filler = model.config.pad_token_id
@@ -133,12 +145,11 @@ def generate_stream(
     position = torch.tensor([length], device=input_ids.device)
     done = torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
     for i in range(max_new_tokens):
-        last = logits[:, -1].float()
+        last = logits[:, -1]
         if temperature == 0.0:
             token = last.argmax(dim=-1)
         else:
-            last = filter_logits(last / temperature, top_k, top_p)
-            probs = torch.softmax(last, dim=-1)
+            probs = sampling_probs(last, temperature, top_k, top_p)
             token = torch.multinomial(probs, 1, generator=generator)[:, 0]
         if len(stop):  # finished rows emit padding, as in transformers
             token = torch.where(done, filler, token)
@@ -160,9 +171,7 @@ def _check_assisted(batch, pad, compile, k) -> None:
     if compile:
         raise ValueError("compile=True is for plain decoding; drop it or "
                          "the assistant")  # fmt: skip
-    _check_settings(max_new_tokens=k)
-    if k < 1:
-        raise ValueError(f"num_assistant_tokens must be >= 1, not {k}")
+    _check_settings(num_assistant_tokens=k)
 
 
 def _assisted(model, assistant, ids, max_new_tokens, stop, k, chunk, sample):
@@ -179,11 +188,10 @@ def _assisted(model, assistant, ids, max_new_tokens, stop, k, chunk, sample):
     probability min(1, p/q), which does not."""
     probs, pick = None, None
     if sample:
-        temperature, top_k, top_p, generator = sample
+        *settings, generator = sample
 
         def probs(logits):
-            cut = filter_logits(logits.float() / temperature, top_k, top_p)
-            return torch.softmax(cut, dim=-1)
+            return sampling_probs(logits, *settings)
 
         def pick(logits):
             return torch.multinomial(
@@ -416,14 +424,6 @@ def infer_attention_mask(
     return (~padded).long()
 
 
-def _generator(seed: int | None, device: torch.device):
-    # without a seed, sampling draws from torch's global generator, so
-    # torch.manual_seed governs it and successive calls differ
-    if seed is None:
-        return None
-    return torch.Generator(device=device).manual_seed(seed)
-
-
 # what each setting must be: a type (named), a range (in words)
 INT, NUMBER = (Integral, "an int"), (Real, "a number")
 RULES = {
@@ -434,6 +434,7 @@ RULES = {
     "temperature": (NUMBER, lambda v: 0 <= v < math.inf, "finite and >= 0"),
     "top_k": (INT, lambda v: v >= 1, ">= 1"),
     "top_p": (NUMBER, lambda v: 0 < v <= 1, "in (0, 1]"),
+    "num_assistant_tokens": (INT, lambda v: v >= 1, ">= 1"),
 }
 
 

@@ -69,13 +69,7 @@ def config_values(source: str | Path | dict[str, Any]) -> dict[str, Any]:
     """The :class:`Gemma4Config` keywords of a ``config.json`` (a folder, a
     file or a parsed dict): the model transformers would build from it,
     with the defaults transformers fills in where the file says nothing."""
-    if not isinstance(source, dict):
-        path = Path(source)
-        path = path / "config.json" if path.is_dir() else path
-        if not path.is_file():
-            raise FileNotFoundError(f"No config.json at {path}")
-        source = json.loads(path.read_text())
-    text, family = _text_section(source)
+    text, family = _text_section(read_config(source))
     if text.get("use_bidirectional_attention") == "all":
         raise ValueError(
             "use_bidirectional_attention='all' (encoder-style) is not a "
@@ -100,6 +94,17 @@ def config_values(source: str | Path | dict[str, Any]) -> dict[str, Any]:
     values.update(_attention_geometry(text, values, defaults))
     values.update(_rope_fields(text, values["layer_types"]))
     return values
+
+
+def read_config(source: str | Path | dict[str, Any]) -> dict[str, Any]:
+    """A ``config.json`` parsed: from a folder, a file or already a dict."""
+    if isinstance(source, dict):
+        return source
+    path = Path(source)
+    path = path / "config.json" if path.is_dir() else path
+    if not path.is_file():
+        raise FileNotFoundError(f"No config.json at {path}")
+    return json.loads(path.read_text())
 
 
 def _text_section(raw: dict[str, Any]) -> tuple[dict[str, Any], str]:

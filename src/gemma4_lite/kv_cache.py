@@ -4,15 +4,17 @@ producer's keys and values). Chapter: "Sliding-window layers".
 
 Every buffer is allocated once and written at explicit positions; nothing
 is concatenated per decode step. Which cached keys a query may see is worked
-out once per forward pass for all layers (:meth:`Gemma4Cache.masks`).
+out once per forward pass for all layers, from
+:meth:`Gemma4Cache.key_positions`.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
-from .config import FULL, SLIDING, Gemma4Config
-from .masks import hide_padding, ring_positions, visible
+from .config import FULL, Gemma4Config
+from .masks import ring_positions
 
 
 class RingKVCache:
@@ -49,7 +51,7 @@ class RingKVCache:
 
         A tensor ``start`` (one element) is a decode step with shapes that
         never change: the token goes to its slot and the whole ring comes
-        back, masked by :meth:`Gemma4Cache.step_masks`.
+        back, masked by :meth:`Gemma4Cache.key_positions`.
         """
         size = self.size
         if isinstance(start, torch.Tensor):
@@ -86,11 +88,8 @@ class GlobalKVCache:
 
     def _grow(self, length: int) -> None:
         size = min(max(length, 2 * self.k.shape[2]), self.limit)
-        k = self.k.new_zeros(*self.k.shape[:2], size, self.k.shape[3])
-        v = torch.zeros_like(k)
-        k[:, :, : self.k.shape[2]] = self.k
-        v[:, :, : self.v.shape[2]] = self.v
-        self.k, self.v = k, v
+        more = (0, 0, 0, size - self.k.shape[2])  # zeros after the slots
+        self.k, self.v = F.pad(self.k, more), F.pad(self.v, more)
 
     def update(
         self, k: torch.Tensor, v: torch.Tensor, start: int | torch.Tensor
@@ -151,22 +150,17 @@ class Gemma4Cache:
         capacity = max_length or limit
         self.ring_size = min(config.sliding_window + lookahead, capacity)
         self.layers: list[RingKVCache | GlobalKVCache | None] = []
+        kw = dict(dtype=dtype, device=device)
+        first = max_length or min(256, limit)  # global slots to start with
         for i in range(config.num_hidden_layers):
-            heads, dim = config.kv_heads_for(i), config.head_dim_for(i)
-            kw = dict(dtype=dtype, device=device)
+            shape = batch_size, config.kv_heads_for(i), config.head_dim_for(i)
             if config.is_kv_shared(i):
-                self.layers.append(None)
+                layer = None  # it reads its producer's keys and values
             elif config.is_sliding(i):
-                ring = RingKVCache(
-                    batch_size, heads, dim, self.ring_size, **kw
-                )
-                self.layers.append(ring)
+                layer = RingKVCache(*shape, self.ring_size, **kw)
             else:
-                size = max_length or min(256, limit)
-                glob = GlobalKVCache(
-                    batch_size, heads, dim, size, limit=capacity, **kw
-                )
-                self.layers.append(glob)
+                layer = GlobalKVCache(*shape, first, limit=capacity, **kw)
+            self.layers.append(layer)
 
     def check_room(self, length: int) -> None:
         """Raise before ``length`` more tokens would overflow the cache."""
@@ -179,49 +173,27 @@ class Gemma4Cache:
                 "cache with a larger max_length (prompt plus new tokens)"
             )
 
-    def key_positions(self, kind: str, start: int, length: int):
+    def key_positions(
+        self, kind: str, start: int | torch.Tensor, length: int
+    ) -> torch.Tensor:
         """Positions of the keys that a chunk of ``length`` tokens at
-        ``start`` attends to, in the order the layer caches return them."""
-        end = start + length
+        ``start`` attends to, in the order the layer caches return them.
+        A tensor ``start`` is a decode step over whole buffers, whose
+        positions are computed in tensors, so that a compiled step never
+        depends on a Python number that changes from step to step."""
         device = self.layers_device()
+        if isinstance(start, torch.Tensor) and kind == FULL:
+            # slot t holds position t
+            return torch.arange(self.global_size(), device=device)
+        if isinstance(start, torch.Tensor):
+            # after the write, slot s holds the latest p = s mod size
+            slot = torch.arange(self.ring_size, device=device)
+            return start - torch.remainder(start - slot, self.ring_size)
+        end = start + length
         if kind == FULL:
             return torch.arange(end, device=device)
         old = ring_positions(start, self.ring_size, device)
         return torch.cat([old, torch.arange(start, end, device=device)])
-
-    def masks(self, start: int, length: int) -> dict[str, torch.Tensor]:
-        """The mask of each layer type for a chunk at ``start``."""
-        out = {}
-        q_pos = torch.arange(
-            start, start + length, device=self.layers_device()
-        )
-        for kind in set(self.config.layer_types):
-            k_pos = self.key_positions(kind, start, length)
-            window = self.config.sliding_window if kind == SLIDING else None
-            mask = visible(q_pos, k_pos, window)
-            if self.pad is not None:
-                mask = hide_padding(mask, q_pos, k_pos, self.pad)
-            out[kind] = mask
-        return out
-
-    def step_masks(self, position: torch.Tensor) -> dict[str, torch.Tensor]:
-        """[B or 1, 1, T] masks for one token at ``position`` (a 1-element
-        tensor) over whole buffers. Computed in tensors, so a compiled step
-        never depends on a Python number that changes from step to step."""
-        out = {}
-        for kind in set(self.config.layer_types):
-            if kind == FULL:  # slot t holds position t
-                size = self.global_size()
-                k_pos = torch.arange(size, device=position.device)
-            else:  # after the write, slot s holds the latest p = s mod size
-                slot = torch.arange(self.ring_size, device=position.device)
-                back = torch.remainder(position - slot, self.ring_size)
-                k_pos = position - back
-            mask = (k_pos >= 0) & (k_pos <= position)
-            if self.pad is not None:
-                mask = mask & (k_pos >= self.pad[:, None])
-            out[kind] = mask.view(-1, 1, k_pos.shape[0])
-        return out
 
     def global_size(self) -> int:
         """Slots of every global buffer (all alike)."""

@@ -25,6 +25,7 @@ from torch import nn
 
 from .attention import Gemma4Attention
 from .config import Gemma4Config
+from .hf_config import read_config
 
 if TYPE_CHECKING:
     from .model import Gemma4ForCausalLM
@@ -89,14 +90,18 @@ STACKED = {
 }
 
 
-def checkpoint_layout(model: nn.Module) -> dict[str, list[tuple[str, int]]]:
-    """For each of our tensors, the checkpoint names it holds and their rows
-    (one name, all rows, for everything that is not stacked)."""
+Layout = dict[str, list[tuple[str, tuple[int, ...]]]]
+
+
+def checkpoint_layout(model: nn.Module) -> Layout:
+    """For each of our tensors, the checkpoint tensors it holds, top to
+    bottom, and their shapes (itself, for everything that is not
+    stacked)."""
     layout = {}
     for name, tensor in model.state_dict().items():
         suffix = next((s for s in STACKED if name.endswith(s)), None)
         if suffix is None:
-            layout[name] = [(name, tensor.shape[0] if tensor.dim() else 0)]
+            layout[name] = [(name, tuple(tensor.shape))]
             continue
         prefix = name[: -len(suffix)]
         owner = model.get_submodule(prefix + suffix.split(".")[0])
@@ -104,8 +109,9 @@ def checkpoint_layout(model: nn.Module) -> dict[str, list[tuple[str, int]]]:
             rows = [n * owner.head_dim for n in owner.heads_per_part]
         else:  # gate and up: two equal halves
             rows = [tensor.shape[0] // 2] * 2
-        parts = STACKED[suffix][: len(rows)]
-        layout[name] = [(prefix + p, r) for p, r in zip(parts, rows)]
+        parts = zip(STACKED[suffix][: len(rows)], rows)
+        rest = tuple(tensor.shape[1:])
+        layout[name] = [(prefix + p, (r, *rest)) for p, r in parts]
     return layout
 
 
@@ -120,7 +126,9 @@ def checkpoint_name(key: str) -> str | None:
     return key
 
 
-def _unused_shared_kv(config: Gemma4Config) -> set[str]:
+def unused_shared_kv(config: Gemma4Config) -> set[str]:
+    """The key/value weights that E2B/E4B files store for KV-shared layers,
+    which never use them."""
     parts = ("k_proj", "v_proj", "k_norm", "v_norm")
     return {
         f"model.layers.{i}.self_attn.{part}.weight"
@@ -129,29 +137,12 @@ def _unused_shared_kv(config: Gemma4Config) -> set[str]:
     }
 
 
-def load_pretrained(
-    cls: type["Gemma4ForCausalLM"],
-    directory: str | Path,
-    *,
-    dtype: torch.dtype | str | None = None,
-    device: torch.device | str = "cpu",
-) -> "Gemma4ForCausalLM":
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise FileNotFoundError(f"{directory} is not a directory")
-    config = Gemma4Config.from_hf(directory)
-    with torch.device("meta"):
-        model = cls(config, init=False)
-    return load_into(
-        model, directory, dtype, device, _unused_shared_kv(config)
-    )
-
-
 def load_into(
     model: nn.Module,
-    directory: Path,
+    directory: str | Path,
     dtype: torch.dtype | str | None = None,
     device: torch.device | str = "cpu",
+    attn_implementation: str = "eager",
     skip: set[str] = frozenset(),
 ) -> nn.Module:
     """Fill ``model`` (built on the meta device) from the safetensors files
@@ -159,12 +150,11 @@ def load_into(
     missing, unexpected and mis-shaped tensor; ``skip`` names checkpoint
     tensors left unread. The target's loader and the MTP drafter's both end
     here."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory} is not a directory")
     layout = checkpoint_layout(model)
-    expected = dict(model.state_dict())
-    shapes = {}
-    for ours, parts in layout.items():
-        for name, rows in parts:
-            shapes[name] = (rows, *expected[ours].shape[1:])
+    shapes = dict(part for parts in layout.values() for part in parts)
 
     tensors: dict[str, torch.Tensor] = {}
     unexpected, misshaped, bad = [], [], set()
@@ -203,6 +193,7 @@ def load_into(
     generation = directory / "generation_config.json"
     if generation.is_file():
         model.generation_config = json.loads(generation.read_text())
+    model.set_attn_implementation(attn_implementation)
     return model.eval()
 
 
@@ -216,7 +207,7 @@ def load_dtype(
     name ``torch_dtype``; top level first, then ``text_config``), else the
     dtype of the first floating-point tensor of the checkpoint."""
     if dtype is None or dtype == "auto":
-        config = json.loads((directory / "config.json").read_text())
+        config = read_config(directory)
         levels = (config, config.get("text_config") or {})
         keys = ("dtype", "torch_dtype")
         found = [c[k] for c in levels for k in keys if c.get(k) is not None]
@@ -239,8 +230,7 @@ def save_pretrained(model: "Gemma4ForCausalLM", directory: str | Path) -> None:
     ours = model.state_dict()
     state = {}
     for name, parts in checkpoint_layout(model).items():
-        rows = [r for _, r in parts] if len(parts) > 1 else None
-        pieces = ours[name].split(rows) if rows else [ours[name]]
+        pieces = ours[name].split([shape[0] for _, shape in parts])
         for (key, _), piece in zip(parts, pieces):
             state[key] = piece.detach().contiguous().cpu()
     save_file(

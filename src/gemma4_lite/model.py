@@ -9,19 +9,18 @@ mapping between the two lives in ``loading.py``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import ATTENTION, KV
+from .attention import KV, set_attention
 from .block import Gemma4DecoderLayer
 from .config import SLIDING, Gemma4Config
 from .kv_cache import Gemma4Cache
 from .masks import hide_padding, visible
 from .norms import RMSNorm
-from .ple import ScaledEmbedding, per_layer_inputs
+from .ple import ScaledEmbedding
 from .rope import RotaryTable, inv_freq_for
 
 
@@ -86,7 +85,7 @@ class Gemma4TextModel(nn.Module):
         h = self.embed_tokens(input_ids)
         ple = None
         if self.config.hidden_size_per_layer_input:
-            ple = per_layer_inputs(self, input_ids, h)
+            ple = self.per_layer_inputs(input_ids, h)
         rope, masks = self.rope_and_masks(h, start, cache, pad)
         shared: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         for i, layer in enumerate(self.layers):
@@ -106,6 +105,19 @@ class Gemma4TextModel(nn.Module):
             cache.seq_len += input_ids.shape[1]
         return self.norm(h[:, -1:] if last_only else h)
 
+    def per_layer_inputs(
+        self, ids: torch.Tensor, embeds: torch.Tensor
+    ) -> torch.Tensor:
+        """[B, S, L, P]: ``(norm(proj(embeds) / sqrt(H)) + table[ids] *
+        sqrt(P)) / sqrt(2)``, formed once per forward pass for every layer
+        (E2B, E4B; chapter "Scaling decisions")."""
+        shape = (*ids.shape, self.config.num_hidden_layers, -1)
+        token_part = self.embed_tokens_per_layer(ids).reshape(shape)
+        context = self.per_layer_model_projection(embeds)
+        context = context * self.config.hidden_size**-0.5
+        context = self.per_layer_projection_norm(context.reshape(shape))
+        return (context + token_part) * 2.0**-0.5
+
     def rope_and_masks(
         self,
         h: torch.Tensor,
@@ -114,30 +126,27 @@ class Gemma4TextModel(nn.Module):
         pad: torch.Tensor | None,
     ) -> tuple[dict, dict]:
         """cos/sin and the attention mask of each layer type, computed once
-        per forward pass for all layers."""
-        if isinstance(start, torch.Tensor):  # one decode step, static shapes
-            steps = start.view(1, 1)
-            if pad is not None:
-                steps = (steps - pad[:, None]).clamp(min=0)
-            rope = {k: t.at(steps, h.dtype) for k, t in self.rope.items()}
-            return rope, cache.step_masks(start)
-        length, end = h.shape[1], start + h.shape[1]
-        steps = torch.arange(start, end, device=h.device)
-        positions = None
+        per forward pass for all layers. A tensor ``start`` (a decode step)
+        keeps every shape and value on the device: see ``forward``."""
+        length = h.shape[1]
+        steps = torch.arange(length, device=h.device) + start
+        if not isinstance(start, torch.Tensor):
+            for table in self.rope.values():
+                table.reserve(start + length, h.device)
+        positions = steps[None]
         if pad is not None:  # a left-padded row starts counting at its text
-            positions = (steps[None] - pad[:, None]).clamp(min=0)
-        rope = {
-            kind: table(start, end, h.dtype, h.device, positions)
-            for kind, table in self.rope.items()
-        }
-        if cache is not None:
-            return rope, cache.masks(start, length)
+            positions = (positions - pad[:, None]).clamp(min=0)
+        rope = {k: table(positions, h.dtype) for k, table in self.rope.items()}
         masks = {}
         for kind in rope:
+            keys = steps
+            if cache is not None:
+                keys = cache.key_positions(kind, start, length)
             window = self.config.sliding_window if kind == SLIDING else None
-            mask = visible(steps, steps, window)
+            # (ring slots not yet written hold negative positions)
+            mask = visible(steps, keys, window) & (keys >= 0)
             if pad is not None:
-                mask = hide_padding(mask, steps, steps, pad)
+                mask = hide_padding(mask, steps, keys, pad)
             masks[kind] = mask
         return rope, masks
 
@@ -150,14 +159,11 @@ def _last_position(h, ple, rope, masks):
     return h[:, -1:], None if ple is None else ple[:, -1:], rope, masks
 
 
-class CausalLMOutput(NamedTuple):
-    loss: torch.Tensor
-    logits: torch.Tensor
-
-
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean next-token cross-entropy as transformers defines it: the logits at
     position t predict ``labels[t + 1]``; labels of -100 are ignored."""
+    if labels.shape != logits.shape[:-1]:
+        raise ValueError("labels must have the shape of input_ids")
     shifted = F.pad(labels, (0, 1), value=-100)[:, 1:]
     return F.cross_entropy(
         logits.flatten(0, 1).float(), shifted.flatten(), ignore_index=-100
@@ -167,10 +173,11 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 class Gemma4ForCausalLM(nn.Module):
     """Gemma 4 text decoder with its tied, soft-capped language-model head.
 
-    ``model(input_ids)`` returns logits [B, S, V]; with ``labels`` it returns
-    ``(loss, logits)``. Pass a cache from :meth:`new_cache` to prefill or
-    decode incrementally, and an ``attention_mask`` [B, cached + S] of 0s
-    then 1s for left-padded batches (the cache remembers the padding).
+    ``model(input_ids)`` returns logits [B, S, V] (the training loss is
+    :func:`causal_lm_loss` of them). Pass a cache from :meth:`new_cache` to
+    prefill or decode incrementally, and an ``attention_mask``
+    [B, cached + S] of 0s then 1s for left-padded batches (the cache
+    remembers the padding).
     """
 
     def __init__(
@@ -193,19 +200,12 @@ class Gemma4ForCausalLM(nn.Module):
         """``"eager"``: attention written out, bitwise equal to transformers'
         eager path (the default); ``"sdpa"``: PyTorch's fused kernel, faster
         on long prompts and equal up to the last bits."""
-        if name not in ATTENTION:
-            raise ValueError(
-                f"attn_implementation must be one of {sorted(ATTENTION)}, "
-                f"got {name!r}"
-            )
-        for layer in self.model.layers:
-            layer.self_attn.attn_implementation = name
+        set_attention(self.model.layers, name)
 
     def __getstate__(self) -> dict:
         """Copies and pickles leave out the compiled decode step: it is bound
         to this object's weights, and a copy must decode with its own."""
-        state = super().__getstate__()
-        state = dict(state)
+        state = dict(super().__getstate__())
         state.pop("_compiled_step", None)
         return state
 
@@ -239,9 +239,11 @@ class Gemma4ForCausalLM(nn.Module):
         input_ids: torch.Tensor,
         cache: Gemma4Cache | None = None,
         attention_mask: torch.Tensor | None = None,
+        new_tokens: int = 0,
     ) -> torch.Tensor | None:
         """Reject what would otherwise give a silent wrong answer or an
-        obscure index error; return each row's left padding, if any."""
+        obscure index error (``new_tokens``: how many ``generate`` will
+        add); return each row's left padding, if any."""
         if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
             raise ValueError(
                 "input_ids must be a 2-D tensor [batch, sequence]"
@@ -262,17 +264,16 @@ class Gemma4ForCausalLM(nn.Module):
             )
         start = cache.seq_len if cache is not None else 0
         limit = self.config.max_position_embeddings
-        if start + length > limit:
+        if start + length + new_tokens > limit:
             raise ValueError(
-                f"sequence would reach {start + length} tokens, past the "
-                f"context length of {limit} (max_position_embeddings)"
+                f"sequence would reach {start + length + new_tokens} tokens, "
+                f"past the context length of {limit} (max_position_embeddings)"
             )
-        if cache is not None:
-            if batch != cache.batch_size:
-                raise ValueError(
-                    f"input batch {batch} does not match the cache's batch "
-                    f"{cache.batch_size}"
-                )
+        if cache is not None and batch != cache.batch_size:
+            raise ValueError(
+                f"input batch {batch} does not match the cache's batch "
+                f"{cache.batch_size}"
+            )
         if attention_mask is None:
             return None
         return left_padding(attention_mask, batch, start + length)
@@ -283,18 +284,10 @@ class Gemma4ForCausalLM(nn.Module):
         cache: Gemma4Cache | None = None,
         *,
         attention_mask: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
         last_only: bool = False,
-    ) -> torch.Tensor | CausalLMOutput:
+    ) -> torch.Tensor:
         pad = self.check_input(input_ids, cache, attention_mask)
-        if labels is not None and labels.shape != input_ids.shape:
-            raise ValueError("labels must have the shape of input_ids")
-        if labels is not None and last_only:
-            raise ValueError("a loss needs every position: drop last_only")
-        logits = self.logits(input_ids, cache, pad=pad, last_only=last_only)
-        if labels is None:
-            return logits
-        return CausalLMOutput(causal_lm_loss(logits, labels), logits)
+        return self.logits(input_ids, cache, pad=pad, last_only=last_only)
 
     def logits(
         self,
@@ -345,11 +338,15 @@ class Gemma4ForCausalLM(nn.Module):
         optionally ``generation_config.json``). See ``loading.py``. Without
         ``dtype`` (or with ``"auto"``), the dtype of ``config.json``, as in
         transformers (:func:`gemma4_lite.loading.load_dtype`)."""
-        from .loading import load_pretrained
+        from .loading import load_into, unused_shared_kv
 
-        model = load_pretrained(cls, directory, dtype=dtype, device=device)
-        model.set_attn_implementation(attn_implementation)
-        return model
+        config = Gemma4Config.from_hf(directory)
+        with torch.device("meta"):
+            model = cls(config, init=False)
+        skip = unused_shared_kv(config)
+        return load_into(
+            model, directory, dtype, device, attn_implementation, skip
+        )
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Write ``config.json`` and ``model.safetensors`` that transformers'
@@ -385,8 +382,8 @@ def left_padding(
 @torch.no_grad()
 def init_weights(model: Gemma4ForCausalLM, std: float = 0.02) -> None:
     """Fresh weights as transformers initialises them: N(0, std) matrices and
-    tables with the pad row zeroed, norms and scales at 1. (Tests randomise
-    the 1s, which would otherwise hide bugs.)"""
+    tables with the pad row zeroed; norms and scales keep the 1s they are
+    made with. (Tests randomise the 1s, which would otherwise hide bugs.)"""
     pad = model.config.pad_token_id
     for module in model.modules():
         if isinstance(module, nn.Linear):
@@ -395,12 +392,7 @@ def init_weights(model: Gemma4ForCausalLM, std: float = 0.02) -> None:
             module.weight.normal_(0.0, std)
             if 0 <= pad < module.weight.shape[0]:
                 module.weight[pad].zero_()
-        elif isinstance(module, RMSNorm) and module.with_scale:
-            module.weight.fill_(1.0)
+    # experts last: the order of the draws fixes the weights of a seed
     for name, param in model.named_parameters():
         if name.endswith(("experts.gate_up_proj", "experts.down_proj")):
             param.normal_(0.0, std)
-        elif name.endswith(("router.scale", "router.per_expert_scale")):
-            param.fill_(1.0)
-    for layer in model.model.layers:
-        layer.layer_scalar.fill_(1.0)

@@ -84,30 +84,14 @@ class RotaryTable:
             emb = torch.cat((freqs, freqs), dim=-1)
             self.cos, self.sin = emb.cos(), emb.sin()
 
-    def __call__(
-        self,
-        start: int,
-        end: int,
-        dtype: torch.dtype,
-        device: torch.device,
-        positions: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """[1, S, 1, D] for positions ``start..end-1``, or [B, S, 1, D] for
-        explicit per-row ``positions`` [B, S] (left-padded batches)."""
-        self.reserve(end, device)
-        if positions is not None:
-            return self.at(positions, dtype)
-        cos, sin = self.cos[None, start:end], self.sin[None, start:end]
-        return cos[:, :, None].to(dtype), sin[:, :, None].to(dtype)
-
     def reserve(self, end: int, device: torch.device) -> None:
         """Positions below ``end`` in the table, on ``device``."""
         if len(self.cos) < end or self.cos.device != device:
             self._build(max(end, 2 * len(self.cos), 256), device)
 
-    def at(
+    def __call__(
         self, positions: torch.Tensor, dtype: torch.dtype
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """[B, S, 1, D] for positions [B, S] already inside the table."""
+        """[B, S, 1, D] for positions [B or 1, S] already in the table."""
         cos, sin = self.cos[positions], self.sin[positions]
         return cos[:, :, None].to(dtype), sin[:, :, None].to(dtype)

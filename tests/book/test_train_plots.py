@@ -6,6 +6,7 @@ import matplotlib
 import pytest
 import torch
 
+from gemma4_lite import causal_lm_loss
 from gemma4_lite.book.answers.ch09 import validate_bits_per_byte
 from gemma4_lite.book.exercises import expected
 from gemma4_lite.book.plots.training import (
@@ -52,7 +53,7 @@ def test_answers():
 
 
 def reference(model, chunks, token_bytes):
-    loss = model(chunks, labels=chunks).loss
+    loss = causal_lm_loss(model(chunks), chunks)
     predicted = chunks[:, 1:]
     nats = float(loss) * predicted.numel()
     return nats / (math.log(2) * int(token_bytes[predicted].sum()))
@@ -68,7 +69,7 @@ def test_bits_per_byte_validator():
     assert "one chunk" in message and "nats per byte" in message
 
     def all_bytes(model, chunks, token_bytes):
-        loss = model(chunks, labels=chunks).loss
+        loss = causal_lm_loss(model(chunks), chunks)
         nats = float(loss) * chunks[:, 1:].numel()
         return nats / (math.log(2) * int(token_bytes[chunks].sum()))
 

@@ -9,7 +9,12 @@ import pytest
 import torch
 from conftest import FAMILIES, random_model
 
-from gemma4_lite import Gemma4ForCausalLM, generate, generate_stream
+from gemma4_lite import (
+    Gemma4ForCausalLM,
+    causal_lm_loss,
+    generate,
+    generate_stream,
+)
 from gemma4_lite.generation import filter_logits
 
 
@@ -246,7 +251,8 @@ def test_labels_give_the_shifted_cross_entropy(model):
     ids = _prompt(model)
     labels = ids.clone()
     labels[0, :5] = -100  # ignored positions
-    loss, logits = model(ids, labels=labels)
+    logits = model(ids)
+    loss = causal_lm_loss(logits, labels)
     by_hand = torch.nn.functional.cross_entropy(
         logits[:, :-1].reshape(-1, logits.shape[-1]),
         labels[:, 1:].reshape(-1),
@@ -255,7 +261,7 @@ def test_labels_give_the_shifted_cross_entropy(model):
     torch.testing.assert_close(loss, by_hand)
     assert loss.requires_grad
     with pytest.raises(ValueError, match="shape"):
-        model(ids, labels=labels[:, :-1])
+        causal_lm_loss(logits, labels[:, :-1])
 
 
 def test_bad_generation_arguments(model):

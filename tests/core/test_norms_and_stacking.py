@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from conftest import FAMILIES, random_model
 
+from gemma4_lite import causal_lm_loss
 from gemma4_lite.loading import checkpoint_layout
 from gemma4_lite.norms import RMSNorm
 
@@ -46,7 +47,7 @@ def test_stacked_projections_are_bitwise_the_separate_ones(name, dtype):
         if len(parts) == 1:
             continue
         weight = state[ours]
-        pieces = weight.split([rows for _, rows in parts])
+        pieces = weight.split([shape[0] for _, shape in parts])
         together = F.linear(x, weight).split([p.shape[0] for p in pieces], -1)
         for piece, out in zip(pieces, together):
             assert torch.equal(F.linear(x, piece), out)
@@ -61,7 +62,7 @@ def test_stacked_projections_are_bitwise_the_separate_ones(name, dtype):
 def test_gradients_reach_every_parameter(name):
     model = random_model(name, seed=42)
     ids = torch.randint(3, model.config.vocab_size, (2, 20))
-    model(ids, labels=ids).loss.backward()
+    causal_lm_loss(model(ids), ids).backward()
     for param_name, param in model.named_parameters():
         assert param.grad is not None, param_name
         if "embed_tokens_per_layer" not in param_name:

@@ -8,7 +8,12 @@ import torch
 from conftest import FAMILIES
 from hf_reference import PINNED_TRANSFORMERS, build_hf_model
 
-from gemma4_lite import Gemma4Config, Gemma4ForCausalLM, generate
+from gemma4_lite import (
+    Gemma4Config,
+    Gemma4ForCausalLM,
+    causal_lm_loss,
+    generate,
+)
 
 transformers = pytest.importorskip("transformers")
 
@@ -59,7 +64,7 @@ def test_training_loss_matches_transformers(name, tmp_path):
     labels = ids.clone()
     labels[:, :3] = -100
     expected = reference(ids, labels=labels).loss
-    got = ours(ids, labels=labels).loss
+    got = causal_lm_loss(ours(ids), labels)
     assert torch.equal(got, expected)
     # and the pad-row mask of a left-padded batch matches transformers'
     mask = torch.ones_like(ids)

@@ -2,8 +2,8 @@
 target at 1,900 code lines (blank, comment and docstring lines not counted)
 over every module of the package outside ``gemma4_lite.book``, the tokenizer
 and the MTP drafter included. The core is above that today (CONTRIBUTING.md
-reports the count); until the refactor that brings it down lands, the test
-is a ratchet: the core may shrink, never grow past ``CEILING``."""
+reports the count and what is left), so the test is a ratchet: the core may
+shrink, never grow past ``CEILING``."""
 
 import ast
 import io
@@ -13,7 +13,7 @@ from pathlib import Path
 import gemma4_lite
 
 TARGET = 1_900
-CEILING = 2_367  # lower it as the core shrinks; TARGET is where it goes
+CEILING = 2_247  # lower it as the core shrinks; TARGET is where it goes
 
 
 def code_lines(source: str) -> int:

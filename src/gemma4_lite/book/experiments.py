@@ -79,7 +79,7 @@ from torch import nn
 
 from ..accounting import count_parameters, kv_cache_bytes
 from ..config import FULL, Gemma4Config, layer_pattern
-from ..model import Gemma4ForCausalLM
+from ..model import Gemma4ForCausalLM, causal_lm_loss
 from . import data, train
 
 # Beside the shipped checkpoints of chapter 09, relative to the repository
@@ -256,7 +256,7 @@ def run(
             group["lr"] = train.lr_at(step - 1, args)
         ids = next(stream)
         with train.router_outputs(model) as routed:
-            loss = model(ids, labels=ids).loss
+            loss = causal_lm_loss(model(ids), ids)
         total = loss
         if experts and settings.balance > 0:
             total = loss + settings.balance * train.balancing_loss(

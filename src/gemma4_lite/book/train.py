@@ -39,7 +39,7 @@ from typing import Iterator
 import torch
 
 from ..config import Gemma4Config, layer_pattern
-from ..model import Gemma4ForCausalLM
+from ..model import Gemma4ForCausalLM, causal_lm_loss
 from ..moe import Gemma4Router
 from ..tokenizer import Tokenizer
 from . import data
@@ -217,7 +217,7 @@ def evaluate(
     for i in range(0, len(chunks), batch_size):
         ids = chunks[i : i + batch_size]
         with precision_of(autocast):
-            loss = model(ids, labels=ids).loss
+            loss = causal_lm_loss(model(ids), ids)
         count = ids[:, 1:].numel()
         nats += float(loss) * count
         targets += count
@@ -303,7 +303,7 @@ def train_step(
     balancing loss (None for a dense model, whose experts count is 0).
     Chapter 9."""
     with router_outputs(model) as routed, precision(args):
-        loss = model(ids, labels=ids).loss
+        loss = causal_lm_loss(model(ids), ids)
     total, balance = loss, None
     if experts:
         balance = balancing_loss(routed, experts)
