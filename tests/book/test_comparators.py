@@ -284,3 +284,41 @@ def test_moe_rows():
                                           11 * 512]  # fmt: skip
     assert rows["DeepSeek-V4-Flash"] == [256, 6, 1, 2048, 4096, 0.5, 2048,
                                          7 * 2048]  # fmt: skip
+
+
+# ------------------------------------------- per layer (chapter's widget)
+
+
+def test_layer_memory_sums_to_memory_for_every_model():
+    for row in C.comparators():
+        for n in (100, 1000, 4096 + 3, 131_072):
+            layers = C.layer_memory(row, n)
+            assert len(layers) == len(C.layer_kinds(row))
+            assert sum(layers) == C.memory(row, n)["total"], (row.name, n)
+
+
+def test_layer_memory_by_hand():
+    flash = C.by_name("DeepSeek-V4-Flash")
+    kinds = C.layer_kinds(flash)
+    assert kinds[:2] == ["window_only"] * 2
+    layers = C.layer_memory(flash, 2**20)
+    assert layers[0] == 128 * 512 * BF16
+    # CSA: window, 2^18 entries of 512 and of 128 (indexer), the carry
+    csa = (128 * 512 + 2**18 * (512 + 128) + 2 * 4 * (512 + 128)) * BF16
+    assert layers[2] == csa
+    assert layers[3] == (128 * 512 + 2**13 * 512) * BF16
+    qwen = C.by_name("Qwen3-Next-80B-A3B")
+    q = C.layer_memory(qwen, 1000)
+    assert q[3] == 1000 * 2 * 2 * 256 * BF16  # a full-attention layer
+    assert q[0] == q[1] == q[2]  # DeltaNet layers: the same fixed state
+    assert q[0] == C.layer_memory(qwen, 7)[0]
+    e2b = C.by_name("Gemma 4 E2B")
+    assert C.layer_kinds(e2b).count("shared") == 20
+    assert C.layer_kinds(C.by_name("Gemma 3 27B")).count("global") == 10
+
+
+def test_kib_per_token():
+    row = C.by_name("Gemma 3 27B")
+    want = C.gemma3_memory(row.config, 131_072)["total"] / 131_072 / 1024
+    assert C.kib_per_token(row, 131_072) == want
+    assert round(C.kib_per_token(row, 131_072), 2) == 83.25

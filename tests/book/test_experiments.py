@@ -123,3 +123,42 @@ def test_divergence_is_recorded(corpus, monkeypatch):
     assert result["steps_done"] == 1
     runs = {"base": {"0": result}, "qk_off": {"0": result}}
     assert E.summarise(runs)["qknorm"]["variants"]["qk_off"]["failed"] == 1
+
+
+def _fake_result(base, other):
+    runs = {
+        "base": {str(s): {"valid_loss": v} for s, v in enumerate(base)},
+        "kv": {str(s): {"valid_loss": v} for s, v in enumerate(other)},
+    }
+    return {"runs": runs}
+
+
+def test_paired_differences_skip_unfinished_runs():
+    result = _fake_result([4.0, 4.1, 4.2], [4.5, None, 4.1])
+    diffs = E.paired_differences(result, "kv", "base")
+    assert diffs == pytest.approx([0.5, -0.1])
+
+
+def test_measurable_needs_sign_and_size():
+    # every seed lower by about 0.1, spread of each variant 0.05
+    lower = _fake_result([4.0, 4.05, 4.1], [3.9, 3.95, 4.0])
+    assert E.measurable(lower, "kv", "base")
+    assert E.describe_difference(lower, "kv", "base").startswith(
+        "lower by 0.100 ± 0.000"
+    )
+    # same mean shift but smaller than the spread over seeds (0.5)
+    noisy = _fake_result([4.0, 4.5, 5.0], [3.9, 4.4, 4.9])
+    assert not E.measurable(noisy, "kv", "base")
+    # large mean, signs disagree
+    mixed = _fake_result([4.0, 4.0, 4.0], [4.9, 3.9, 4.9])
+    assert not E.measurable(mixed, "kv", "base")
+    assert (
+        E.describe_difference(mixed, "kv", "base")
+        == "no measurable difference"
+    )
+
+
+def test_mean_std():
+    assert E.mean_std([1.0, 2.0, 3.0]) == "2.000 ± 1.000"
+    assert E.mean_std([None, None]) == "-"
+    assert E.mean_std([1.0, None], digits=1) == "1.0 ± 0.0"

@@ -297,8 +297,13 @@ def qwen3_next_memory(
         * _size(state_dtype)
     )
     state = conv + recurrent if tokens else 0
-    return {"window": 0, "kv": kv * size, "state": state,
-            "total": kv * size + state}  # fmt: skip
+    kv_bytes = kv * size
+    return {
+        "window": 0,
+        "kv": kv_bytes,
+        "state": state,
+        "total": kv_bytes + state,
+    }
 
 
 def deepseek_v4_memory(
@@ -677,3 +682,93 @@ def design_rows() -> list[list[object]]:
             row.context_length,
         ])  # fmt: skip
     return rows
+
+
+# ------------------------------------------------- per layer, per token
+
+# What each layer kind keeps, in words the chapter's figures use.
+LAYER_KINDS = {
+    "sliding": "sliding window",
+    "global": "global",
+    "shared": "reads another layer's cache",
+    "linear_attention": "Gated DeltaNet state",
+    "full_attention": "gated full attention",
+    "window_only": "window only",
+    "compressed_sparse_attention": "CSA: window + 1 per 4",
+    "heavily_compressed_attention": "HCA: window + 1 per 128",
+}
+
+
+def layer_kinds(row: Comparator) -> list[str]:
+    """The kind of each layer (keys of :data:`LAYER_KINDS`): Gemma's
+    ``sliding`` / ``global`` (``shared`` for a KV-shared layer), Qwen3-Next's
+    and DeepSeek-V4's own layer types (``window_only`` for DeepSeek's plain
+    sliding layers)."""
+    c = row.config
+    if row.family == "gemma4":
+        return [
+            "shared"
+            if c.is_kv_shared(i)
+            else ("sliding" if c.is_sliding(i) else "global")
+            for i in range(c.num_hidden_layers)
+        ]
+    if row.family == "gemma3":
+        return [
+            "sliding" if k == "sliding_attention" else "global"
+            for k in c.layer_types
+        ]
+    if row.family == "deepseek_v4":
+        return [
+            "window_only" if k == "sliding_attention" else k
+            for k in c.layer_types
+        ]
+    return list(c.layer_types)
+
+
+def layer_memory(
+    row: Comparator, tokens: int, dtype: torch.dtype = torch.bfloat16
+) -> list[int]:
+    """Bytes each layer keeps per sequence after ``tokens`` tokens, from
+    the same formulas as :func:`memory` applied to a one-layer slice of
+    the model (the per-layer bytes sum to ``memory(row, tokens)``)."""
+    c = row.config
+    kinds = layer_kinds(row)
+    if row.family == "gemma4":
+        return accounting.kv_cache_layer_bytes(c, tokens, dtype)
+    out = []
+    for kind in kinds:
+        if row.family == "gemma3":
+            real = (
+                "sliding_attention" if kind == "sliding" else "full_attention"
+            )
+            out.append(gemma3_memory(_OneLayer(c, real), tokens, dtype)[
+                "total"])  # fmt: skip
+        elif row.family == "qwen3_next":
+            out.append(qwen3_next_memory(_OneLayer(c, kind), tokens, dtype)[
+                "total"])  # fmt: skip
+        else:
+            real = "sliding_attention" if kind == "window_only" else kind
+            one = _OneLayer(c, real)
+            out.append(deepseek_v4_memory(one, tokens, dtype)["total"])
+    return out
+
+
+class _OneLayer:
+    """A view of a config with a single layer of type ``kind``: the memory
+    functions read only the layer types and the shapes."""
+
+    def __init__(self, config: Any, kind: str) -> None:
+        self._config = config
+        self.layer_types = [kind]
+        self.num_hidden_layers = 1
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._config, name)
+
+
+def kib_per_token(
+    row: Comparator, tokens: int, dtype: torch.dtype = torch.bfloat16
+) -> float:
+    """Memory per sequence divided by its length, in KiB: the average
+    cost of one token of context, fixed buffers and states included."""
+    return memory(row, tokens, dtype)["total"] / tokens / 1024

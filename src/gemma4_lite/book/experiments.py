@@ -479,5 +479,88 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return result
 
 
+# ------------------------------------------------ reading the results
+
+
+def load_results(path: str | Path = DEFAULT_OUT) -> dict[str, Any]:
+    """The JSON file :func:`main` writes."""
+    return json.loads(Path(path).read_text())
+
+
+def seed_values(
+    result: dict[str, Any], variant: str, key: str = "valid_loss"
+) -> dict[str, float | None]:
+    """``{seed: value}`` of one variant (``None`` where a run diverged)."""
+    return {s: r[key] for s, r in sorted(result["runs"][variant].items())}
+
+
+def paired_differences(
+    result: dict[str, Any],
+    variant: str,
+    reference: str,
+    key: str = "valid_loss",
+) -> list[float]:
+    """Per seed, ``variant`` minus ``reference`` (both trained on the same
+    batches from the same initial generator state), for the seeds where
+    both runs finished."""
+    mine = seed_values(result, variant, key)
+    ref = seed_values(result, reference, key)
+    return [
+        mine[s] - ref[s]
+        for s in mine
+        if s in ref and mine[s] is not None and ref[s] is not None
+    ]
+
+
+def measurable(
+    result: dict[str, Any],
+    variant: str,
+    reference: str,
+    key: str = "valid_loss",
+) -> bool:
+    """The chapter's rule for "a measurable difference": every seed's
+    paired difference has the same sign, and their mean is larger than
+    the spread over seeds (the standard deviation) of either variant's
+    own values. Anything less is reported as no measurable difference."""
+    diffs = paired_differences(result, variant, reference, key)
+    if len(diffs) < 2 or not (
+        all(d > 0 for d in diffs) or all(d < 0 for d in diffs)
+    ):
+        return False
+    spread = max(
+        statistics.stdev([v for v in seed_values(result, name, key).values()
+                          if v is not None] or [0.0, 0.0])
+        for name in (variant, reference)
+    )  # fmt: skip
+    return abs(statistics.fmean(diffs)) > spread
+
+
+def describe_difference(
+    result: dict[str, Any],
+    variant: str,
+    reference: str,
+    key: str = "valid_loss",
+) -> str:
+    """``"no measurable difference"``, or ``"lower by 0.123 ± 0.004"`` /
+    ``"higher by ..."`` (mean ± standard deviation of the per-seed
+    differences, nats per token), by :func:`measurable`."""
+    if not measurable(result, variant, reference, key):
+        return "no measurable difference"
+    diffs = paired_differences(result, variant, reference, key)
+    mean = statistics.fmean(diffs)
+    std = statistics.stdev(diffs)
+    word = "lower" if mean < 0 else "higher"
+    return f"{word} by {abs(mean):.3f} ± {std:.3f}"
+
+
+def mean_std(values: list[float | None], digits: int = 3) -> str:
+    """``"4.861 ± 0.012"`` over the finished runs (``"-"`` if none)."""
+    done = [v for v in values if v is not None]
+    if not done:
+        return "-"
+    std = statistics.stdev(done) if len(done) > 1 else 0.0
+    return f"{statistics.fmean(done):.{digits}f} ± {std:.{digits}f}"
+
+
 if __name__ == "__main__":
     main()
