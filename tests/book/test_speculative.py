@@ -163,3 +163,29 @@ def test_figures_fit_the_column():
     for fig in figures:
         assert fig.get_figwidth() <= 6.75
         matplotlib.pyplot.close(fig)
+
+
+@pytest.mark.parametrize("name", sorted(sp.RELEASED_DRAFTERS))
+def test_released_drafter_sizes_match_transformers(name):
+    """Counted on the meta device, ours and transformers' from the same
+    config.json (the tied head once); the E2B's and 31B's are the sizes
+    of the released checkpoints (77,731,328 and 469,518,592)."""
+    from transformers import (
+        Gemma4AssistantConfig,
+        Gemma4AssistantForCausalLM,
+        Gemma4TextConfig,
+    )
+
+    target = Gemma4Config.from_preset(name)
+    options = sp.RELEASED_DRAFTERS[name]
+    values = sp.drafter_hf_dict(target, **options)
+    text = Gemma4TextConfig(**values.pop("text_config"))
+    values.pop("model_type")
+    with torch.device("meta"):
+        reference = Gemma4AssistantForCausalLM(
+            Gemma4AssistantConfig(text_config=text, **values)
+        )
+    theirs = sum(p.numel() for p in reference.parameters())
+    ours = sp.drafter_parameters(target, **options)
+    assert ours == theirs
+    assert ours == {"e2b": 77_731_328, "31b": 469_518_592}[name]

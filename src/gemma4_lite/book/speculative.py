@@ -107,6 +107,31 @@ def untrained_drafter(
     return drafter.eval()
 
 
+def drafter_parameters(target: Gemma4Config, **options: Any) -> int:
+    """Parameters of a drafter for ``target`` (options as for
+    :func:`drafter_hf_dict`), counted on the meta device: nothing is
+    allocated, so the released sizes can be counted too. The tied head is
+    the embedding, counted once."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "config.json"
+        path.write_text(json.dumps(drafter_hf_dict(target, **options)))
+        config = AssistantConfig.from_hf(path)
+    with torch.device("meta"):
+        drafter = Gemma4AssistantForCausalLM(config)
+    return sum(p.numel() for p in drafter.parameters())
+
+
+# The released drafters' shapes beside their targets: E2B from its
+# config.json on the Hub, the 31B from Modular MAX's defaults for it
+RELEASED_DRAFTERS = {
+    "e2b": dict(hidden_size=256, intermediate_size=2048,
+                num_attention_heads=4, ordered=True, num_centroids=2048,
+                centroid_intermediate_top_k=32),
+    "31b": dict(hidden_size=1024, intermediate_size=8192,
+                num_attention_heads=32),
+}  # fmt: skip
+
+
 def reference_drafter(
     target: Gemma4Config, seed: int = 0, **options: Any
 ) -> torch.nn.Module:
