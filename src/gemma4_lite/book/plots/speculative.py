@@ -125,22 +125,24 @@ def plot_drafter(target: Gemma4Config, drafter: Gemma4Config) -> Any:
     _box(ax, 4.3, 0.4, 2.2, 0.7, f"[embed(x) ; h]\n2 x {hb}", "#EEEEEE")
     _box(ax, 4.3, 1.5, 2.2, 0.6, f"pre_projection → {hd}", "#DDDDDD")
     dsteps = 4.6 / drafter.num_hidden_layers
+    height = min(0.8, dsteps * 0.75)
+    below = 2.1  # the top of the box under the next layer
     for j, kind in enumerate(drafter.layer_types):
-        y = 2.5 + j * dsteps
+        y = 2.5 + j * dsteps + (dsteps * 0.75 - height) / 2
+        _arrow(ax, (5.4, below), (5.4, y))
+        below = y + height
         color = (
             PALETTE["sliding"]
             if kind != "full_attention"
             else (PALETTE["global"])
         )
         name = "sliding" if kind != "full_attention" else "global"
-        _box(
-            ax, 4.3, y, 2.2, dsteps * 0.75, f"Q-only layer {j}: {name}", color
-        )
+        _box(ax, 4.3, y, 2.2, height, f"Q-only layer {j}: {name}", color)
         lender = lenders[kind]
         _arrow(
             ax,
             (2.9, tops[lender]),
-            (4.3, y + dsteps * 0.375),
+            (4.3, y + height / 2),
             color=PALETTE["shared"],
             style="-|>",
             connectionstyle="arc3,rad=0.0",
@@ -160,8 +162,7 @@ def plot_drafter(target: Gemma4Config, drafter: Gemma4Config) -> Any:
         size=8,
     )
     _arrow(ax, (5.4, 1.1), (5.4, 1.5))
-    _arrow(ax, (5.4, 2.1), (5.4, 2.5))
-    _arrow(ax, (5.4, 7.1), (5.4, 7.3))
+    _arrow(ax, (5.4, below), (5.4, 7.3))
     _arrow(ax, (5.0, 7.85), (4.65, 8.5))
     _arrow(ax, (5.8, 7.85), (6.6, 8.5))
     # inputs from the target: embedding of x and the hidden state h
