@@ -189,3 +189,40 @@ def test_released_drafter_sizes_match_transformers(name):
     ours = sp.drafter_parameters(target, **options)
     assert ours == theirs
     assert ours == {"e2b": 77_731_328, "31b": 469_518_592}[name]
+
+
+def test_trace_of_the_trained_drafter_keeps_drafts():
+    """The shipped pair accepts drafts, so the trace's bookkeeping of kept
+    drafts, corrections and bonus tokens is exercised, and the tokens are
+    still plain greedy's."""
+    from pathlib import Path
+
+    from gemma4_lite import Gemma4AssistantForCausalLM, Tokenizer
+
+    root = Path(__file__).resolve().parents[2] / "checkpoints"
+    if not (root / "shakespeare-dense-assistant").is_dir():
+        pytest.skip("the trained drafter is not in this checkout")
+    target = Gemma4ForCausalLM.from_pretrained(
+        root / "shakespeare-dense", dtype=torch.float32
+    )
+    drafter = Gemma4AssistantForCausalLM.from_pretrained(
+        root / "shakespeare-dense-assistant", dtype=torch.float32
+    )
+    tok = Tokenizer.from_pretrained(root / "shakespeare-dense")
+    ids = torch.tensor(
+        [tok.encode("VIOLA.\nWhat country, friends, is this?\n")]
+    )
+    trace = sp.trace_rounds(target, drafter, ids, 40, 3, ignore_eos=True)
+    plain = generate(target, ids, 40, ignore_eos=True)[0, ids.shape[1] :]
+    assert trace.tokens == plain.tolist()
+    complete = [r for r in trace.rounds if r.complete]
+    assert any(r.bonus for r in complete)
+    assert any(0 < r.accepted < 3 for r in complete)
+    for r in complete:
+        assert r.emitted[: r.accepted] == r.drafted[: r.accepted]
+        if not r.bonus:
+            assert r.emitted[-1] != r.drafted[r.accepted]
+    stats = sp.acceptance([trace], 3)
+    rates = stats["per_position"]
+    assert rates == sorted(rates, reverse=True)  # a kept draft needs the last
+    assert stats["tokens_per_pass"] == pytest.approx(1 + sum(rates))
