@@ -333,6 +333,7 @@ def acceptance_panel(stats: Mapping[str, Any], temperature: float) -> Any:
     import matplotlib.pyplot as plt
 
     k = stats["k"]
+    setting = "greedy" if temperature == 0 else f"temperature {temperature:g}"
     fig, ax = plt.subplots(figsize=(5.2, 2.4))
     rates = stats["per_position"]
     bars = ax.bar(range(1, k + 1), rates, color=ACCEPTED, width=0.6)
@@ -351,7 +352,7 @@ def acceptance_panel(stats: Mapping[str, Any], temperature: float) -> Any:
     ax.set_ylabel("accepted", fontsize=9)
     ax.tick_params(labelsize=8)
     ax.set_title(
-        f"k = {k}, temperature {temperature:g}: "
+        f"k = {k}, {setting}: "
         f"{stats['tokens_per_pass']:.2f} tokens per verify pass "
         f"({stats['rounds']} rounds)",
         fontsize=9,
