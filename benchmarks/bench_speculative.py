@@ -25,6 +25,8 @@ held-out plays (never seen by either model in training); each gets
 * Costs: one target decode step (1 token), one verify pass of k + 1
   tokens, one drafter step, each timed alone with a prompt-sized cache;
   the verify and draft costs are given relative to the decode step.
+* Time split: the shares of assisted decoding's wall time spent drafting,
+  in target passes and in the loop's own work, at each k.
 
 Writes ``benchmarks/speculative.json`` unless ``--no-save``.
 """
@@ -140,6 +142,43 @@ def step_costs(target, drafter, prompt: torch.Tensor, repeats: int) -> dict:
     )
 
 
+@torch.no_grad()
+def time_split(target, drafter, prompts, n: int, k: int) -> dict:
+    """Shares of assisted decoding's wall time spent in the drafter's
+    rounds of drafting, in the target's forward passes (prefill and
+    verify), and elsewhere (the loop's own work: cutting the keys and
+    values for the drafter, acceptance, cache bookkeeping)."""
+    spent = {"draft": 0.0, "target": 0.0}
+    draft, forward = drafter.draft, target.model.forward
+
+    def clocked(name, fn):
+        def run(*args, **kwargs):
+            start = time.perf_counter()
+            out = fn(*args, **kwargs)
+            spent[name] += time.perf_counter() - start
+            return out
+
+        return run
+
+    drafter.draft = clocked("draft", draft)
+    target.model.forward = clocked("target", forward)
+    total = 0.0
+    try:
+        for x in prompts:
+            start = time.perf_counter()
+            generate(target, x[None], n, do_sample=False, ignore_eos=True,
+                     assistant=drafter, num_assistant_tokens=k)  # fmt: skip
+            total += time.perf_counter() - start
+    finally:
+        del drafter.draft, target.model.forward
+    rest = total - spent["draft"] - spent["target"]
+    return dict(
+        draft=round(spent["draft"] / total, 3),
+        target=round(spent["target"] / total, 3),
+        other=round(rest / total, 3),
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     # one thread: on a shared 2-core machine a batch-1 step with two threads
@@ -203,6 +242,7 @@ def main() -> None:
             speedup=spread(ratios, 3),
             **counts(measure(target, drafter, prompts, n, k)),
         )
+    split = {str(k): time_split(target, drafter, prompts, n, k) for k in KS}
     sampling = {}
     for temperature in TEMPERATURES:
         sampling[str(temperature)] = {
@@ -241,6 +281,7 @@ def main() -> None:
         greedy=greedy,
         sampling=sampling,
         costs=costs,
+        time_split=split,
     )
     text = json.dumps(result, indent=1)
     print(text)

@@ -505,7 +505,9 @@ def train(
         opt.step()
         tokens += tf.ids.numel()
         done = step
-        if step % args.log_every == 0 or step == args.steps:
+        minutes = (time.perf_counter() - start) / 60
+        out_of_time = bool(args.max_minutes) and minutes > args.max_minutes
+        if step % args.log_every == 0 or step == args.steps or out_of_time:
             log.append(dict(
                 step=step, loss=round(loss.item(), 4),
                 agree=[round(a, 4) for a in agree], labelled=counts,
@@ -514,8 +516,7 @@ def train(
         progress.update(step, loss.item(), tokens)
         if args.save_every and step % args.save_every == 0:
             save_drafter(drafter, args.out, args.eval_k)
-        minutes = (time.perf_counter() - start) / 60
-        if args.max_minutes and minutes > args.max_minutes:
+        if out_of_time:
             print(f"stopping at step {step}: --max-minutes reached",
                   file=stream)  # fmt: skip
             break
