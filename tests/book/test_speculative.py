@@ -209,20 +209,25 @@ def test_trace_of_the_trained_drafter_keeps_drafts():
         root / "shakespeare-dense-assistant", dtype=torch.float32
     )
     tok = Tokenizer.from_pretrained(root / "shakespeare-dense")
-    ids = torch.tensor(
-        [tok.encode("VIOLA.\nWhat country, friends, is this?\n")]
-    )
-    trace = sp.trace_rounds(target, drafter, ids, 40, 3, ignore_eos=True)
-    plain = generate(target, ids, 40, ignore_eos=True)[0, ids.shape[1] :]
-    assert trace.tokens == plain.tolist()
-    complete = [r for r in trace.rounds if r.complete]
+    traces = []
+    for text in (
+        "VIOLA.\nWhat country, friends, is this?\n",
+        "MIRANDA.\nIf by your art, my dearest father, you have\n",
+    ):
+        ids = torch.tensor([tok.encode(text)])
+        trace = sp.trace_rounds(target, drafter, ids, 48, 3, ignore_eos=True)
+        plain = generate(target, ids, 48, ignore_eos=True)[0, ids.shape[1] :]
+        assert trace.tokens == plain.tolist()
+        traces.append(trace)
+    complete = [r for t in traces for r in t.rounds if r.complete]
     assert any(r.bonus for r in complete)
     assert any(0 < r.accepted < 3 for r in complete)
+    assert any(r.accepted == 0 for r in complete)
     for r in complete:
         assert r.emitted[: r.accepted] == r.drafted[: r.accepted]
         if not r.bonus:
             assert r.emitted[-1] != r.drafted[r.accepted]
-    stats = sp.acceptance([trace], 3)
+    stats = sp.acceptance(traces, 3)
     rates = stats["per_position"]
     assert rates == sorted(rates, reverse=True)  # a kept draft needs the last
     assert stats["tokens_per_pass"] == pytest.approx(1 + sum(rates))
