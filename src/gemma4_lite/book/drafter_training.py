@@ -24,7 +24,8 @@ hidden state of step j - 1 (for j = 1, the target's at t - 1) and is
 labelled with the target's argmax at t + j - 1. It counts only where the
 tokens t + 1 .. t + j - 1 are the target's greedy choices, since a draft
 after a wrong one is discarded anyway; on the greedy continuation they
-always are, which is why the sequences contain one. Feeding the true
+always are, which is why the sequences contain one (by default only its
+positions are trained as anchors, ``--first-anchor``). Feeding the true
 greedy token instead of the drafter's own guess changes nothing that
 counts: where the guess is wrong, later drafts are rejected whatever they
 are.
