@@ -1,6 +1,9 @@
 """Source listings show docstring markup as a reader expects it."""
 
-from gemma4_lite.book.notebook import _plain_markup, show_source
+import ast
+import textwrap
+
+from gemma4_lite.book.notebook import _fit_width, _plain_markup, show_source
 
 
 def _documented(x: int) -> int:
@@ -39,3 +42,27 @@ def test_a_method_is_shown_dedented():
     shown = show_source(_Holder.method)
     text = getattr(shown, "data", shown)
     assert text.startswith("def method(self):")
+
+
+def test_long_lines_are_fitted_and_stay_the_same_code():
+    long_tail = "    x = f(y)  # " + "word " * 20 + "\n"
+    long_line = "    # " + "note " * 20 + "\n"
+    long_code = "    total = " + " + ".join(f"value_{i}" for i in range(12))
+    in_string = "    s = '" + "# not a comment " * 6 + "'"
+    short = "def g():\n    return 1  # fine\n"
+    assert _fit_width(short) == short
+    source = "def g(y):\n" + long_tail + long_line + long_code + "\n"
+    fitted = _fit_width(source)
+    assert max(map(len, fitted.splitlines())) <= 79
+    assert "    x = f(y)" in fitted.splitlines()  # code kept, as written
+    assert fitted.endswith("\n")
+
+    # the fitted code compiles to the same program
+    def program(text):
+        return ast.dump(ast.parse(textwrap.dedent(text)))
+
+    assert program(fitted) == program(source)
+    # a '#' inside a string is not a comment, and a string is not split
+    fitted = _fit_width(in_string)
+    assert in_string.strip()[4:] in fitted
+    assert program(fitted) == program(in_string)

@@ -19,17 +19,90 @@ def show_source(obj: Any, *, lines: tuple[int, int] | None = None) -> Any:
     the website), with docstring markup (Sphinx roles such as :func:,
     double backticks) shown as a plain `x`; ``lines`` selects a 1-based
     inclusive range of the object's lines; a method is shown dedented.
+    Lines wider than the text column (other libraries' code, e.g.
+    transformers') are fitted to it: long comments wrapped above their
+    line, long code continued with a backslash.
     """
     source = _plain_markup(inspect.getsource(obj))
     if lines is not None:
         source = "\n".join(source.splitlines()[lines[0] - 1 : lines[1]])
     # a method's source keeps its class's indentation; the listing does not
-    source = textwrap.dedent(source)
+    source = _fit_width(textwrap.dedent(source))
     try:
         from IPython.display import Code
     except ImportError:  # plain Python: just the text
         return source
     return Code(source, language="python")
+
+
+def _fit_width(source: str, width: int = 79) -> str:
+    """``source`` with every line fitted to ``width`` (other libraries' code,
+    e.g. transformers', is written for 119 columns): a comment that makes a
+    line too long is wrapped onto lines of its own above it, and code that
+    is still too long is broken at a space outside any string with a
+    backslash continuation, which Python reads as the same line."""
+    out = []
+    for line in source.splitlines():
+        indent = line[: len(line) - len(line.lstrip())]
+        code, comment = _split_comment(line)
+        if len(line) > width and comment:
+            out += textwrap.wrap(
+                comment.lstrip("# ").rstrip(), width,
+                initial_indent=indent + "# ", subsequent_indent=indent + "# ",
+            )  # fmt: skip
+            line = code.rstrip()
+            if not line.strip():
+                continue
+        while len(line) > width:
+            cut = _last_free_space(line, width - 2, len(indent))
+            if cut is None:
+                break
+            out.append(line[:cut] + " \\")
+            line = indent + "    " + line[cut:].lstrip()
+        out.append(line)
+    return "\n".join(out) + ("\n" if source.endswith("\n") else "")
+
+
+def _string_mask(line: str) -> list[bool]:
+    """Per character of ``line``: inside a string literal or a comment."""
+    mask, quote, i = [], None, 0
+    while i < len(line):
+        ch = line[i]
+        if quote is None and ch == "#":
+            return mask + [True] * (len(line) - i)
+        if quote is None and ch in "'\"":
+            quote = ch
+        elif quote is not None and ch == "\\":
+            mask += [True, True]
+            i += 2
+            continue
+        elif ch == quote:
+            quote = None
+            mask.append(True)
+            i += 1
+            continue
+        mask.append(quote is not None)
+        i += 1
+    return mask
+
+
+def _split_comment(line: str) -> tuple[str, str]:
+    """``line`` split into its code and its comment (empty if none)."""
+    mask = _string_mask(line)
+    for i, ch in enumerate(line):
+        if ch == "#" and mask[i] and (i == 0 or not mask[i - 1]):
+            return line[:i], line[i:]
+    return line, ""
+
+
+def _last_free_space(line: str, limit: int, start: int) -> int | None:
+    """Index of the last space before ``limit`` that is outside strings
+    and past the indentation, or None."""
+    mask = _string_mask(line)
+    for i in range(min(limit, len(line) - 1), start, -1):
+        if line[i] == " " and not mask[i] and line[i - 1] != " ":
+            return i
+    return None
 
 
 # Sphinx roles in docstrings (:func:`x`, :meth:`~a.b.c`) and reST literals
