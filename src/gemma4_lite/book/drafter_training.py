@@ -564,8 +564,42 @@ def train(
     return record
 
 
+# what each field of DrafterArgs means on the command line (--flag-name)
+HELP = {
+    "target": "target checkpoint folder",
+    "out": "folder to write the drafter to",
+    "layers": "drafter layers (the last global, the others sliding)",
+    "intermediate": "drafter MLP width",
+    "steps": "optimizer steps",
+    "batch_size": "sequences per step",
+    "prompt_len": "tokens of training text that start each sequence",
+    "new_tokens": "greedy target tokens that continue each sequence",
+    "unroll": "draft steps unrolled in training",
+    "first_anchor": "first position trained as a draft anchor (the prompt "
+    "length: train on the greedy continuation only)",
+    "lr": "peak learning rate",
+    "warmup": "warm-up steps",
+    "min_lr_ratio": "final learning rate over the peak (cosine decay)",
+    "weight_decay": "AdamW weight decay on matrices",
+    "clip": "gradient-norm clip",
+    "seed": "seed of init and data",
+    "threads": "torch threads (on a busy 2-core machine one thread ran a "
+    "training step 10 times faster than two)",
+    "log_every": "steps between progress lines and log entries",
+    "eval_prompts": "held-out prompts for the final acceptance measurement",
+    "eval_prompt_len": "tokens per held-out prompt",
+    "eval_tokens": "new tokens per held-out prompt",
+    "eval_k": "draft tokens per round when measuring (also written as "
+    "num_assistant_tokens)",
+    "max_minutes": "stop early after this many minutes of training (0: never)",
+    "save_every": "also save the weights every this many steps (0: at the "
+    "end only)",
+    "data_dir": "cache of the corpus and tokenizer",
+}
+
+
 def parse_args(argv: list[str] | None = None) -> DrafterArgs:
-    d = DrafterArgs()
+    defaults = asdict(DrafterArgs())
     p = argparse.ArgumentParser(
         prog="python -m gemma4_lite.book.drafter_training",
         description=(
@@ -577,124 +611,12 @@ def parse_args(argv: list[str] | None = None) -> DrafterArgs:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    add = p.add_argument
-    add("--target", default=d.target, help="target checkpoint folder")
-    add("--out", default=d.out, help="folder to write the drafter to")
-    add(
-        "--layers",
-        type=int,
-        default=d.layers,
-        help="drafter layers (the last global, the others sliding)",
-    )
-    add(
-        "--intermediate",
-        type=int,
-        default=d.intermediate,
-        help="drafter MLP width",
-    )
-    add("--steps", type=int, default=d.steps, help="optimizer steps")
-    add(
-        "--batch-size",
-        type=int,
-        default=d.batch_size,
-        help="sequences per step",
-    )
-    add(
-        "--prompt-len",
-        type=int,
-        default=d.prompt_len,
-        help="tokens of training text that start each sequence",
-    )
-    add(
-        "--new-tokens",
-        type=int,
-        default=d.new_tokens,
-        help="greedy target tokens that continue each sequence",
-    )
-    add(
-        "--unroll",
-        type=int,
-        default=d.unroll,
-        help="draft steps unrolled in training",
-    )
-    add(
-        "--first-anchor",
-        type=int,
-        default=d.first_anchor,
-        help="first position trained as a draft anchor (the prompt "
-        "length: train on the greedy continuation only)",
-    )
-    add("--lr", type=float, default=d.lr, help="peak learning rate")
-    add("--warmup", type=int, default=d.warmup, help="warm-up steps")
-    add(
-        "--min-lr-ratio",
-        type=float,
-        default=d.min_lr_ratio,
-        help="final learning rate over the peak (cosine decay)",
-    )
-    add(
-        "--weight-decay",
-        type=float,
-        default=d.weight_decay,
-        help="AdamW weight decay on matrices",
-    )
-    add("--clip", type=float, default=d.clip, help="gradient-norm clip")
-    add("--seed", type=int, default=d.seed, help="seed of init and data")
-    add(
-        "--threads",
-        type=int,
-        default=d.threads,
-        help="torch threads (on a busy 2-core machine one thread ran a "
-        "training step 10 times faster than two)",
-    )
-    add(
-        "--log-every",
-        type=int,
-        default=d.log_every,
-        help="steps between progress lines and log entries",
-    )
-    add(
-        "--eval-prompts",
-        type=int,
-        default=d.eval_prompts,
-        help="held-out prompts for the final acceptance measurement",
-    )
-    add(
-        "--eval-prompt-len",
-        type=int,
-        default=d.eval_prompt_len,
-        help="tokens per held-out prompt",
-    )
-    add(
-        "--eval-tokens",
-        type=int,
-        default=d.eval_tokens,
-        help="new tokens per held-out prompt",
-    )
-    add(
-        "--eval-k",
-        type=int,
-        default=d.eval_k,
-        help="draft tokens per round when measuring (also written as "
-        "num_assistant_tokens)",
-    )
-    add(
-        "--max-minutes",
-        type=float,
-        default=d.max_minutes,
-        help="stop early after this many minutes of training (0: never)",
-    )
-    add(
-        "--save-every",
-        type=int,
-        default=d.save_every,
-        help="also save the weights every this many steps (0: at the end "
-        "only)",
-    )
-    add("--data-dir", default=d.data_dir,
-        help="cache of the corpus and tokenizer")  # fmt: skip
-    ns = p.parse_args(argv)
-    return DrafterArgs(**{k: getattr(ns, k) for k in asdict(d)})
+    for name, default in defaults.items():
+        p.add_argument(
+            "--" + name.replace("_", "-"), type=type(default),
+            default=default, help=HELP[name],
+        )  # fmt: skip
+    return DrafterArgs(**vars(p.parse_args(argv)))
 
 
 def main(argv: list[str] | None = None) -> None:
