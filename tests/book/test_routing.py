@@ -8,7 +8,8 @@ import pytest
 import torch
 from conftest import random_model
 
-from gemma4_lite import Gemma4Config, count_parameters
+from gemma4_lite import Gemma4Config
+from gemma4_lite.book.accounting import count_parameters
 from gemma4_lite.book.costs import LAYER_PARTS, layer_token_budget
 from gemma4_lite.book.dispatch import DISPATCHERS
 from gemma4_lite.book.routing import (

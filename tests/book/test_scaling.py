@@ -3,8 +3,9 @@ the chapter "Scaling decisions and the edge models"."""
 
 import torch
 
-from gemma4_lite import Gemma4Config, count_parameters, kv_cache_bytes
+from gemma4_lite import Gemma4Config
 from gemma4_lite.book import scaling
+from gemma4_lite.book.accounting import count_parameters, kv_cache_bytes
 from gemma4_lite.book.tiny import tiny_model
 
 
