@@ -1,5 +1,5 @@
 """Routing statistics (routing.py) and the per-layer token budget
-(accounting.layer_token_budget). Chapters: "Expert architecture" and "When MoE
+(costs.layer_token_budget). Chapters: "Expert architecture" and "When MoE
 meets hybrid attention"."""
 
 import itertools
