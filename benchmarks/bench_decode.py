@@ -45,11 +45,8 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from gemma4_lite import (  # noqa: E402
-    Gemma4Config,
-    Gemma4ForCausalLM,
-    count_parameters,
-)
+from gemma4_lite import Gemma4Config, Gemma4ForCausalLM  # noqa: E402
+from gemma4_lite.book.accounting import count_parameters  # noqa: E402
 from gemma4_lite.config import layer_pattern  # noqa: E402
 from gemma4_lite.generation import compiled_step  # noqa: E402
 

@@ -5,7 +5,6 @@ The core runs the model; ``gemma4_lite.book`` holds what only the chapters
 need and imports the core, never the other way round.
 """
 
-from .accounting import count_parameters, kv_cache_bytes, kv_cache_layer_bytes
 from .assistant import AssistantConfig, Gemma4AssistantForCausalLM
 from .config import FULL, PRESETS, RELEASED, SLIDING, Gemma4Config
 from .generation import generate, generate_stream
@@ -17,8 +16,7 @@ from .tokenizer import Tokenizer
 __all__ = [
     "Gemma4Config", "Gemma4ForCausalLM", "Gemma4TextModel", "Gemma4Cache",
     "RingKVCache", "GlobalKVCache", "causal_lm_loss", "CheckpointError",
-    "Tokenizer", "generate", "generate_stream", "count_parameters",
-    "kv_cache_bytes", "kv_cache_layer_bytes", "PRESETS", "RELEASED",
+    "Tokenizer", "generate", "generate_stream", "PRESETS", "RELEASED",
     "SLIDING", "FULL", "Gemma4AssistantForCausalLM", "AssistantConfig",
 ]  # fmt: skip
 __version__ = "0.3.0"

@@ -2,8 +2,12 @@
 follow from the package, and function checks say where a reader's version
 differs."""
 
-from gemma4_lite import Gemma4Config, count_parameters, kv_cache_bytes
-from gemma4_lite.accounting import layer_parameters
+from gemma4_lite import Gemma4Config
+from gemma4_lite.book.accounting import (
+    count_parameters,
+    kv_cache_bytes,
+    layer_parameters,
+)
 from gemma4_lite.book.answers import ch07, ch10
 from gemma4_lite.book.exercises import check, expected
 

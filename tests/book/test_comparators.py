@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from gemma4_lite import accounting
+from gemma4_lite.book import accounting, lineage
 from gemma4_lite.book import comparators as C
-from gemma4_lite.book import lineage
 from gemma4_lite.config import Gemma4Config
 
 BF16, F32 = 2, 4

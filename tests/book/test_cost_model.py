@@ -10,8 +10,9 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from gemma4_lite import Gemma4Config, Gemma4ForCausalLM, kv_cache_bytes
+from gemma4_lite import Gemma4Config, Gemma4ForCausalLM
 from gemma4_lite.book import cost_model as cm
+from gemma4_lite.book.accounting import kv_cache_bytes
 from gemma4_lite.moe import Gemma4Router
 
 TWINS = ("e2b-tiny", "e4b-tiny", "12b-tiny", "26b-a4b-tiny", "31b-tiny")

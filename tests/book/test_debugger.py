@@ -5,12 +5,8 @@ import copy
 import pytest
 import torch
 
-from gemma4_lite import (
-    Gemma4Config,
-    Gemma4ForCausalLM,
-    generate,
-    kv_cache_bytes,
-)
+from gemma4_lite import Gemma4Config, Gemma4ForCausalLM, generate
+from gemma4_lite.book.accounting import kv_cache_bytes
 from gemma4_lite.book.answers.ch11 import (
     ANSWERS,
     chat_prompt,

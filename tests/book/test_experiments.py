@@ -10,9 +10,9 @@ import json
 import pytest
 import torch
 
-from gemma4_lite.accounting import count_parameters, kv_cache_bytes
 from gemma4_lite.book import data
 from gemma4_lite.book import experiments as E
+from gemma4_lite.book.accounting import count_parameters, kv_cache_bytes
 from gemma4_lite.config import FULL, SLIDING
 
 

@@ -12,8 +12,7 @@ import math
 import pytest
 import torch
 
-from gemma4_lite import accounting
-from gemma4_lite.book import lineage
+from gemma4_lite.book import accounting, lineage
 from gemma4_lite.book.overview import naive_kv_cache_bytes
 from gemma4_lite.config import FULL, SLIDING, Gemma4Config
 from gemma4_lite.norms import RMSNorm

@@ -16,11 +16,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from gemma4_lite import (
+from gemma4_lite import (  # noqa: E402
     PRESETS,
     Gemma4Cache,
     Gemma4Config,
-    Gemma4ForCausalLM,  # noqa: E402
+    Gemma4ForCausalLM,
+)
+from gemma4_lite.book.accounting import (  # noqa: E402
     count_parameters,
     kv_cache_bytes,
 )

@@ -1,5 +1,5 @@
 """Routing statistics (routing.py) and the per-layer token budget
-(accounting.layer_token_budget). Chapters: "Expert architecture" and "When MoE
+(costs.layer_token_budget). Chapters: "Expert architecture" and "When MoE
 meets hybrid attention"."""
 
 import itertools
@@ -8,7 +8,8 @@ import pytest
 import torch
 from conftest import random_model
 
-from gemma4_lite import Gemma4Config, count_parameters
+from gemma4_lite import Gemma4Config
+from gemma4_lite.book.accounting import count_parameters
 from gemma4_lite.book.costs import LAYER_PARTS, layer_token_budget
 from gemma4_lite.book.dispatch import DISPATCHERS
 from gemma4_lite.book.routing import (

@@ -3,8 +3,9 @@ the chapter "Scaling decisions and the edge models"."""
 
 import torch
 
-from gemma4_lite import Gemma4Config, count_parameters, kv_cache_bytes
+from gemma4_lite import Gemma4Config
 from gemma4_lite.book import scaling
+from gemma4_lite.book.accounting import count_parameters, kv_cache_bytes
 from gemma4_lite.book.tiny import tiny_model
 
 
@@ -16,7 +17,7 @@ def test_weight_bytes_by_precision():
     assert scaling.weight_bytes(c, 4, per_layer_table=False) == without // 2
 
 
-def test_kv_bytes_match_the_core_accounting():
+def test_kv_bytes_match_the_book_accounting():
     c = Gemma4Config.from_preset("e4b")
     assert scaling.kv_bytes(c, 4096) == kv_cache_bytes(c, 4096)
     assert scaling.kv_bytes(c, 4096, bits=8) * 2 == kv_cache_bytes(c, 4096)

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from gemma4_lite import RELEASED, Gemma4Config, kv_cache_layer_bytes
+from gemma4_lite import RELEASED, Gemma4Config
+from gemma4_lite.book.accounting import kv_cache_layer_bytes
 from gemma4_lite.book.answers.ch01 import ring_update
 from gemma4_lite.book.receptive_field import (
     hypothetical_reaches,
@@ -130,7 +131,7 @@ def test_attention_flops_hand_values():
 
 
 def test_weight_flops_for_a_dense_tied_model_is_twice_the_parameters():
-    from gemma4_lite import count_parameters
+    from gemma4_lite.book.accounting import count_parameters
 
     config = Gemma4Config.from_preset("31b")
     assert (

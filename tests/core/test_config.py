@@ -78,7 +78,7 @@ def test_12b_preset_carries_the_published_values():
 
 
 def test_released_are_the_five_sizes_in_order_of_size():
-    from gemma4_lite import count_parameters
+    from gemma4_lite.book.accounting import count_parameters
 
     assert len(RELEASED) == 5 and set(RELEASED) <= set(PRESETS)
     totals = [

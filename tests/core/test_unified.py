@@ -9,13 +9,8 @@ import pytest
 import torch
 from hf_reference import NOT_UNIFIED, randomise
 
-from gemma4_lite import (
-    Gemma4Config,
-    Gemma4ForCausalLM,
-    count_parameters,
-    generate,
-)
-from gemma4_lite.config import FULL, SLIDING
+from gemma4_lite import Gemma4Config, Gemma4ForCausalLM, generate
+from gemma4_lite.book.accounting import count_parameters
 
 transformers = pytest.importorskip("transformers")
 from transformers import (  # noqa: E402
@@ -180,18 +175,3 @@ def test_multimodal_unified_config_reads_its_text_config(tmp_path):
         read = Gemma4Config.from_hf({"model_type": outer, "text_config": text})
         assert read.sliding_window == window, outer
         assert read.hidden_size_per_layer_input == ple, outer
-
-
-def test_12b_kv_cache_by_hand():
-    """40 sliding layers keep 1024 tokens of 8 heads x 256; 8 global layers
-    keep everything with one 512-wide head (K and V both cached)."""
-    from gemma4_lite import kv_cache_bytes
-
-    config = Gemma4Config.from_preset("12b")
-    assert len(config.layer_types) == 48
-    assert config.layer_types.count(SLIDING) == 40
-    assert config.global_layers == list(range(5, 48, 6))
-    assert config.layer_types[-1] == FULL
-    tokens = 131_072
-    hand = 2 * 2 * (40 * 1024 * 8 * 256 + 8 * tokens * 1 * 512)
-    assert kv_cache_bytes(config, tokens) == hand

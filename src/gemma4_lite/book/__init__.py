@@ -3,6 +3,8 @@ checks and figures. It imports the core package; the core never imports it.
 
 Modules, by chapter:
 
+* ``accounting`` (Gemma 4 at a glance, then nearly every chapter): parameters
+  and KV-cache bytes from a config alone;
 * ``overview`` (Gemma 4 at a glance): config summaries, the naive KV figure,
   the batch at which the cache overtakes the weights;
 * ``masks``, ``sliding_window`` (Sliding-window layers): whole-sequence masks,

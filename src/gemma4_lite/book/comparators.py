@@ -9,8 +9,8 @@ Where each number comes from
   (``Gemma3ForCausalLM``, ``Qwen3NextForCausalLM``,
   ``DeepseekV4ForCausalLM``): no weights are allocated, every parameter
   tensor is created with its real shape. The five Gemma 4 rows come from the
-  package presets and :func:`gemma4_lite.count_parameters`, so they agree
-  with the earlier chapters.
+  package presets and :func:`gemma4_lite.book.accounting.count_parameters`,
+  so they agree with the earlier chapters.
 * **Configs.** ``Qwen3NextConfig()``'s defaults are the 80B-A3B shapes, but
   its ``max_position_embeddings`` (32,768) and RoPE base (10,000) are not the
   release's; the released ``config.json`` has 262,144 and 10,000,000 (a
@@ -28,7 +28,8 @@ Where each number comes from
   a token does not use: ``total - routed * (E - k) / E``. Shared experts, the
   router, attention, norms, DeepSeek's mHC mixers and compressors, the
   embedding table and the output head are all counted as active (this is
-  also how :func:`gemma4_lite.count_parameters` counts the 26B-A4B's 3.8B).
+  also how :func:`gemma4_lite.book.accounting.count_parameters` counts the
+  26B-A4B's 3.8B).
   :func:`active_parameters` also returns the figure without the embedding
   table and without table and head, since publishers differ. Measured
   against the published figures: DeepSeek-V4-Flash 13.80B (12.74B without
@@ -74,8 +75,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .. import accounting
 from ..config import Gemma4Config
+from . import accounting
 
 GIB = 1024**3
 CONTEXTS = (4096, 131_072, 262_144, 1_048_576)
@@ -238,7 +239,8 @@ def gemma4_memory(
 ) -> dict[str, int]:
     """Gemma 4: keys and values of the layers that own a cache, sliding
     layers capped at the window, K=V global layers storing both tensors (see
-    :func:`gemma4_lite.kv_cache_layer_bytes`); no other state."""
+    :func:`gemma4_lite.book.accounting.kv_cache_layer_bytes`); no other
+    state."""
     per_layer = accounting.kv_cache_layer_bytes(config, tokens, dtype)
     sliding = sum(b for i, b in enumerate(per_layer) if config.is_sliding(i))
     return {
@@ -420,7 +422,7 @@ GEMMA4_NAMES = {
     "31b": "Gemma 4 31B",
 }
 # Gemma 4's published totals (model card): E2B/E4B/12B include the vision
-# and audio towers, see gemma4_lite.accounting.
+# and audio towers, see gemma4_lite.book.accounting.
 _GEMMA4_PUBLISHED = {
     "e2b": (5.1, None),
     "e4b": (8.0, None),
@@ -477,8 +479,8 @@ def by_name(name: str) -> Comparator:
 @lru_cache(maxsize=None)
 def counted(name: str) -> dict[str, int]:
     """Total and active parameters of one comparator: Gemma 4 from
-    :func:`gemma4_lite.count_parameters`, the others counted on the meta
-    device (built once per process)."""
+    :func:`gemma4_lite.book.accounting.count_parameters`, the others counted
+    on the meta device (built once per process)."""
     row = by_name(name)
     if row.family == "gemma4":
         c = accounting.count_parameters(row.config)

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..accounting import count_parameters, kv_cache_bytes, layer_parameters
 from ..config import Gemma4Config
 from ..moe import Gemma4Router
+from .accounting import count_parameters, kv_cache_bytes, layer_parameters
 
 GB = 1e9
 PRECISION_BYTES = {
@@ -168,7 +168,7 @@ def decode_bytes(
 ) -> dict[str, float]:
     """Bytes one decode step reads: weights (see :func:`weight_bytes_read`)
     plus every sequence's KV cache at ``context`` tokens
-    (:func:`gemma4_lite.kv_cache_bytes`)."""
+    (:func:`gemma4_lite.book.accounting.kv_cache_bytes`)."""
     weights = weight_bytes_read(config, batch, precision)
     cache = float(kv_cache_bytes(config, context, cache_dtype, batch))
     return {"weights": weights, "kv_cache": cache, "total": weights + cache}

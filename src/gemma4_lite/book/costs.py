@@ -3,8 +3,8 @@ in FLOPs, by part. Chapter: "Expert architecture"."""
 
 from __future__ import annotations
 
-from ..accounting import layer_parameters
 from ..config import Gemma4Config
+from .accounting import layer_parameters
 
 LAYER_PARTS = (
     "attention",

@@ -77,10 +77,10 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from ..accounting import count_parameters, kv_cache_bytes
 from ..config import FULL, Gemma4Config, layer_pattern
 from ..model import Gemma4ForCausalLM, causal_lm_loss
 from . import data, train
+from .accounting import count_parameters, kv_cache_bytes
 
 # Beside the shipped checkpoints of chapter 09, relative to the repository
 # root where the command runs (as train.py's --out)

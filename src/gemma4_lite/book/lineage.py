@@ -41,8 +41,8 @@ from typing import Iterable, Sequence
 
 import torch
 
-from .. import accounting
 from ..config import FULL, SLIDING, Gemma4Config, layers_of_type
+from . import accounting
 from .receptive_field import (
     hypothetical_reaches,
     sliding_only_reach,
@@ -387,7 +387,8 @@ def geometry_layer_bytes(
 ) -> list[int]:
     """Per-layer KV bytes computed from the geometry alone (how Gemma 2 and 3
     are priced). Handed a Gemma 4 row it gives exactly what
-    :mod:`gemma4_lite.accounting` gives, KV sharing included (tested)."""
+    :mod:`gemma4_lite.book.accounting` gives, KV sharing included
+    (tested)."""
     size = accounting.dtype_bytes(dtype)
     out = []
     for layer, kind in enumerate(model.layer_types):
@@ -414,7 +415,7 @@ def kv_cache_layer_bytes(
     tokens.
 
     Gemma 4 models go through
-    :func:`gemma4_lite.accounting.kv_cache_layer_bytes` (the package's one
+    :func:`gemma4_lite.book.accounting.kv_cache_layer_bytes` (the package's one
     accounting of sliding, global, K=V and shared layers); Gemma 2 and 3 use
     the same rule written for a plain geometry: sliding layers cap at the
     window, global layers keep every token.
@@ -437,9 +438,9 @@ def kv_cache_bytes(
     """Total KV-cache bytes of any generation at ``context_length`` tokens
     (bf16 and batch 1 by default).
 
-    Gemma 4 equals :func:`gemma4_lite.accounting.kv_cache_bytes`. The context
-    is not capped at ``model.max_context``, so hypothetical lengths can be
-    priced too; the chapter's plots cap it themselves.
+    Gemma 4 equals :func:`gemma4_lite.book.accounting.kv_cache_bytes`. The
+    context is not capped at ``model.max_context``, so hypothetical lengths
+    can be priced too; the chapter's plots cap it themselves.
     """
     return sum(kv_cache_layer_bytes(model, context_length, dtype, batch_size))
 

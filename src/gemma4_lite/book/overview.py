@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
-from ..accounting import count_parameters, dtype_bytes, kv_cache_bytes
 from ..config import Gemma4Config
+from .accounting import count_parameters, dtype_bytes, kv_cache_bytes
 
 
 def describe(config: Gemma4Config) -> dict[str, Any]:

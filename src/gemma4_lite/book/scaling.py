@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..accounting import count_parameters, kv_cache_layer_bytes
 from ..config import Gemma4Config
+from .accounting import count_parameters, kv_cache_layer_bytes
 
 GB = 1e9
 # Bits per stored parameter of the three precisions the chapter compares

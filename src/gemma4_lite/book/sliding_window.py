@@ -26,11 +26,11 @@ from dataclasses import dataclass
 
 import torch
 
-from ..accounting import count_parameters, dtype_bytes, kv_cache_layer_bytes
 from ..config import SLIDING, Gemma4Config
 from ..kv_cache import Gemma4Cache, RingKVCache
 from ..masks import ring_positions, visible
 from ..model import Gemma4ForCausalLM
+from .accounting import count_parameters, dtype_bytes, kv_cache_layer_bytes
 from .receptive_field import (
     hypothetical_reaches,
     sliding_path_reach,

@@ -27,10 +27,10 @@ from .. import (
     Gemma4Config,
     Gemma4ForCausalLM,
     generate_stream,
-    kv_cache_bytes,
 )
 from ..config import FULL, SLIDING
 from . import cost_model as cm
+from .accounting import kv_cache_bytes
 
 # The released drafters: 4 layers, three sliding then one global
 DRAFTER_LAYERS = [SLIDING, SLIDING, SLIDING, FULL]

@@ -374,7 +374,7 @@ def train(
     ``config`` to ``args.model``. ``stop_after`` ends the run early with
     the schedule unchanged (to replay the first steps of a recorded run).
     """
-    from ..accounting import count_parameters
+    from .accounting import count_parameters
 
     torch.set_num_threads(args.threads)
     if corpus is None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ...accounting import count_parameters, kv_cache_bytes
 from ...config import Gemma4Config
+from ..accounting import count_parameters, kv_cache_bytes
 from ..exercises import Exact, SignificantDigits
 from ..plots.overview import kv_split
 

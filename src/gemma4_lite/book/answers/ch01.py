@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ...accounting import kv_cache_layer_bytes
 from ...config import Gemma4Config
+from ..accounting import kv_cache_layer_bytes
 from ..exercises import Exact
 from ..receptive_field import sliding_path_reach
 from ..sliding_window import chunk_coverage

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from ...accounting import count_parameters
 from ...config import Gemma4Config
 from ...model import Gemma4ForCausalLM
+from ..accounting import count_parameters
 from ..exercises import Decimals, Exact, call_reader
 
 

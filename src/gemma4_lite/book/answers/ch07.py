@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ...accounting import count_parameters, kv_cache_bytes, layer_parameters
 from ...config import Gemma4Config
+from ..accounting import count_parameters, kv_cache_bytes, layer_parameters
 from ..exercises import Exact, SignificantDigits
 
 # The three models the chapter compares (preset keys and display names)

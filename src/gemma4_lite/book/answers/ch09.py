@@ -7,11 +7,11 @@ from typing import Callable
 
 import torch
 
-from ...accounting import count_parameters
 from ...config import Gemma4Config
 from ...model import Gemma4ForCausalLM
 from ...tokenizer import Tokenizer
 from .. import data
+from ..accounting import count_parameters
 from ..exercises import Exact, SignificantDigits
 from ..train import evaluate, shape_config
 

@@ -1,6 +1,6 @@
 """Figures for Part 3, the dense models: "Architectural choices" and
 "Performance trade-offs". Every number drawn comes from
-:mod:`gemma4_lite.accounting` or :mod:`gemma4_lite.book.cost_model`.
+:mod:`gemma4_lite.book.accounting` or :mod:`gemma4_lite.book.cost_model`.
 Figures are 6.75 in wide (the site's text column) with labels of 8 pt or
 more.
 """
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from ...accounting import layer_parameters
 from ...config import Gemma4Config
 from .. import cost_model as cm
+from ..accounting import layer_parameters
 from . import PALETTE
 
 WIDTH = 6.75

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Sequence
 
-from ... import accounting
+from .. import accounting
 from ..lineage import (
     LineageModel,
     context_grid,

@@ -615,9 +615,10 @@ def plot_active_parameters(
     *,
     figsize: tuple[float, float] = (6.75, 3.4),
 ) -> Any:
-    """Two stacked bars from :func:`~gemma4_lite.accounting.count_parameters`,
-    each on its own scale: everything stored, and what one token uses
-    (embedding, attention, dense MLP, router, k of the E experts)."""
+    """Two stacked bars from
+    :func:`~gemma4_lite.book.accounting.count_parameters`, each on its own
+    scale: everything stored, and what one token uses (embedding, attention,
+    dense MLP, router, k of the E experts)."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 

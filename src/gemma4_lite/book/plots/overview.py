@@ -2,7 +2,7 @@
 (notebooks/00_gemma4_at_a_glance).
 
 Everything here is computed from a :class:`~gemma4_lite.config.Gemma4Config`
-through the package's own accounting (:mod:`gemma4_lite.accounting`); nothing
+through the book's accounting (:mod:`gemma4_lite.book.accounting`); nothing
 is typed in by hand. Layer kinds are drawn in the book's
 :data:`~gemma4_lite.plots.PALETTE`. Parameter groups are not layer kinds, so
 they get their own colours below, chosen so that no group can be mistaken for a
@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import torch
 
-from ...accounting import count_parameters, kv_cache_layer_bytes
 from ...config import Gemma4Config
+from ..accounting import count_parameters, kv_cache_layer_bytes
 from ..overview import naive_kv_cache_bytes
 from . import PALETTE
 
@@ -104,7 +104,7 @@ def human_bytes(n: float) -> str:
 
 # ------------------------------------------------------------------ parameters
 def parameter_groups(config: Gemma4Config) -> dict[str, int]:
-    """:func:`~gemma4_lite.accounting.count_parameters` folded into
+    """:func:`~gemma4_lite.book.accounting.count_parameters` folded into
     :data:`PARAMETER_GROUPS`.
 
     "experts (active)" is the share of the expert weights one token runs

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
-from ...accounting import kv_cache_layer_bytes
 from ...config import Gemma4Config
+from ..accounting import kv_cache_layer_bytes
 from ..masks import causal_mask, sliding_window_mask
 from . import PALETTE, mask_heatmap
 

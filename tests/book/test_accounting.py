@@ -1,18 +1,18 @@
-"""Parameter counts and KV-cache bytes computed from configs, checked
-against real modules."""
+"""Parameter counts and KV-cache bytes computed from configs
+(gemma4_lite.book.accounting), checked against real modules and by hand."""
 
 import pytest
 import torch
 from conftest import FAMILIES, random_model
 from hf_reference import hf_config
 
-from gemma4_lite import (
-    RELEASED,
-    Gemma4Config,
+from gemma4_lite import RELEASED, Gemma4Config
+from gemma4_lite.book.accounting import (
     count_parameters,
     kv_cache_bytes,
     kv_cache_layer_bytes,
 )
+from gemma4_lite.config import FULL, SLIDING
 
 
 @pytest.mark.parametrize("name", RELEASED)
@@ -105,3 +105,16 @@ def test_kv_bytes_of_released_variants():
         kv_cache_layer_bytes(config, 2048)[sliding]
         == kv_cache_layer_bytes(config, 262144)[sliding]
     )
+
+
+def test_12b_kv_cache_by_hand():
+    """40 sliding layers keep 1024 tokens of 8 heads x 256; 8 global layers
+    keep everything with one 512-wide head (K and V both cached)."""
+    config = Gemma4Config.from_preset("12b")
+    assert len(config.layer_types) == 48
+    assert config.layer_types.count(SLIDING) == 40
+    assert config.global_layers == list(range(5, 48, 6))
+    assert config.layer_types[-1] == FULL
+    tokens = 131_072
+    hand = 2 * 2 * (40 * 1024 * 8 * 256 + 8 * tokens * 1 * 512)
+    assert kv_cache_bytes(config, tokens) == hand

@@ -1,6 +1,9 @@
 """Parameters and KV-cache bytes computed from a config alone, without
-allocating any weights. Chapters: "Gemma 4 at a glance", "Scaling
-decisions", "Performance trade-offs".
+allocating any weights. Running a model never needs them, so they live with
+the book: they are the arithmetic its chapters teach. "Gemma 4 at a glance"
+derives and shows them (checked there against a model's tensors and cache),
+"Global attention layers" shows :func:`kv_cache_layer_bytes`, and every
+chapter but "Router design" sizes models or caches with them.
 
 Of the five released models' published totals (model card), three count
 more than this text decoder. E2B 5.1B and E4B 8B *include the vision and
@@ -17,7 +20,7 @@ from collections import Counter
 
 import torch
 
-from .config import Gemma4Config
+from ..config import Gemma4Config
 
 
 def layer_parameters(config: Gemma4Config, layer: int) -> dict[str, int]:
