@@ -174,6 +174,7 @@ class SentencePieceTokenizer:
 
     @classmethod
     def from_file(cls, path: str | Path) -> SentencePieceTokenizer:
+        """Reads ``path`` (a protobuf, never a pickle)."""
         try:
             import sentencepiece
         except ImportError as error:
@@ -226,8 +227,10 @@ def convert_tokenizer(folder: str | Path) -> Path:
     ``tokenizer.model`` in ``folder`` (a model trained with
     ``TOKENIZER_SETTINGS``), as transformers converts a Gemma SentencePiece
     file: the pieces, the merges that rebuild them, byte fallback, the
-    file's special pieces. Returns the path of ``tokenizer.json``.
-    ``gemma4_lite.Tokenizer`` reads only this format. Needs transformers."""
+    file's special pieces. Returns the path of ``tokenizer.json``, the one
+    format ``gemma4_lite.Tokenizer`` reads. Its ids are SentencePiece's,
+    except where the text spells a special token (``<eos>``): it reads
+    that as the token, as transformers does. Needs transformers."""
     from transformers import GemmaTokenizer
     from transformers.tokenization_utils_sentencepiece import (
         SentencePieceExtractor,
