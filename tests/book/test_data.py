@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from gemma4_lite import Tokenizer
 from gemma4_lite.book import data
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "comedy_of_errors_gut.txt"
@@ -21,10 +20,10 @@ def play() -> str:
 
 
 @pytest.fixture(scope="module")
-def tokenizer(play, tmp_path_factory) -> Tokenizer:
+def tokenizer(play, tmp_path_factory) -> data.SentencePieceTokenizer:
     folder = tmp_path_factory.mktemp("spm")
     path = data.train_tokenizer(play, folder / "tok", vocab_size=800)
-    return Tokenizer.from_file(path)
+    return data.SentencePieceTokenizer.from_file(path)
 
 
 def _sdist(path: Path, files: dict[str, str]) -> Path:
@@ -90,7 +89,7 @@ def test_tokenizer_round_trips_with_byte_fallback(tokenizer):
 
 def test_tokenizer_training_is_deterministic(play, tokenizer, tmp_path):
     again = data.train_tokenizer(play, tmp_path / "tok", vocab_size=800)
-    other = Tokenizer.from_file(again).sp
+    other = data.SentencePieceTokenizer.from_file(again).sp
     sp = tokenizer.sp
     assert [other.id_to_piece(i) for i in range(800)] == [
         sp.id_to_piece(i) for i in range(800)

@@ -20,7 +20,7 @@ def setup(tmp_path_factory):
     play = FIXTURE.read_text(encoding="utf-8")
     folder = tmp_path_factory.mktemp("tok")
     path = data.train_tokenizer(play, folder / "tok", vocab_size=512)
-    tok = Tokenizer.from_file(path)
+    tok = data.SentencePieceTokenizer.from_file(path)
     cut = len(play) * 9 // 10
     corpus = data.build_corpus(tok, {"a": play[:cut]}, {"b": play[cut:]})
     return corpus, path
@@ -91,8 +91,14 @@ def test_training_lowers_the_loss_and_writes_a_checkpoint(setup, tmp_path):
     assert curves.tokens[-1] == 12 * 64
     out = Path(a.out)
     assert {p.name for p in out.iterdir()} >= {
-        "config.json", "model.safetensors", "tokenizer.model", "curves.json"
+        "config.json", "model.safetensors", "tokenizer.model", "curves.json",
+        "tokenizer.json", "tokenizer_config.json",
     }  # fmt: skip
+    # the folder's tokenizer.json gives the ids the model was trained on
+    play = FIXTURE.read_text(encoding="utf-8")
+    works = {"a": play[: len(play) * 9 // 10]}
+    shipped = Tokenizer.from_pretrained(out)
+    assert torch.equal(data.encode_works(shipped, works), corpus.train)
     saved = json.loads((out / "curves.json").read_text())
     assert saved["loss"] == curves.loss
     loaded = Gemma4ForCausalLM.from_pretrained(out)

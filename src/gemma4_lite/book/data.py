@@ -9,7 +9,12 @@ file; its SHA-256 is checked before anything is read, and it is cached under
 The tokenizer is a SentencePiece BPE model trained on the training plays
 with the settings of Gemma's own tokenizer (byte fallback, digits split,
 identity normalisation, no dummy prefix, pad 0 / eos 1 / bos 2), only 64
-times smaller: 4,096 pieces instead of 262,144.
+times smaller: 4,096 pieces instead of 262,144. Training reads it with
+``sentencepiece`` (``SentencePieceTokenizer``); a checkpoint folder also
+gets it as ``tokenizer.json`` (``convert_tokenizer``), the format of every
+Gemma 4 checkpoint, which ``gemma4_lite.Tokenizer`` and transformers read.
+The two give the same ids on the whole corpus
+(``tests/book/test_checkpoints.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import subprocess
 import sys
 import tarfile
 from dataclasses import dataclass
+from itertools import groupby
 from pathlib import Path
 
 import torch
@@ -144,6 +150,105 @@ def train_tokenizer(
         **settings,
     )
     return prefix.with_suffix(".model")
+
+
+class SentencePieceTokenizer:
+    """A SentencePiece ``tokenizer.model`` read with ``sentencepiece``,
+    with the methods of ``gemma4_lite.Tokenizer`` that training uses, and
+    the processor itself (``sp``) for what only SentencePiece tells: which
+    ids are bytes or control pieces."""
+
+    def __init__(self, processor) -> None:
+        self.sp = processor
+        ids = {
+            name: getattr(processor, f"{name}_id")()
+            for name in ("bos", "eos", "pad", "unk")
+        }
+        ids = {name: i for name, i in ids.items() if i >= 0}  # -1: absent
+        self.special_tokens = {
+            f"{name}_token": processor.id_to_piece(i)
+            for name, i in ids.items()
+        }
+        self.bos_id, self.eos_id = ids.get("bos"), ids.get("eos")
+        self.pad_id = ids.get("pad", self.eos_id)  # no <pad>: pad with <eos>
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> SentencePieceTokenizer:
+        """Reads ``path`` (a protobuf, never a pickle)."""
+        try:
+            import sentencepiece
+        except ImportError as error:
+            raise ImportError(
+                "reading tokenizer.model needs sentencepiece: "
+                "pip install sentencepiece"
+            ) from error
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no tokenizer file at {path}")
+        processor = sentencepiece.SentencePieceProcessor()
+        try:  # parses a protobuf: nothing in the file is executed
+            processor.LoadFromSerializedProto(path.read_bytes())
+        except RuntimeError as error:
+            raise ValueError(
+                f"{path} is not a SentencePiece model file"
+            ) from error
+        return cls(processor)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.sp.get_piece_size()
+
+    def __len__(self) -> int:
+        return self.vocab_size
+
+    def id_to_piece(self, token_id: int) -> str:
+        return self.sp.id_to_piece(token_id)
+
+    def encode(self, text: str, add_bos: bool = True) -> list[int]:
+        """Token ids of ``text``: special-token literals in the text (as
+        ``<bos>``) are spelt out in pieces, never read as their id."""
+        bos = [self.bos_id] if add_bos and self.bos_id is not None else []
+        return bos + self.sp.encode(text)
+
+    def decode(self, ids, skip_special_tokens: bool = True) -> str:
+        ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
+        if skip_special_tokens:  # SentencePiece drops control pieces
+            return self.sp.decode(ids)
+        return "".join(  # else spells them (<bos>, <eos>...) in place
+            "".join(map(self.id_to_piece, run))
+            if control
+            else self.sp.decode(list(run))
+            for control, run in groupby(ids, self.sp.is_control)
+        )
+
+
+def convert_tokenizer(folder: str | Path) -> Path:
+    """Write ``tokenizer.json`` and ``tokenizer_config.json`` beside the
+    ``tokenizer.model`` in ``folder`` (a model trained with
+    ``TOKENIZER_SETTINGS``), as transformers converts a Gemma SentencePiece
+    file: the pieces, the merges that rebuild them, byte fallback, the
+    file's special pieces. Returns the path of ``tokenizer.json``, the one
+    format ``gemma4_lite.Tokenizer`` reads. Its ids are SentencePiece's,
+    except where the text spells a special token (``<eos>``): it reads
+    that as the token, as transformers does. Needs transformers."""
+    from transformers import GemmaTokenizer
+    from transformers.tokenization_utils_sentencepiece import (
+        SentencePieceExtractor,
+    )
+
+    folder = Path(folder)
+    model = folder / "tokenizer.model"
+    special = SentencePieceTokenizer.from_file(model).special_tokens
+    vocab, _, merges = SentencePieceExtractor(str(model)).extract()
+    converted = GemmaTokenizer(
+        vocab=vocab,
+        merges=merges,
+        add_bos_token=True,  # as Gemma's tokenizer.json: <bos> first
+        mask_token=None,  # else GemmaTokenizer adds a <mask> the file lacks
+        **special,
+    )
+    converted.save_pretrained(folder)
+    return folder / "tokenizer.json"
 
 
 @dataclass

@@ -364,12 +364,9 @@ def summarise(runs: dict[str, dict[str, dict]]) -> dict[str, Any]:
 
 
 def load_corpus(data_dir: str) -> data.Corpus:
-    from ..tokenizer import Tokenizer
-
     path, train_works, valid_works = data.prepare(data_dir)
-    return data.build_corpus(
-        Tokenizer.from_file(path), train_works, valid_works
-    )
+    tok = data.SentencePieceTokenizer.from_file(path)
+    return data.build_corpus(tok, train_works, valid_works)
 
 
 def run_all(

@@ -15,8 +15,9 @@
   held-out sequences (the same sample at every point, the last step
   included, so the curve compares like with like), at the end also on
   every held-out sequence (recorded apart, as ``full_valid``), and writes
-  the checkpoint (``save_pretrained``, bf16), ``tokenizer.model`` and the
-  curves (``curves.json``) to ``--out``.
+  the checkpoint (``save_pretrained``, bf16), ``tokenizer.model``, the
+  same tokenizer as ``tokenizer.json`` (``data.convert_tokenizer``) and
+  the curves (``curves.json``) to ``--out``.
 
 Batches come from their own seeded generator, so two models trained with
 the same seed see the same batches. At a fixed thread count a run is
@@ -41,7 +42,6 @@ import torch
 from ..config import Gemma4Config, layer_pattern
 from ..model import Gemma4ForCausalLM, causal_lm_loss
 from ..moe import Gemma4Router
-from ..tokenizer import Tokenizer
 from . import data
 from .moe_training import load_balancing_loss
 
@@ -285,11 +285,13 @@ def build_model(
 
 
 def save(model: Gemma4ForCausalLM, out: Path, tokenizer: Path) -> None:
-    """The checkpoint in bf16 (a copy: training goes on in fp32)."""
+    """The checkpoint in bf16 (a copy: training goes on in fp32) and its
+    tokenizer, as SentencePiece's file and as ``tokenizer.json``."""
     copy = Gemma4ForCausalLM(model.config, init=False)
     copy.load_state_dict(model.state_dict())
     copy.to(torch.bfloat16).save_pretrained(out)
     shutil.copyfile(tokenizer, out / "tokenizer.model")
+    data.convert_tokenizer(out)
 
 
 def train_step(
@@ -379,7 +381,7 @@ def train(
     torch.set_num_threads(args.threads)
     if corpus is None:
         tokenizer_path, train_works, valid_works = data.prepare(args.data_dir)
-        tok = Tokenizer.from_file(tokenizer_path)
+        tok = data.SentencePieceTokenizer.from_file(tokenizer_path)
         corpus = data.build_corpus(tok, train_works, valid_works)
     model = build_model(args, config).train()
     config = model.config

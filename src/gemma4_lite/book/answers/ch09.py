@@ -9,7 +9,6 @@ import torch
 
 from ...config import Gemma4Config
 from ...model import Gemma4ForCausalLM
-from ...tokenizer import Tokenizer
 from .. import data
 from ..accounting import count_parameters
 from ..exercises import Exact, SignificantDigits
@@ -29,7 +28,8 @@ def _unseen_bigram_percent(data_dir: str = "data") -> float:
     """Share of the held-out stream's consecutive pairs (in percent) that
     never occur as a pair in the training stream."""
     path, works, held_out = data.prepare(data_dir)
-    corpus = data.build_corpus(Tokenizer.from_file(path), works, held_out)
+    tok = data.SentencePieceTokenizer.from_file(path)
+    corpus = data.build_corpus(tok, works, held_out)
     vocab = len(corpus.token_bytes)
     seen = torch.unique(corpus.train[:-1] * vocab + corpus.train[1:])
     pairs = corpus.valid[:-1] * vocab + corpus.valid[1:]
