@@ -62,7 +62,10 @@ _NOT_IN_UNIFIED = {"hidden_size_per_layer_input", "vocab_size_per_layer_input",
 _PER_LAYER_KEYS = ("head_dim", "num_key_value_heads")
 _GEOMETRY = {SLIDING: _PER_LAYER_KEYS,
              FULL: ("global_head_dim", "num_global_key_value_heads")}
+# RoPE types gemma4_lite implements on each layer type
+_ROPE_TYPES = {SLIDING: ("default",), FULL: ("default", "proportional")}
 # fmt: on
+_ABSENT = object()  # a key missing from the file and the defaults
 
 
 def config_values(source: str | Path | dict[str, Any]) -> dict[str, Any]:
@@ -131,8 +134,10 @@ def _attention_geometry(
     text: dict[str, Any], values: dict[str, Any], defaults: dict[str, Any]
 ) -> dict[str, Any]:
     """Head size and KV heads of each layer type, as transformers 5.24
-    resolves them (``Gemma4TextConfig.__post_init__``), folded back into our
-    fields, which hold one shape per layer type."""
+    resolves them (``Gemma4TextConfig.__post_init__``, then the file's
+    ``per_layer_config``), folded back into our fields, which hold one shape
+    per layer type. A ``per_layer_config`` that changes anything else is
+    refused: nothing else varies between the layers of a Gemma 4."""
     if "per_layer_config" not in text:
         # The released layout: the keywords override every global layer,
         # the KV heads only with K=V
@@ -140,8 +145,34 @@ def _attention_geometry(
         kv = kv if values["attention_k_eq_v"] else None
         size = text.get("global_head_dim", 512)
         return {"global_head_dim": size, "num_global_key_value_heads": kv}
-    types = values["layer_types"]
-    overrides = _per_layer_overrides(text, values, defaults)
+    types, given = values["layer_types"], text["per_layer_config"] or {}
+    rule = (
+        f"per_layer_config must map layers 0..{len(types) - 1} (by index) "
+        "to objects of overrides"
+    )
+    if not isinstance(given, dict):
+        raise ValueError(f"{rule}, got {given!r}")
+    overrides: dict[int, dict[str, Any]] = {}
+    for key, override in given.items():
+        try:
+            layer = int(key)
+        except (TypeError, ValueError):
+            layer = -1
+        if not (0 <= layer < len(types) and isinstance(override, dict)):
+            raise ValueError(f"{rule}, got {key!r}: {override!r}")
+        for name, value in override.items():
+            # transformers drops an empty skip list and any override equal
+            # to the file's own setting
+            same = value == text.get(name, defaults.get(name, _ABSENT))
+            dropped = not value if name == "skip" else same
+            if name not in _PER_LAYER_KEYS and not dropped:
+                raise ValueError(
+                    f"per_layer_config overrides {name!r} on layer {layer}; "
+                    "a Gemma 4 layer can only change head_dim and "
+                    "num_key_value_heads (transformers' Gemma 4 cannot "
+                    "build or ignores anything else)"
+                )
+        overrides[layer] = override
 
     def shape(layer: int) -> tuple[Any, ...]:
         own = overrides.get(layer, {})
@@ -151,16 +182,13 @@ def _attention_geometry(
     for kind, names in _GEOMETRY.items():
         shapes = {i: shape(i) for i, t in enumerate(types) if t == kind}
         if len(set(shapes.values())) > 1:
-            found = ", ".join(
-                f"layer {i}: head_dim {size}, {kv} KV heads"
-                for i, (size, kv) in shapes.items()
-            )
+            found = ", ".join(f"layer {i} {s}" for i, s in shapes.items())
             raise ValueError(
                 f"per_layer_config gives the {kind} layers different "
-                f"shapes ({found}); transformers 5.24 refuses this too "
-                "(its rotary embedding needs one shape per layer type) and "
-                "gemma4_lite has one head size and KV-head count per layer "
-                "type"
+                f"shapes (head_dim, KV heads): {found}; transformers 5.24 "
+                "refuses this too (its rotary embedding needs one shape per "
+                "layer type) and gemma4_lite has one head size and KV-head "
+                "count per layer type"
             )
         out.update(zip(names, next(iter(shapes.values()), ())))
     # Global layers keep a KV-head count of their own when one is written
@@ -175,55 +203,6 @@ def _attention_geometry(
     return out
 
 
-_ABSENT = object()
-
-
-def _per_layer_overrides(
-    text: dict[str, Any], values: dict[str, Any], defaults: dict[str, Any]
-) -> dict[int, dict[str, Any]]:
-    """The file's ``per_layer_config`` by layer index, refused when a layer
-    would change more than its head size and KV heads: nothing else varies
-    between the layers of a Gemma 4."""
-    given = text["per_layer_config"] or {}  # null reads like {}
-    if not isinstance(given, dict):
-        raise ValueError(
-            "per_layer_config must map layer indices to overrides, got "
-            f"{given!r}"
-        )
-    num_layers = values["num_hidden_layers"]
-    overrides: dict[int, dict[str, Any]] = {}
-    for key, override in given.items():
-        try:
-            layer = int(key)
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"per_layer_config key {key!r} is not a layer index"
-            ) from None
-        if not 0 <= layer < num_layers:
-            raise ValueError(
-                f"per_layer_config names layer {layer}, but the model has "
-                f"layers 0..{num_layers - 1}"
-            )
-        if not isinstance(override, dict):
-            raise ValueError(
-                f"per_layer_config[{key!r}] must be an object of overrides"
-            )
-        for name, value in override.items():
-            # transformers drops an empty skip list and any override equal
-            # to the file's own setting
-            same = value == text.get(name, defaults.get(name, _ABSENT))
-            dropped = not value if name == "skip" else same
-            if name not in _PER_LAYER_KEYS and not dropped:
-                raise ValueError(
-                    f"per_layer_config overrides {name!r} on layer {layer}; "
-                    "a Gemma 4 layer can only change head_dim and "
-                    "num_key_value_heads (transformers' Gemma 4 cannot "
-                    "build or ignores anything else)"
-                )
-        overrides[layer] = override
-    return overrides
-
-
 def _rope_fields(text: dict[str, Any], layer_types: list) -> dict[str, Any]:
     """Our RoPE fields from ``rope_parameters``, read like transformers
     5.24: one entry per layer type, ``rope_type`` or else the legacy
@@ -234,26 +213,31 @@ def _rope_fields(text: dict[str, Any], layer_types: list) -> dict[str, Any]:
     rope = text.get("rope_parameters")
     if rope is None:
         return {}  # transformers' default is the released RoPE, as is ours
-    kinds = sorted(set(layer_types))
-    if not isinstance(rope, dict) or not any(k in rope for k in LAYER_TYPES):
+    entries = rope if isinstance(rope, dict) else {}
+    entries = {k: entries.get(k) for k in LAYER_TYPES if k in layer_types}
+    missing = [k for k in entries if not isinstance(entries[k], dict)]
+    if missing:
         raise ValueError(
-            "rope_parameters is one flat entry for every layer; Gemma 4 "
-            "needs one per layer type ('sliding_attention', "
-            "'full_attention'), and transformers 5.24 fails on a flat one "
-            "too (KeyError)"
+            f"rope_parameters has no {' or '.join(map(repr, missing))} entry "
+            "but the model has such layers: Gemma 4 needs one entry per "
+            "layer type, not one flat entry for all (transformers 5.24 "
+            "fails on this too)"
         )
-    for kind in kinds:
-        if not isinstance(rope.get(kind), dict):
-            raise ValueError(
-                f"rope_parameters has no {kind!r} entry, but the model has "
-                f"{kind} layers (transformers 5.24 fails on this too)"
-            )
-    types = {k: rope[k].get("rope_type", rope[k].get("type")) for k in kinds}
+    types = {
+        kind: entry.get("rope_type", entry.get("type")) or "default"
+        for kind, entry in entries.items()
+    }
     proportional = "proportional" in types.values()
     out: dict[str, Any] = {}
-    for kind in kinds:
-        entry, rope_type = rope[kind], types[kind] or "default"
-        theta = entry.get("rope_theta")
+    for kind, entry in entries.items():
+        rope_type, theta = types[kind], entry.get("rope_theta")
+        if rope_type not in _ROPE_TYPES[kind]:
+            raise ValueError(
+                f"{kind} layers use RoPE type {rope_type!r}; gemma4_lite "
+                f"implements {' or '.join(map(repr, _ROPE_TYPES[kind]))} "
+                "there ('proportional' on the global layers of the released "
+                "models)"
+            )
         if theta is None and proportional and rope_type == "default":
             theta = text.get("rope_theta")
         if theta is None:
@@ -261,28 +245,18 @@ def _rope_fields(text: dict[str, Any], layer_types: list) -> dict[str, Any]:
                 f"rope_parameters[{kind!r}] has no rope_theta (transformers "
                 "5.24 cannot build the RoPE without one either)"
             )
-        if kind == SLIDING:
-            if rope_type != "default":
-                raise ValueError(
-                    f"sliding layers use RoPE type {rope_type!r}; Gemma 4 "
-                    "(and gemma4_lite) use 'default' there"
-                )
-            out["sliding_rope_theta"] = float(theta)
-            continue
-        if rope_type not in ("default", "proportional"):
-            raise ValueError(
-                f"global layers use RoPE type {rope_type!r}; gemma4_lite "
-                "implements 'proportional' (released models) and 'default'"
-            )
         rotary = entry.get("partial_rotary_factor")
         if rotary is None and rope_type == "proportional":
             rotary = text.get("partial_rotary_factor")
-        out["global_rope_type"] = rope_type
-        out["global_rope_theta"] = float(theta)
-        out["global_partial_rotary_factor"] = float(
-            1.0 if rotary is None else rotary
-        )
-        out["global_rope_factor"] = float(entry.get("factor", 1.0))
+        if kind == SLIDING:
+            out["sliding_rope_theta"] = float(theta)
+        else:
+            out["global_rope_type"] = rope_type
+            out["global_rope_theta"] = float(theta)
+            out["global_partial_rotary_factor"] = float(
+                1.0 if rotary is None else rotary
+            )
+            out["global_rope_factor"] = float(entry.get("factor", 1.0))
     return out
 
 
