@@ -46,9 +46,6 @@ UNIFIED_DEFAULTS: dict[str, Any] = dict(
     TRANSFORMERS_DEFAULTS, max_position_embeddings=262_144,
     sliding_window=1024, hidden_size_per_layer_input=0,
 )
-# model_type of a text-only file -> family; a multimodal file names its own
-_FAMILIES = {None: "gemma4", "gemma4_text": "gemma4",
-            "gemma4_unified_text": "gemma4_unified"}
 # Our RoPE fields, which files spell as rope_parameters
 _ROPE_FIELDS = ("sliding_rope_theta", "global_rope_type", "global_rope_theta",
                 "global_partial_rotary_factor", "global_rope_factor")
@@ -58,6 +55,14 @@ _RESOLVED = {*_ROPE_FIELDS, "global_head_dim", "num_global_key_value_heads"}
 _NOT_IN_UNIFIED = {"hidden_size_per_layer_input", "vocab_size_per_layer_input",
                    "enable_moe_block", "num_experts", "top_k_experts",
                    "moe_intermediate_size"}
+# family (a multimodal model_type) -> its defaults, the fields it ignores
+_FAMILIES = {"gemma4": (TRANSFORMERS_DEFAULTS, _RESOLVED),
+             "gemma4_unified": (UNIFIED_DEFAULTS, _RESOLVED | _NOT_IN_UNIFIED)}
+# model_type of a text-only file -> family
+_TEXT_FAMILIES = {None: "gemma4", "gemma4_text": "gemma4",
+                  "gemma4_unified_text": "gemma4_unified"}
+# Settings no Gemma 4 causal decoder has: refused, not ignored
+_REFUSED = {"use_bidirectional_attention": "all", "attention_bias": True}
 # What a layer may override in a per_layer_config, and our fields for it
 _PER_LAYER_KEYS = ("head_dim", "num_key_value_heads")
 _GEOMETRY = {SLIDING: _PER_LAYER_KEYS,
@@ -73,24 +78,18 @@ def config_values(source: str | Path | dict[str, Any]) -> dict[str, Any]:
     file or a parsed dict): the model transformers would build from it,
     with the defaults transformers fills in where the file says nothing."""
     text, family = _text_section(read_config(source))
-    if text.get("use_bidirectional_attention") == "all":
-        raise ValueError(
-            "use_bidirectional_attention='all' (encoder-style) is not a "
-            "causal decoder; gemma4_lite supports causal text decoding only"
-        )
-    if text.get("attention_bias"):
-        raise ValueError(
-            "attention_bias=True is not part of any Gemma 4; gemma4_lite "
-            "has no attention biases"
-        )
-    unified = family == "gemma4_unified"
-    ignored = _RESOLVED | (_NOT_IN_UNIFIED if unified else set())
+    for key, value in _REFUSED.items():
+        if text.get(key) == value:
+            raise ValueError(
+                f"{key}={value!r} is not part of a Gemma 4 causal decoder, "
+                "the only kind gemma4_lite runs"
+            )
+    # A key the file leaves out means the family's default, not ours
+    defaults, ignored = _FAMILIES[family]
     known = {f.name for f in fields(Gemma4Config)} - ignored
-    # A key the file leaves out means transformers' default, not ours
-    defaults = UNIFIED_DEFAULTS if unified else TRANSFORMERS_DEFAULTS
     given = {k: v for k, v in text.items() if k in known and v is not None}
     values = {**defaults, **given}
-    if not unified and text.get("hidden_size_per_layer_input", 0) is None:
+    if text.get("hidden_size_per_layer_input", 0) is None:
         values["hidden_size_per_layer_input"] = 0  # null: no per-layer inputs
     if "layer_types" not in values:
         values["layer_types"] = layer_pattern(values["num_hidden_layers"], 6)
@@ -114,7 +113,7 @@ def _text_section(raw: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """The decoder's settings and the family (``"gemma4"`` or
     ``"gemma4_unified"``) whose defaults fill the gaps."""
     outer, text = raw.get("model_type"), raw.get("text_config")
-    if outer in ("gemma4", "gemma4_unified"):
+    if outer in _FAMILIES:
         # transformers builds the family's text config from text_config
         # (defaults when it is absent), whatever model_type it names
         if not isinstance(text or {}, dict):
@@ -122,12 +121,12 @@ def _text_section(raw: dict[str, Any]) -> tuple[dict[str, Any], str]:
         return text or {}, outer
     if outer is None and isinstance(text, dict):
         raw, outer = text, text.get("model_type")
-    if outer not in _FAMILIES:
+    if outer not in _TEXT_FAMILIES:
         raise ValueError(
             f"config model_type is {outer!r}, not a Gemma 4 text decoder "
             "('gemma4_text' or 'gemma4_unified_text')"
         )
-    return raw, _FAMILIES[outer]
+    return raw, _TEXT_FAMILIES[outer]
 
 
 def _attention_geometry(

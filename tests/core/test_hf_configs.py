@@ -343,6 +343,23 @@ def test_null_global_head_dim_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize(
+    "setting",
+    [
+        dict(use_bidirectional_attention="all"),
+        dict(attention_bias=True),
+    ],
+    ids=["encoder", "attention-bias"],
+)
+def test_settings_no_gemma4_decoder_has_are_refused(setting):
+    """transformers builds these; gemma4_lite refuses rather than run a
+    different model."""
+    name = next(iter(setting))
+    with pytest.raises(ValueError, match=f"{name}=.* not part of"):
+        Gemma4Config.from_hf(_file(**setting))
+    assert Gemma4Config.from_hf(_file(use_bidirectional_attention="vision"))
+
+
+@pytest.mark.parametrize(
     "kind, entry",
     [
         (
