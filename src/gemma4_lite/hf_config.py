@@ -67,8 +67,6 @@ _REFUSED = {"use_bidirectional_attention": "all", "attention_bias": True}
 _PER_LAYER_KEYS = ("head_dim", "num_key_value_heads")
 _GEOMETRY = {SLIDING: _PER_LAYER_KEYS,
              FULL: ("global_head_dim", "num_global_key_value_heads")}
-# RoPE types gemma4_lite implements on each layer type
-_ROPE_TYPES = {SLIDING: ("default",), FULL: ("default", "proportional")}
 # fmt: on
 _ABSENT = object()  # a key missing from the file and the defaults
 
@@ -184,10 +182,9 @@ def _attention_geometry(
             found = ", ".join(f"layer {i} {s}" for i, s in shapes.items())
             raise ValueError(
                 f"per_layer_config gives the {kind} layers different "
-                f"shapes (head_dim, KV heads): {found}; transformers 5.24 "
-                "refuses this too (its rotary embedding needs one shape per "
-                "layer type) and gemma4_lite has one head size and KV-head "
-                "count per layer type"
+                f"shapes (head_dim, KV heads): {found}; gemma4_lite, like "
+                "transformers 5.24's rotary embedding, needs one shape per "
+                "layer type"
             )
         out.update(zip(names, next(iter(shapes.values()), ())))
     # Global layers keep a KV-head count of their own when one is written
@@ -230,12 +227,11 @@ def _rope_fields(text: dict[str, Any], layer_types: list) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for kind, entry in entries.items():
         rope_type, theta = types[kind], entry.get("rope_theta")
-        if rope_type not in _ROPE_TYPES[kind]:
+        # Gemma4Config.validate checks the global layers' RoPE type
+        if kind == SLIDING and rope_type != "default":
             raise ValueError(
-                f"{kind} layers use RoPE type {rope_type!r}; gemma4_lite "
-                f"implements {' or '.join(map(repr, _ROPE_TYPES[kind]))} "
-                "there ('proportional' on the global layers of the released "
-                "models)"
+                f"sliding layers use RoPE type {rope_type!r}; Gemma 4 (and "
+                "gemma4_lite) use 'default' there"
             )
         if theta is None and proportional and rope_type == "default":
             theta = text.get("rope_theta")
@@ -281,9 +277,6 @@ def to_hf_dict(config: Gemma4Config) -> dict[str, Any]:
         values["per_layer_config"] = {
             str(i): dict(own) for i in c.global_layers
         }
-    values.update(
-        model_type="gemma4_text",
-        architectures=["Gemma4ForCausalLM"],
-        attention_bias=False,
-    )
+    values.update(model_type="gemma4_text", attention_bias=False)
+    values["architectures"] = ["Gemma4ForCausalLM"]
     return values
