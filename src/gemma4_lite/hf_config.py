@@ -68,7 +68,7 @@ _PER_LAYER_KEYS = ("head_dim", "num_key_value_heads")
 _GEOMETRY = {SLIDING: _PER_LAYER_KEYS,
              FULL: ("global_head_dim", "num_global_key_value_heads")}
 # fmt: on
-_ABSENT = object()  # a key missing from the file and the defaults
+_ABSENT = object()  # a key neither the file nor the defaults hold
 
 
 def config_values(source: str | Path | dict[str, Any]) -> dict[str, Any]:
@@ -91,7 +91,7 @@ def config_values(source: str | Path | dict[str, Any]) -> dict[str, Any]:
         values["hidden_size_per_layer_input"] = 0  # null: no per-layer inputs
     if "layer_types" not in values:
         values["layer_types"] = layer_pattern(values["num_hidden_layers"], 6)
-    values.update(_attention_geometry(text, values, defaults))
+    values.update(_attention_geometry(text, values))
     values.update(_rope_fields(text, values["layer_types"]))
     return values
 
@@ -128,7 +128,7 @@ def _text_section(raw: dict[str, Any]) -> tuple[dict[str, Any], str]:
 
 
 def _attention_geometry(
-    text: dict[str, Any], values: dict[str, Any], defaults: dict[str, Any]
+    text: dict[str, Any], values: dict[str, Any]
 ) -> dict[str, Any]:
     """Head size and KV heads of each layer type, as transformers 5.24
     resolves them (``Gemma4TextConfig.__post_init__``, then the file's
@@ -159,8 +159,8 @@ def _attention_geometry(
             raise ValueError(f"{rule}, got {key!r}: {override!r}")
         for name, value in override.items():
             # transformers drops an empty skip list and any override equal
-            # to the file's own setting
-            same = value == text.get(name, defaults.get(name, _ABSENT))
+            # to the file's own setting (or the default it stands for)
+            same = value == text.get(name, values.get(name, _ABSENT))
             dropped = not value if name == "skip" else same
             if name not in _PER_LAYER_KEYS and not dropped:
                 raise ValueError(
