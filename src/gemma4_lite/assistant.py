@@ -100,8 +100,7 @@ class AssistantConfig:
         # refuses for a model on its own: set after validation
         text_config.num_kv_shared_layers = layers
         outer = {k: raw[k] for k in OUTER_FIELDS if raw.get(k) is not None}
-        outer.setdefault("backbone_hidden_size", width)
-        return cls(text_config, **outer)
+        return cls(text_config, **{"backbone_hidden_size": width, **outer})
 
 
 class DraftOutput(NamedTuple):

@@ -30,6 +30,16 @@ def layer_pattern(num_layers: int, period: int) -> list[str]:
     ]
 
 
+# fmt: off
+# Fields that must be positive integers, and those of an MoE block
+_POSITIVE_INTS = ("vocab_size", "hidden_size", "intermediate_size",
+                  "num_hidden_layers", "num_attention_heads",
+                  "num_key_value_heads", "head_dim", "global_head_dim",
+                  "sliding_window", "max_position_embeddings")
+_MOE_SIZES = ("num_experts", "top_k_experts", "moe_intermediate_size")
+# fmt: on
+
+
 def _positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
@@ -105,17 +115,26 @@ class Gemma4Config:
         types, heads = self.layer_types, self.num_attention_heads
         shared, layers = self.num_kv_shared_layers, self.num_hidden_layers
         # fmt: off
-        for name in ("vocab_size", "hidden_size", "intermediate_size",
-                     "num_hidden_layers", "num_attention_heads",
-                     "num_key_value_heads", "head_dim",
-                     "max_position_embeddings"):
+        # the last layer is global, so every model has global layers
+        yield ("global_head_dim", self.global_head_dim is None,
+               "is missing but the model has global (full_attention) layers",
+               "Set it (512 in every released Gemma 4)")
+        moe = self.enable_moe_block
+        for name in _POSITIVE_INTS + (_MOE_SIZES if moe else ()):
             value = getattr(self, name)
             yield (name, not _positive_int(value),
                    f"must be a positive integer, got {value!r}",
                    "Use a value >= 1")
-        yield ("head_dim", self.head_dim % 2,
-               f"must be even for RoPE's pairs, got {self.head_dim}",
-               "Use an even head size")
+        for name in ("head_dim", "global_head_dim"):
+            size = getattr(self, name)
+            yield (name, size % 2, f"must be even, got {size}",
+                   "Use an even head size: RoPE rotates pairs of features")
+        for name in ("num_key_value_heads", "num_global_key_value_heads"):
+            kv = getattr(self, name)  # None: as many as the sliding layers
+            fits = kv is None or (_positive_int(kv) and heads % kv == 0)
+            yield (name, not fits, f"{heads} query heads cannot be split "
+                   f"evenly over {kv!r} KV heads",
+                   "Choose a positive divisor of num_attention_heads")
         yield ("layer_types", len(types) != layers,
                f"has {len(types)} entries but num_hidden_layers is {layers}",
                "Give one layer type per layer")
@@ -127,28 +146,6 @@ class Gemma4Config:
                "the last layer must be 'full_attention' (every Gemma 4 ends "
                "with a global layer; transformers rewrites it with only a "
                "logged warning)", "Make layer_types[-1] 'full_attention'")
-        window = self.sliding_window
-        yield ("sliding_window", not isinstance(window, int) or window < 1,
-               f"must be at least 1, got {window!r}",
-               "A window of W lets each query see W keys, itself included")
-        kv = self.num_key_value_heads
-        yield ("num_key_value_heads", heads % kv,
-               f"{heads} query heads cannot be split evenly over {kv} KV "
-               "heads", "Choose a divisor of num_attention_heads")
-        # the last layer is global, so every model has global layers
-        size = self.global_head_dim
-        yield ("global_head_dim", size is None,
-               "is missing but the model has global (full_attention) layers",
-               "Set it (512 in every released Gemma 4)")
-        yield ("global_head_dim", not _positive_int(size) or size % 2,
-               f"must be an even positive integer, got {size!r}",
-               "Use an even head size")
-        kv = self.num_global_key_value_heads
-        yield ("num_global_key_value_heads",
-               kv is not None and (not _positive_int(kv) or heads % kv),
-               f"{heads} query heads cannot be split evenly over {kv!r} KV "
-               "heads", "Choose a positive divisor of num_attention_heads, "
-               "or None for as many as the sliding layers have")
         rope = self.global_rope_type
         yield ("global_rope_type", rope not in ("default", "proportional"),
                f"unknown RoPE type {rope!r}",
@@ -183,18 +180,10 @@ class Gemma4Config:
         yield ("use_double_wide_mlp", self.use_double_wide_mlp and not shared,
                "only widens KV-shared layers, and there are none",
                "Set num_kv_shared_layers > 0 or switch it off")
-        if self.enable_moe_block:
-            for name in ("num_experts", "top_k_experts",
-                         "moe_intermediate_size"):
-                value = getattr(self, name)
-                yield (name, value is None or value < 1,
-                       "must be a positive integer when enable_moe_block="
-                       f"True, got {value!r}", "Set the MoE sizes (26B-A4B: "
-                       "128 experts, top 8, width 704)")
-            top_k, experts = self.top_k_experts, self.num_experts
-            yield ("top_k_experts", top_k > experts,
-                   f"{top_k} exceeds num_experts {experts}",
-                   "Route each token to at most num_experts experts")
+        top_k, experts = self.top_k_experts, self.num_experts
+        yield ("top_k_experts", moe and top_k > experts,
+               f"{top_k} exceeds num_experts {experts}",
+               "Route each token to at most num_experts experts")
         cap, act = self.final_logit_softcapping, self.hidden_activation
         yield ("final_logit_softcapping", cap is not None and not cap > 0,
                "must be positive or None", "Released models use 30.0")
@@ -271,12 +260,11 @@ class Gemma4Config:
             known = "Known presets: " + ", ".join(sorted(PRESETS))
             raise ValueError(f"Unknown preset {name!r}. {known}")
         values = {**PRESETS[key], **overrides}
-        if "num_hidden_layers" in overrides and "layer_types" not in overrides:
+        if "layer_types" not in overrides:
             # a deeper or shallower twin keeps the preset's interleaving
             period = PRESETS[key]["layer_types"].index(FULL) + 1
-            values["layer_types"] = layer_pattern(
-                values["num_hidden_layers"], period
-            )
+            layers = values["num_hidden_layers"]
+            values["layer_types"] = layer_pattern(layers, period)
         return cls(**values)
 
     @classmethod

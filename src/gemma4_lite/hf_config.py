@@ -46,9 +46,6 @@ UNIFIED_DEFAULTS: dict[str, Any] = dict(
     TRANSFORMERS_DEFAULTS, max_position_embeddings=262_144,
     sliding_window=1024, hidden_size_per_layer_input=0,
 )
-# model_type of a text-only file -> family; a multimodal file names its own
-_FAMILIES = {None: "gemma4", "gemma4_text": "gemma4",
-            "gemma4_unified_text": "gemma4_unified"}
 # Our RoPE fields, which files spell as rope_parameters
 _ROPE_FIELDS = ("sliding_rope_theta", "global_rope_type", "global_rope_theta",
                 "global_partial_rotary_factor", "global_rope_factor")
@@ -58,11 +55,20 @@ _RESOLVED = {*_ROPE_FIELDS, "global_head_dim", "num_global_key_value_heads"}
 _NOT_IN_UNIFIED = {"hidden_size_per_layer_input", "vocab_size_per_layer_input",
                    "enable_moe_block", "num_experts", "top_k_experts",
                    "moe_intermediate_size"}
+# family (a multimodal model_type) -> its defaults, the fields it ignores
+_FAMILIES = {"gemma4": (TRANSFORMERS_DEFAULTS, _RESOLVED),
+             "gemma4_unified": (UNIFIED_DEFAULTS, _RESOLVED | _NOT_IN_UNIFIED)}
+# model_type of a text-only file -> family
+_TEXT_FAMILIES = {None: "gemma4", "gemma4_text": "gemma4",
+                  "gemma4_unified_text": "gemma4_unified"}
+# Settings no Gemma 4 causal decoder has: refused, not ignored
+_REFUSED = {"use_bidirectional_attention": "all", "attention_bias": True}
 # What a layer may override in a per_layer_config, and our fields for it
 _PER_LAYER_KEYS = ("head_dim", "num_key_value_heads")
 _GEOMETRY = {SLIDING: _PER_LAYER_KEYS,
              FULL: ("global_head_dim", "num_global_key_value_heads")}
 # fmt: on
+_ABSENT = object()  # a key neither the file nor the defaults hold
 
 
 def config_values(source: str | Path | dict[str, Any]) -> dict[str, Any]:
@@ -70,28 +76,22 @@ def config_values(source: str | Path | dict[str, Any]) -> dict[str, Any]:
     file or a parsed dict): the model transformers would build from it,
     with the defaults transformers fills in where the file says nothing."""
     text, family = _text_section(read_config(source))
-    if text.get("use_bidirectional_attention") == "all":
-        raise ValueError(
-            "use_bidirectional_attention='all' (encoder-style) is not a "
-            "causal decoder; gemma4_lite supports causal text decoding only"
-        )
-    if text.get("attention_bias"):
-        raise ValueError(
-            "attention_bias=True is not part of any Gemma 4; gemma4_lite "
-            "has no attention biases"
-        )
-    unified = family == "gemma4_unified"
-    ignored = _RESOLVED | (_NOT_IN_UNIFIED if unified else set())
+    for key, value in _REFUSED.items():
+        if text.get(key) == value:
+            raise ValueError(
+                f"{key}={value!r} is not part of a Gemma 4 causal decoder, "
+                "the only kind gemma4_lite runs"
+            )
+    # A key the file leaves out means the family's default, not ours
+    defaults, ignored = _FAMILIES[family]
     known = {f.name for f in fields(Gemma4Config)} - ignored
-    # A key the file leaves out means transformers' default, not ours
-    defaults = UNIFIED_DEFAULTS if unified else TRANSFORMERS_DEFAULTS
     given = {k: v for k, v in text.items() if k in known and v is not None}
     values = {**defaults, **given}
-    if not unified and text.get("hidden_size_per_layer_input", 0) is None:
+    if text.get("hidden_size_per_layer_input", 0) is None:
         values["hidden_size_per_layer_input"] = 0  # null: no per-layer inputs
     if "layer_types" not in values:
         values["layer_types"] = layer_pattern(values["num_hidden_layers"], 6)
-    values.update(_attention_geometry(text, values, defaults))
+    values.update(_attention_geometry(text, values))
     values.update(_rope_fields(text, values["layer_types"]))
     return values
 
@@ -111,7 +111,7 @@ def _text_section(raw: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """The decoder's settings and the family (``"gemma4"`` or
     ``"gemma4_unified"``) whose defaults fill the gaps."""
     outer, text = raw.get("model_type"), raw.get("text_config")
-    if outer in ("gemma4", "gemma4_unified"):
+    if outer in _FAMILIES:
         # transformers builds the family's text config from text_config
         # (defaults when it is absent), whatever model_type it names
         if not isinstance(text or {}, dict):
@@ -119,20 +119,22 @@ def _text_section(raw: dict[str, Any]) -> tuple[dict[str, Any], str]:
         return text or {}, outer
     if outer is None and isinstance(text, dict):
         raw, outer = text, text.get("model_type")
-    if outer not in _FAMILIES:
+    if outer not in _TEXT_FAMILIES:
         raise ValueError(
             f"config model_type is {outer!r}, not a Gemma 4 text decoder "
             "('gemma4_text' or 'gemma4_unified_text')"
         )
-    return raw, _FAMILIES[outer]
+    return raw, _TEXT_FAMILIES[outer]
 
 
 def _attention_geometry(
-    text: dict[str, Any], values: dict[str, Any], defaults: dict[str, Any]
+    text: dict[str, Any], values: dict[str, Any]
 ) -> dict[str, Any]:
     """Head size and KV heads of each layer type, as transformers 5.24
-    resolves them (``Gemma4TextConfig.__post_init__``), folded back into our
-    fields, which hold one shape per layer type."""
+    resolves them (``Gemma4TextConfig.__post_init__``, then the file's
+    ``per_layer_config``), folded back into our fields, which hold one shape
+    per layer type. A ``per_layer_config`` that changes anything else is
+    refused: nothing else varies between the layers of a Gemma 4."""
     if "per_layer_config" not in text:
         # The released layout: the keywords override every global layer,
         # the KV heads only with K=V
@@ -140,8 +142,34 @@ def _attention_geometry(
         kv = kv if values["attention_k_eq_v"] else None
         size = text.get("global_head_dim", 512)
         return {"global_head_dim": size, "num_global_key_value_heads": kv}
-    types = values["layer_types"]
-    overrides = _per_layer_overrides(text, values, defaults)
+    types, given = values["layer_types"], text["per_layer_config"] or {}
+    rule = (
+        f"per_layer_config must map layers 0..{len(types) - 1} (by index) "
+        "to objects of overrides"
+    )
+    if not isinstance(given, dict):
+        raise ValueError(f"{rule}, got {given!r}")
+    overrides: dict[int, dict[str, Any]] = {}
+    for key, override in given.items():
+        try:
+            layer = int(key)
+        except (TypeError, ValueError):
+            layer = -1
+        if not (0 <= layer < len(types) and isinstance(override, dict)):
+            raise ValueError(f"{rule}, got {key!r}: {override!r}")
+        for name, value in override.items():
+            # transformers drops an empty skip list and any override equal
+            # to the file's own setting (or the default it stands for)
+            same = value == text.get(name, values.get(name, _ABSENT))
+            dropped = not value if name == "skip" else same
+            if name not in _PER_LAYER_KEYS and not dropped:
+                raise ValueError(
+                    f"per_layer_config overrides {name!r} on layer {layer}; "
+                    "a Gemma 4 layer can only change head_dim and "
+                    "num_key_value_heads (transformers' Gemma 4 cannot "
+                    "build or ignores anything else)"
+                )
+        overrides[layer] = override
 
     def shape(layer: int) -> tuple[Any, ...]:
         own = overrides.get(layer, {})
@@ -151,16 +179,12 @@ def _attention_geometry(
     for kind, names in _GEOMETRY.items():
         shapes = {i: shape(i) for i, t in enumerate(types) if t == kind}
         if len(set(shapes.values())) > 1:
-            found = ", ".join(
-                f"layer {i}: head_dim {size}, {kv} KV heads"
-                for i, (size, kv) in shapes.items()
-            )
+            found = ", ".join(f"layer {i} {s}" for i, s in shapes.items())
             raise ValueError(
                 f"per_layer_config gives the {kind} layers different "
-                f"shapes ({found}); transformers 5.24 refuses this too "
-                "(its rotary embedding needs one shape per layer type) and "
-                "gemma4_lite has one head size and KV-head count per layer "
-                "type"
+                f"shapes (head_dim, KV heads): {found}; gemma4_lite, like "
+                "transformers 5.24's rotary embedding, needs one shape per "
+                "layer type"
             )
         out.update(zip(names, next(iter(shapes.values()), ())))
     # Global layers keep a KV-head count of their own when one is written
@@ -175,55 +199,6 @@ def _attention_geometry(
     return out
 
 
-_ABSENT = object()
-
-
-def _per_layer_overrides(
-    text: dict[str, Any], values: dict[str, Any], defaults: dict[str, Any]
-) -> dict[int, dict[str, Any]]:
-    """The file's ``per_layer_config`` by layer index, refused when a layer
-    would change more than its head size and KV heads: nothing else varies
-    between the layers of a Gemma 4."""
-    given = text["per_layer_config"] or {}  # null reads like {}
-    if not isinstance(given, dict):
-        raise ValueError(
-            "per_layer_config must map layer indices to overrides, got "
-            f"{given!r}"
-        )
-    num_layers = values["num_hidden_layers"]
-    overrides: dict[int, dict[str, Any]] = {}
-    for key, override in given.items():
-        try:
-            layer = int(key)
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"per_layer_config key {key!r} is not a layer index"
-            ) from None
-        if not 0 <= layer < num_layers:
-            raise ValueError(
-                f"per_layer_config names layer {layer}, but the model has "
-                f"layers 0..{num_layers - 1}"
-            )
-        if not isinstance(override, dict):
-            raise ValueError(
-                f"per_layer_config[{key!r}] must be an object of overrides"
-            )
-        for name, value in override.items():
-            # transformers drops an empty skip list and any override equal
-            # to the file's own setting
-            same = value == text.get(name, defaults.get(name, _ABSENT))
-            dropped = not value if name == "skip" else same
-            if name not in _PER_LAYER_KEYS and not dropped:
-                raise ValueError(
-                    f"per_layer_config overrides {name!r} on layer {layer}; "
-                    "a Gemma 4 layer can only change head_dim and "
-                    "num_key_value_heads (transformers' Gemma 4 cannot "
-                    "build or ignores anything else)"
-                )
-        overrides[layer] = override
-    return overrides
-
-
 def _rope_fields(text: dict[str, Any], layer_types: list) -> dict[str, Any]:
     """Our RoPE fields from ``rope_parameters``, read like transformers
     5.24: one entry per layer type, ``rope_type`` or else the legacy
@@ -234,26 +209,30 @@ def _rope_fields(text: dict[str, Any], layer_types: list) -> dict[str, Any]:
     rope = text.get("rope_parameters")
     if rope is None:
         return {}  # transformers' default is the released RoPE, as is ours
-    kinds = sorted(set(layer_types))
-    if not isinstance(rope, dict) or not any(k in rope for k in LAYER_TYPES):
+    entries = rope if isinstance(rope, dict) else {}
+    entries = {k: entries.get(k) for k in LAYER_TYPES if k in layer_types}
+    missing = [k for k in entries if not isinstance(entries[k], dict)]
+    if missing:
         raise ValueError(
-            "rope_parameters is one flat entry for every layer; Gemma 4 "
-            "needs one per layer type ('sliding_attention', "
-            "'full_attention'), and transformers 5.24 fails on a flat one "
-            "too (KeyError)"
+            f"rope_parameters has no {' or '.join(map(repr, missing))} entry "
+            "but the model has such layers: Gemma 4 needs one entry per "
+            "layer type, not one flat entry for all (transformers 5.24 "
+            "fails on this too)"
         )
-    for kind in kinds:
-        if not isinstance(rope.get(kind), dict):
-            raise ValueError(
-                f"rope_parameters has no {kind!r} entry, but the model has "
-                f"{kind} layers (transformers 5.24 fails on this too)"
-            )
-    types = {k: rope[k].get("rope_type", rope[k].get("type")) for k in kinds}
+    types = {
+        kind: entry.get("rope_type", entry.get("type")) or "default"
+        for kind, entry in entries.items()
+    }
     proportional = "proportional" in types.values()
     out: dict[str, Any] = {}
-    for kind in kinds:
-        entry, rope_type = rope[kind], types[kind] or "default"
-        theta = entry.get("rope_theta")
+    for kind, entry in entries.items():
+        rope_type, theta = types[kind], entry.get("rope_theta")
+        # Gemma4Config.validate checks the global layers' RoPE type
+        if kind == SLIDING and rope_type != "default":
+            raise ValueError(
+                f"sliding layers use RoPE type {rope_type!r}; Gemma 4 (and "
+                "gemma4_lite) use 'default' there"
+            )
         if theta is None and proportional and rope_type == "default":
             theta = text.get("rope_theta")
         if theta is None:
@@ -261,28 +240,18 @@ def _rope_fields(text: dict[str, Any], layer_types: list) -> dict[str, Any]:
                 f"rope_parameters[{kind!r}] has no rope_theta (transformers "
                 "5.24 cannot build the RoPE without one either)"
             )
-        if kind == SLIDING:
-            if rope_type != "default":
-                raise ValueError(
-                    f"sliding layers use RoPE type {rope_type!r}; Gemma 4 "
-                    "(and gemma4_lite) use 'default' there"
-                )
-            out["sliding_rope_theta"] = float(theta)
-            continue
-        if rope_type not in ("default", "proportional"):
-            raise ValueError(
-                f"global layers use RoPE type {rope_type!r}; gemma4_lite "
-                "implements 'proportional' (released models) and 'default'"
-            )
         rotary = entry.get("partial_rotary_factor")
         if rotary is None and rope_type == "proportional":
             rotary = text.get("partial_rotary_factor")
-        out["global_rope_type"] = rope_type
-        out["global_rope_theta"] = float(theta)
-        out["global_partial_rotary_factor"] = float(
-            1.0 if rotary is None else rotary
-        )
-        out["global_rope_factor"] = float(entry.get("factor", 1.0))
+        if kind == SLIDING:
+            out["sliding_rope_theta"] = float(theta)
+        else:
+            out["global_rope_type"] = rope_type
+            out["global_rope_theta"] = float(theta)
+            out["global_partial_rotary_factor"] = float(
+                1.0 if rotary is None else rotary
+            )
+            out["global_rope_factor"] = float(entry.get("factor", 1.0))
     return out
 
 
@@ -308,9 +277,6 @@ def to_hf_dict(config: Gemma4Config) -> dict[str, Any]:
         values["per_layer_config"] = {
             str(i): dict(own) for i in c.global_layers
         }
-    values.update(
-        model_type="gemma4_text",
-        architectures=["Gemma4ForCausalLM"],
-        attention_bias=False,
-    )
+    values.update(model_type="gemma4_text", attention_bias=False)
+    values["architectures"] = ["Gemma4ForCausalLM"]
     return values

@@ -273,11 +273,19 @@ def _transformers_fails(text, tmp_path):
         ),
         (
             dict(per_layer_config={"12": {"head_dim": 32}}),
-            "layers 0..11",
+            "must map layers 0..11",
+        ),
+        (
+            dict(per_layer_config={"last": {"head_dim": 32}}),
+            "must map layers 0..11",
+        ),
+        (
+            dict(per_layer_config={"5": 32}),
+            "to objects of overrides",
         ),
         (
             dict(rope_parameters={"rope_type": "default", "rope_theta": 1e4}),
-            "one flat entry for every layer",
+            "no 'sliding_attention' or 'full_attention' entry",
         ),
         (
             dict(
@@ -312,6 +320,8 @@ def _transformers_fails(text, tmp_path):
         "one-sliding-layer-differs",
         "other-per-layer-key",
         "layer-out-of-range",
+        "layer-not-an-index",
+        "override-not-an-object",
         "flat-rope",
         "no-full-rope",
         "no-rope-theta",
@@ -330,6 +340,23 @@ def test_null_global_head_dim_is_refused(tmp_path):
     _transformers_fails(text, tmp_path)
     with pytest.raises(ValueError, match="global_head_dim"):
         Gemma4Config.from_hf(text)
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        dict(use_bidirectional_attention="all"),
+        dict(attention_bias=True),
+    ],
+    ids=["encoder", "attention-bias"],
+)
+def test_settings_no_gemma4_decoder_has_are_refused(setting):
+    """transformers builds these; gemma4_lite refuses rather than run a
+    different model."""
+    name = next(iter(setting))
+    with pytest.raises(ValueError, match=f"{name}=.* not part of"):
+        Gemma4Config.from_hf(_file(**setting))
+    assert Gemma4Config.from_hf(_file(use_bidirectional_attention="vision"))
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,11 @@ from gemma4_lite.config import FULL, SLIDING
             "top_k_experts",
             "exceeds num_experts",
         ),
-        (dict(sliding_window=0), "sliding_window", "at least 1"),
+        (
+            dict(sliding_window=0),
+            "sliding_window",
+            "must be a positive integer",
+        ),
         (
             dict(num_key_value_heads=3),
             "num_key_value_heads",
