@@ -86,11 +86,6 @@ class GlobalKVCache:
         self.k = torch.zeros(shape, dtype=dtype, device=device)
         self.v = torch.zeros_like(self.k)
 
-    def _grow(self, length: int) -> None:
-        size = min(max(length, 2 * self.k.shape[2]), self.limit)
-        more = (0, 0, 0, size - self.k.shape[2])  # zeros after the slots
-        self.k, self.v = F.pad(self.k, more), F.pad(self.v, more)
-
     def update(
         self, k: torch.Tensor, v: torch.Tensor, start: int | torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,9 +93,10 @@ class GlobalKVCache:
             self.k.index_copy_(2, start, k)
             self.v.index_copy_(2, start, v)
             return self.k, self.v
-        end = start + k.shape[2]
-        if end > self.k.shape[2]:
-            self._grow(end)
+        end, size = start + k.shape[2], self.k.shape[2]
+        if end > size:  # double the slots (at least to end, at most limit)
+            more = (0, 0, 0, min(max(end, 2 * size), self.limit) - size)
+            self.k, self.v = F.pad(self.k, more), F.pad(self.v, more)
         self.k[:, :, start:end] = k
         self.v[:, :, start:end] = v
         return self.k[:, :, :end], self.v[:, :, :end]
