@@ -230,13 +230,9 @@ class Gemma4AssistantForCausalLM(nn.Module):
         table = self.model.embed_tokens.weight
         if self.masked_embedding is None:
             return F.linear(x, table)
-        c = self.config
-        top = self.masked_embedding.centroids(x).topk(
-            c.centroid_intermediate_top_k, dim=-1
-        )
-        clusters = self.masked_embedding.token_ordering.view(
-            c.num_centroids, -1
-        )
+        c, m = self.config, self.masked_embedding
+        top = m.centroids(x).topk(c.centroid_intermediate_top_k, dim=-1)
+        clusters = m.token_ordering.view(c.num_centroids, -1)
         ids = clusters[top.indices].flatten(-2)  # [B, S, top_k * per]
         picked = (x.unsqueeze(-2) @ table[ids].transpose(-1, -2)).squeeze(-2)
         # one fill value for the whole batch, as transformers does

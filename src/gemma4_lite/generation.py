@@ -128,9 +128,9 @@ def generate_stream(
 
     stop = torch.tensor([] if ignore_eos else eos_ids(model, eos_token_id))
     stop = stop.to(device=input_ids.device, dtype=torch.long)
+    chunk = prefill_chunk_size or length
     if assistant is not None:
         sample = temperature and (temperature, top_k, top_p, generator)
-        chunk = prefill_chunk_size or length
         yield from _assisted(
             model, assistant, input_ids, max_new_tokens, stop, k, chunk,
             pick, sample,
@@ -143,9 +143,7 @@ def generate_stream(
             -(-total // 256) * 256, model.config.max_position_embeddings
         )
     cache = model.new_cache(batch, max_length=room)
-    chunk = prefill_chunk_size or length
-    for begin in range(0, length, chunk):
-        piece = input_ids[:, begin : begin + chunk]
+    for piece in input_ids.split(chunk, dim=1):
         logits = model.logits(piece, cache, pad=pad, last_only=True)
     step = compiled_step(model) if compile else model.decode_step
     position = torch.tensor([length], device=input_ids.device)

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import loading
 from .attention import KV, set_attention
 from .block import Gemma4DecoderLayer
 from .config import SLIDING, Gemma4Config
@@ -338,22 +339,18 @@ class Gemma4ForCausalLM(nn.Module):
         optionally ``generation_config.json``). See ``loading.py``. Without
         ``dtype`` (or with ``"auto"``), the dtype of ``config.json``, as in
         transformers (:func:`gemma4_lite.loading.load_dtype`)."""
-        from .loading import load_into, unused_shared_kv
-
         config = Gemma4Config.from_hf(directory)
         with torch.device("meta"):
             model = cls(config, init=False)
-        skip = unused_shared_kv(config)
-        return load_into(
+        skip = loading.unused_shared_kv(config)
+        return loading.load_into(
             model, directory, dtype, device, attn_implementation, skip
         )
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Write ``config.json`` and ``model.safetensors`` that transformers'
         Gemma4ForCausalLM reads (and ``generation_config.json`` if set)."""
-        from .loading import save_pretrained
-
-        save_pretrained(self, directory)
+        loading.save_pretrained(self, directory)
 
 
 def left_padding(
