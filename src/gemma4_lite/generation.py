@@ -102,7 +102,6 @@ def generate_stream(
         model, input_ids, attention_mask, eos_token_id
     )
     batch, length = input_ids.shape
-    total = length + max_new_tokens
     pad = model.check_input(
         input_ids, attention_mask=attention_mask, new_tokens=max_new_tokens
     )
@@ -137,11 +136,9 @@ def generate_stream(
         )  # fmt: skip
         return
 
-    room = total
+    room = length + max_new_tokens
     if compile:  # one graph per 256 cache slots, not one per length
-        room = min(
-            -(-total // 256) * 256, model.config.max_position_embeddings
-        )
+        room = min(-(-room // 256) * 256, model.config.max_position_embeddings)
     cache = model.new_cache(batch, max_length=room)
     for piece in input_ids.split(chunk, dim=1):
         logits = model.logits(piece, cache, pad=pad, last_only=True)
@@ -191,9 +188,8 @@ def _assisted(
     target's choices, as in transformers. ``sample`` (temperature, top_k,
     top_p, generator; ``pick`` draws with them): the drafts are sampled
     and accepted by :func:`accept_drafts`, which keeps the target's
-    distribution;
-    transformers instead takes the drafter's argmax and accepts it with
-    probability min(1, p/q), which does not."""
+    distribution; transformers instead takes the drafter's argmax and
+    accepts it with probability min(1, p/q), which does not."""
     config, total = model.config, ids.shape[1] + max_new_tokens
     # the layers whose K/V the drafter reads: the last non-shared one of
     # each type (transformers' "store" layers)
