@@ -34,7 +34,7 @@ from .block import Gemma4DecoderLayer
 from .config import SLIDING, Gemma4Config
 from .hf_config import config_values, read_config
 from .norms import RMSNorm
-from .rope import RotaryTable, inv_freq_for
+from .rope import rotary_tables
 
 # model_type of an assistant file -> its text config's model_type, and the
 # backbone width transformers assumes when the file leaves it out
@@ -131,10 +131,7 @@ class Gemma4AssistantForCausalLM(nn.Module):
             self.masked_embedding = m = nn.Module()
             m.centroids = nn.Linear(hidden, config.num_centroids, bias=False)
             m.register_buffer("token_ordering", torch.arange(text.vocab_size))
-        self.rope = {
-            kind: RotaryTable(inv_freq_for(text, kind))
-            for kind in set(text.layer_types)
-        }
+        self.rope = rotary_tables(text)
         self.generation_config: dict = {}
 
     def set_attn_implementation(self, name: str) -> None:

@@ -22,7 +22,7 @@ from .kv_cache import Gemma4Cache
 from .masks import hide_padding, visible
 from .norms import RMSNorm
 from .ple import ScaledEmbedding
-from .rope import RotaryTable, inv_freq_for
+from .rope import rotary_tables
 
 
 class Gemma4TextModel(nn.Module):
@@ -46,10 +46,7 @@ class Gemma4TextModel(nn.Module):
                 hidden, layers * dim, bias=False
             )
             self.per_layer_projection_norm = RMSNorm(dim, config.rms_norm_eps)
-        self.rope = {
-            kind: RotaryTable(inv_freq_for(config, kind))
-            for kind in set(config.layer_types)
-        }
+        self.rope = rotary_tables(config)
         self.lends_kv = [config.stores_shared_kv(i) for i in range(layers)]
 
     def forward(
@@ -339,10 +336,9 @@ class Gemma4ForCausalLM(nn.Module):
         optionally ``generation_config.json``). See ``loading.py``. Without
         ``dtype`` (or with ``"auto"``), the dtype of ``config.json``, as in
         transformers (:func:`gemma4_lite.loading.load_dtype`)."""
-        config = Gemma4Config.from_hf(directory)
         with torch.device("meta"):
-            model = cls(config, init=False)
-        skip = loading.unused_shared_kv(config)
+            model = cls(Gemma4Config.from_hf(directory), init=False)
+        skip = loading.unused_shared_kv(model.config)
         return loading.load_into(
             model, directory, dtype, device, attn_implementation, skip
         )

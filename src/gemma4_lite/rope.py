@@ -91,3 +91,9 @@ class RotaryTable:
         """[B, S, 1, D] for positions [B or 1, S] already in the table."""
         cos, sin = self.cos[positions], self.sin[positions]
         return cos[:, :, None].to(dtype), sin[:, :, None].to(dtype)
+
+
+def rotary_tables(config: Gemma4Config) -> dict[str, RotaryTable]:
+    """One table per layer type of ``config``, shared by its layers."""
+    kinds = set(config.layer_types)
+    return {kind: RotaryTable(inv_freq_for(config, kind)) for kind in kinds}
