@@ -177,18 +177,16 @@ class Gemma4Cache:
         positions are computed in tensors, so that a compiled step never
         depends on a Python number that changes from step to step."""
         device = self.layers_device()
-        if isinstance(start, torch.Tensor) and kind == FULL:
-            # slot t holds position t
-            return torch.arange(self.global_size(), device=device)
-        if isinstance(start, torch.Tensor):
-            # after the write, slot s holds the latest p = s mod size
+        decode = isinstance(start, torch.Tensor)
+        if kind == FULL:  # slot t holds position t
+            end = self.global_size() if decode else start + length
+            return torch.arange(end, device=device)
+        if decode:  # after the write, slot s holds the latest p = s mod size
             slot = torch.arange(self.ring_size, device=device)
             return start - torch.remainder(start - slot, self.ring_size)
-        end = start + length
-        if kind == FULL:
-            return torch.arange(end, device=device)
         old = ring_positions(start, self.ring_size, device)
-        return torch.cat([old, torch.arange(start, end, device=device)])
+        new = torch.arange(start, start + length, device=device)
+        return torch.cat([old, new])
 
     def global_size(self) -> int:
         """Slots of every global buffer (all alike)."""
