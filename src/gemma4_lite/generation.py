@@ -368,12 +368,10 @@ def sampling_settings(
     the file's, else False; without sampling the other settings are unused.
     """
     defaults = model.generation_config
+    if do_sample is None and temperature is not None:
+        do_sample = temperature != 0
     if do_sample is None:
-        do_sample = (
-            defaults.get("do_sample", False)
-            if temperature is None
-            else temperature != 0
-        )
+        do_sample = defaults.get("do_sample", False)
     given = {"temperature": temperature, "top_k": top_k, "top_p": top_p}
     chosen = {
         name: defaults.get(name) if value is None else value
