@@ -34,7 +34,7 @@ from .block import Gemma4DecoderLayer
 from .config import SLIDING, Gemma4Config
 from .hf_config import config_values, read_config
 from .norms import RMSNorm
-from .rope import RotaryTable, inv_freq_for
+from .rope import rotary_tables
 
 # model_type of an assistant file -> its text config's model_type, and the
 # backbone width transformers assumes when the file leaves it out
@@ -130,10 +130,7 @@ class Gemma4AssistantForCausalLM(nn.Module):
             self.masked_embedding = m = nn.Module()
             m.centroids = nn.Linear(hidden, config.num_centroids, bias=False)
             m.register_buffer("token_ordering", torch.arange(text.vocab_size))
-        self.rope = {
-            kind: RotaryTable(inv_freq_for(text, kind))
-            for kind in set(text.layer_types)
-        }
+        self.rope = rotary_tables(text)
         self.generation_config: dict = {}
 
     def set_attn_implementation(self, name: str) -> None:
@@ -229,13 +226,9 @@ class Gemma4AssistantForCausalLM(nn.Module):
         table = self.model.embed_tokens.weight
         if self.masked_embedding is None:
             return F.linear(x, table)
-        c = self.config
-        top = self.masked_embedding.centroids(x).topk(
-            c.centroid_intermediate_top_k, dim=-1
-        )
-        clusters = self.masked_embedding.token_ordering.view(
-            c.num_centroids, -1
-        )
+        c, m = self.config, self.masked_embedding
+        top = m.centroids(x).topk(c.centroid_intermediate_top_k, dim=-1)
+        clusters = m.token_ordering.view(c.num_centroids, -1)
         ids = clusters[top.indices].flatten(-2)  # [B, S, top_k * per]
         picked = (x.unsqueeze(-2) @ table[ids].transpose(-1, -2)).squeeze(-2)
         # one fill value for the whole batch, as transformers does

@@ -62,11 +62,9 @@ def eos_ids(
         eos_token_id = model.generation_config.get(
             "eos_token_id", model.config.eos_token_id
         )
-    if eos_token_id is None:
-        return []
-    return (
-        [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
-    )
+    if isinstance(eos_token_id, int):
+        return [eos_token_id]
+    return list(eos_token_id or [])
 
 
 @torch.inference_mode()
@@ -104,15 +102,13 @@ def generate_stream(
         model, input_ids, attention_mask, eos_token_id
     )
     batch, length = input_ids.shape
-    total = length + max_new_tokens
     pad = model.check_input(
         input_ids, attention_mask=attention_mask, new_tokens=max_new_tokens
     )
     if assistant is not None:
-        if num_assistant_tokens is None:
-            defaults = assistant.generation_config
-            num_assistant_tokens = defaults.get("num_assistant_tokens", 4)
-        _check_assisted(batch, pad, compile, num_assistant_tokens)
+        k = _check_assisted(
+            assistant, num_assistant_tokens, batch, pad, compile
+        )
     if max_new_tokens == 0:
         return
     # without a seed, sampling draws from torch's global generator, so
@@ -120,39 +116,39 @@ def generate_stream(
     generator = None
     if seed is not None:
         generator = torch.Generator(input_ids.device).manual_seed(seed)
+
+    def pick(logits: torch.Tensor) -> torch.Tensor:
+        """Tokens [...] for logits [..., V]: greedy, or one draw each."""
+        if temperature == 0.0:
+            return logits.argmax(dim=-1)
+        probs = sampling_probs(logits, temperature, top_k, top_p)
+        drawn = torch.multinomial(probs.flatten(0, -2), 1, generator=generator)
+        return drawn.view(probs.shape[:-1])
+
     stop = torch.tensor([] if ignore_eos else eos_ids(model, eos_token_id))
     stop = stop.to(device=input_ids.device, dtype=torch.long)
-    filler = model.config.pad_token_id
+    chunk = prefill_chunk_size or length
     if assistant is not None:
+        sample = temperature and (temperature, top_k, top_p, generator)
         yield from _assisted(
-            model, assistant, input_ids, max_new_tokens, stop,
-            num_assistant_tokens, prefill_chunk_size or length,
-            temperature and (temperature, top_k, top_p, generator),
+            model, assistant, input_ids, max_new_tokens, stop, k, chunk,
+            pick, sample,
         )  # fmt: skip
         return
 
-    room = total
+    room = length + max_new_tokens
     if compile:  # one graph per 256 cache slots, not one per length
-        room = min(
-            -(-total // 256) * 256, model.config.max_position_embeddings
-        )
+        room = min(-(-room // 256) * 256, model.config.max_position_embeddings)
     cache = model.new_cache(batch, max_length=room)
-    chunk = prefill_chunk_size or length
-    for begin in range(0, length, chunk):
-        piece = input_ids[:, begin : begin + chunk]
+    for piece in input_ids.split(chunk, dim=1):
         logits = model.logits(piece, cache, pad=pad, last_only=True)
     step = compiled_step(model) if compile else model.decode_step
     position = torch.tensor([length], device=input_ids.device)
     done = torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
     for i in range(max_new_tokens):
-        last = logits[:, -1]
-        if temperature == 0.0:
-            token = last.argmax(dim=-1)
-        else:
-            probs = sampling_probs(last, temperature, top_k, top_p)
-            token = torch.multinomial(probs, 1, generator=generator)[:, 0]
+        token = pick(logits[:, -1])
         if len(stop):  # finished rows emit padding, as in transformers
-            token = torch.where(done, filler, token)
+            token = torch.where(done, model.config.pad_token_id, token)
             done |= torch.isin(token, stop)
         yield token
         if i + 1 == max_new_tokens or (len(stop) and bool(done.all())):
@@ -162,7 +158,12 @@ def generate_stream(
         position += 1
 
 
-def _check_assisted(batch, pad, compile, k) -> None:
+def _check_assisted(assistant, k, batch, pad, compile) -> int:
+    """The number of drafts per round (the argument, else the drafter's
+    ``generation_config.json``, else 4), after refusing what assisted
+    generation does not do."""
+    if k is None:
+        k = assistant.generation_config.get("num_assistant_tokens", 4)
     if batch != 1 or pad is not None:
         raise ValueError(
             f"assisted generation decodes one unpadded sequence at a time; "
@@ -172,9 +173,12 @@ def _check_assisted(batch, pad, compile, k) -> None:
         raise ValueError("compile=True is for plain decoding; drop it or "
                          "the assistant")  # fmt: skip
     _check_settings(num_assistant_tokens=k)
+    return k
 
 
-def _assisted(model, assistant, ids, max_new_tokens, stop, k, chunk, sample):
+def _assisted(
+    model, assistant, ids, max_new_tokens, stop, k, chunk, pick, sample
+):
     """Speculative decoding as transformers' assisted generation runs it
     (``generation/utils.py``, ``candidate_generator.py``). Each round the
     drafter proposes up to ``k`` tokens after the newest token x at
@@ -182,34 +186,21 @@ def _assisted(model, assistant, ids, max_new_tokens, stop, k, chunk, sample):
     drafts it accepts are kept, plus one token of its own; the cache is
     rolled back to what was kept. Greedy: the drafts that equal the
     target's choices, as in transformers. ``sample`` (temperature, top_k,
-    top_p, generator): the drafts are sampled and accepted by
-    :func:`accept_drafts`, which keeps the target's distribution;
-    transformers instead takes the drafter's argmax and accepts it with
-    probability min(1, p/q), which does not."""
-    probs, pick = None, None
-    if sample:
-        *settings, generator = sample
-
-        def probs(logits):
-            return sampling_probs(logits, *settings)
-
-        def pick(logits):
-            return torch.multinomial(
-                probs(logits[:, -1]), 1, generator=generator
-            )
-
+    top_p, generator; ``pick`` draws with them): the drafts are sampled
+    and accepted by :func:`accept_drafts`, which keeps the target's
+    distribution; transformers instead takes the drafter's argmax and
+    accepts it with probability min(1, p/q), which does not."""
     config, total = model.config, ids.shape[1] + max_new_tokens
     # the layers whose K/V the drafter reads: the last non-shared one of
     # each type (transformers' "store" layers)
     lenders = {config.layer_types[i]: i
                for i in range(config.first_kv_shared_layer)}  # fmt: skip
+    kv = dict.fromkeys(lenders.values())  # filled by every target pass
     cache = model.new_cache(1, max_length=total, lookahead=k)
     for start in range(0, ids.shape[1], chunk):
-        kv = {i: None for i in lenders.values()}
         block = ids[:, start : start + chunk]
         h = model.model(block, cache, last_only=True, kv_out=kv)
-    last = model.head(h)[:, -1].float()
-    x = pick(last[:, None])[0] if sample else last.argmax(-1)
+    x = pick(model.head(h)[:, -1].float())
     position = ids.shape[1]
     hidden, emitted = h[:, -1:], 1
     yield x
@@ -224,12 +215,13 @@ def _assisted(model, assistant, ids, max_new_tokens, stop, k, chunk, sample):
                 embed, x[:, None], hidden, view, position, room, pick
             )
         start, block = position, torch.cat([x[:, None], drafts], dim=1)
-        kv = {i: None for i in lenders.values()}
         h = model.model(block, cache, kv_out=kv)
         logits = model.head(h)[0].float()
         if sample:
-            q = probs(guesses[0]) if room > 0 else logits[:0]
-            n, bonus = accept_drafts(probs(logits), q, drafts[0], generator)
+            *settings, generator = sample
+            p = sampling_probs(logits, *settings)
+            q = sampling_probs(guesses[0], *settings) if room > 0 else p[:0]
+            n, bonus = accept_drafts(p, q, drafts[0], generator)
             chosen = torch.cat([drafts[0, :n], bonus])
         else:
             chosen = logits.argmax(-1)
@@ -376,12 +368,10 @@ def sampling_settings(
     the file's, else False; without sampling the other settings are unused.
     """
     defaults = model.generation_config
+    if do_sample is None and temperature is not None:
+        do_sample = temperature != 0
     if do_sample is None:
-        do_sample = (
-            defaults.get("do_sample", False)
-            if temperature is None
-            else temperature != 0
-        )
+        do_sample = defaults.get("do_sample", False)
     given = {"temperature": temperature, "top_k": top_k, "top_p": top_p}
     chosen = {
         name: defaults.get(name) if value is None else value

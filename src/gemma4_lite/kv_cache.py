@@ -10,6 +10,8 @@ out once per forward pass for all layers, from
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
@@ -17,18 +19,9 @@ from .config import FULL, Gemma4Config
 from .masks import ring_positions
 
 
-class RingKVCache:
-    """The rolling buffer of a sliding layer: position p lives in slot
-    ``p % size``, and ``size`` is the window (or the cache's ``max_length``
-    when that is shorter: no more positions can arrive).
-
-    A decode step writes its key first and then attends to every filled
-    slot: the ring then holds exactly positions p-W+1 .. p. A prefill *chunk*
-    cannot do that: writing a chunk longer than the free space first would
-    overwrite keys that the chunk's own early queries still need (the classic
-    chunked-prefill bug). So a chunk attends to the old ring contents plus
-    the whole chunk, and only afterwards keeps its last ``size`` keys.
-    """
+class KVBuffers:
+    """The keys and values of one layer, [batch, kv_heads, slots,
+    head_dim] each, allocated as zeros."""
 
     def __init__(
         self, batch_size: int, kv_heads: int, head_dim: int, size: int, *,
@@ -37,6 +30,25 @@ class RingKVCache:
         shape = (batch_size, kv_heads, size, head_dim)
         self.k = torch.zeros(shape, dtype=dtype, device=device)
         self.v = torch.zeros_like(self.k)
+
+    def nbytes(self) -> int:
+        return self.k.nbytes + self.v.nbytes
+
+
+class RingKVCache(KVBuffers):
+    """The rolling buffer of a sliding layer: position p lives in slot
+    ``p % size``, and ``size`` is the window (or the cache's ``max_length``
+    when that is shorter: no more positions can arrive). Its keys and
+    values, ``k`` and ``v``, are [batch, kv_heads, size, head_dim] tensors
+    allocated once (:class:`KVBuffers`).
+
+    A decode step writes its key first and then attends to every filled
+    slot: the ring then holds exactly positions p-W+1 .. p. A prefill *chunk*
+    cannot do that: writing a chunk longer than the free space first would
+    overwrite keys that the chunk's own early queries still need (the classic
+    chunked-prefill bug). So a chunk attends to the old ring contents plus
+    the whole chunk, and only afterwards keeps its last ``size`` keys.
+    """
 
     @property
     def size(self) -> int:
@@ -68,28 +80,15 @@ class RingKVCache:
         self.v.index_copy_(2, slots, v[:, :, length - keep :])
         return keys, values
 
-    def nbytes(self) -> int:
-        return self.k.nbytes + self.v.nbytes
 
-
-class GlobalKVCache:
+class GlobalKVCache(KVBuffers):
     """The cache of a global layer: every position. Allocated at its final
     size when the cache knows its ``max_length``; otherwise grown by doubling
     as tokens arrive, never past ``limit``."""
 
-    def __init__(
-        self, batch_size: int, kv_heads: int, head_dim: int, size: int, *,
-        dtype: torch.dtype, device: torch.device | str, limit: int,
-    ) -> None:  # fmt: skip
+    def __init__(self, *shape: int, limit: int, **kw: Any) -> None:
+        super().__init__(*shape, **kw)
         self.limit = limit
-        shape = (batch_size, kv_heads, size, head_dim)
-        self.k = torch.zeros(shape, dtype=dtype, device=device)
-        self.v = torch.zeros_like(self.k)
-
-    def _grow(self, length: int) -> None:
-        size = min(max(length, 2 * self.k.shape[2]), self.limit)
-        more = (0, 0, 0, size - self.k.shape[2])  # zeros after the slots
-        self.k, self.v = F.pad(self.k, more), F.pad(self.v, more)
 
     def update(
         self, k: torch.Tensor, v: torch.Tensor, start: int | torch.Tensor
@@ -98,15 +97,13 @@ class GlobalKVCache:
             self.k.index_copy_(2, start, k)
             self.v.index_copy_(2, start, v)
             return self.k, self.v
-        end = start + k.shape[2]
-        if end > self.k.shape[2]:
-            self._grow(end)
+        end, size = start + k.shape[2], self.k.shape[2]
+        if end > size:  # double the slots (at least to end, at most limit)
+            more = (0, 0, 0, min(max(end, 2 * size), self.limit) - size)
+            self.k, self.v = F.pad(self.k, more), F.pad(self.v, more)
         self.k[:, :, start:end] = k
         self.v[:, :, start:end] = v
         return self.k[:, :, :end], self.v[:, :, :end]
-
-    def nbytes(self) -> int:
-        return self.k.nbytes + self.v.nbytes
 
 
 class Gemma4Cache:
@@ -147,8 +144,8 @@ class Gemma4Cache:
         self.seq_len = 0
         # left padding of each row (set by the first call with a mask)
         self.pad: torch.Tensor | None = None
-        capacity = max_length or limit
-        self.ring_size = min(config.sliding_window + lookahead, capacity)
+        self.capacity = max_length or limit  # tokens it can ever hold
+        self.ring_size = min(config.sliding_window + lookahead, self.capacity)
         self.layers: list[RingKVCache | GlobalKVCache | None] = []
         kw = dict(dtype=dtype, device=device)
         first = max_length or min(256, limit)  # global slots to start with
@@ -159,18 +156,16 @@ class Gemma4Cache:
             elif config.is_sliding(i):
                 layer = RingKVCache(*shape, self.ring_size, **kw)
             else:
-                layer = GlobalKVCache(*shape, first, limit=capacity, **kw)
+                layer = GlobalKVCache(*shape, first, limit=self.capacity, **kw)
             self.layers.append(layer)
 
     def check_room(self, length: int) -> None:
         """Raise before ``length`` more tokens would overflow the cache."""
-        end = self.seq_len + length
-        capacity = self.max_length or self.config.max_position_embeddings
-        if end > capacity:
+        if self.seq_len + length > self.capacity:
             raise ValueError(
                 f"the cache holds {self.seq_len} tokens and was made for at "
-                f"most {capacity}; {length} more would overflow it. Make the "
-                "cache with a larger max_length (prompt plus new tokens)"
+                f"most {self.capacity}; {length} more would overflow it. Make "
+                "the cache with a larger max_length (prompt plus new tokens)"
             )
 
     def key_positions(
@@ -182,18 +177,16 @@ class Gemma4Cache:
         positions are computed in tensors, so that a compiled step never
         depends on a Python number that changes from step to step."""
         device = self.layers_device()
-        if isinstance(start, torch.Tensor) and kind == FULL:
-            # slot t holds position t
-            return torch.arange(self.global_size(), device=device)
-        if isinstance(start, torch.Tensor):
-            # after the write, slot s holds the latest p = s mod size
+        decode = isinstance(start, torch.Tensor)
+        if kind == FULL:  # slot t holds position t
+            end = self.global_size() if decode else start + length
+            return torch.arange(end, device=device)
+        if decode:  # after the write, slot s holds the latest p = s mod size
             slot = torch.arange(self.ring_size, device=device)
             return start - torch.remainder(start - slot, self.ring_size)
-        end = start + length
-        if kind == FULL:
-            return torch.arange(end, device=device)
         old = ring_positions(start, self.ring_size, device)
-        return torch.cat([old, torch.arange(start, end, device=device)])
+        new = torch.arange(start, start + length, device=device)
+        return torch.cat([old, new])
 
     def global_size(self) -> int:
         """Slots of every global buffer (all alike)."""

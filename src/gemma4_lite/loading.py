@@ -157,32 +157,29 @@ def load_into(
     shapes = dict(part for parts in layout.values() for part in parts)
 
     tensors: dict[str, torch.Tensor] = {}
-    unexpected, misshaped, bad = [], [], set()
+    problems, misshaped = [], set()
     for file in safetensors_files(directory):
         with safe_open(str(file), framework="pt") as handle:
             for key in handle.keys():
                 name = checkpoint_name(key)
                 if name is None or name in skip:
                     continue
-                if name not in shapes:
-                    unexpected.append(key)
-                    continue
                 shape = tuple(handle.get_slice(key).get_shape())
-                if shape != shapes[name]:
-                    misshaped.append(
-                        f"{key}: checkpoint {list(shape)}, config expects "
-                        f"{list(shapes[name])}"
+                if name not in shapes:
+                    problems.append(f"unexpected tensor: {key}")
+                elif shape != shapes[name]:
+                    problems.append(
+                        f"wrong shape: {key}: checkpoint {list(shape)}, "
+                        f"config expects {list(shapes[name])}"
                     )
-                    bad.add(name)
-                    continue
-                tensors[name] = handle.get_tensor(key)
-    missing = sorted(set(shapes) - set(tensors) - bad)
-    if missing or unexpected or misshaped:
-        lines = [f"checkpoint in {directory} does not match its config.json:"]
-        lines += [f"  missing tensor: {name}" for name in missing]
-        lines += [f"  unexpected tensor: {key}" for key in sorted(unexpected)]
-        lines += [f"  wrong shape: {entry}" for entry in misshaped]
-        raise CheckpointError("\n".join(lines))
+                    misshaped.add(name)
+                else:
+                    tensors[name] = handle.get_tensor(key)
+    missing = sorted(set(shapes) - set(tensors) - misshaped)
+    problems += [f"missing tensor: {name}" for name in missing]
+    if problems:
+        head = f"checkpoint in {directory} does not match its config.json:"
+        raise CheckpointError("\n  ".join([head, *problems]))
 
     dtype = load_dtype(directory, dtype, tensors)
     state = {}
@@ -211,10 +208,8 @@ def load_dtype(
         levels = (config, config.get("text_config") or {})
         keys = ("dtype", "torch_dtype")
         found = [c[k] for c in levels for k in keys if c.get(k) is not None]
-        if not found:
-            floats = (t for t in tensors.values() if t.is_floating_point())
-            return next(floats, torch.empty(0)).dtype
-        dtype = found[0]
+        found += [t.dtype for t in tensors.values() if t.is_floating_point()]
+        dtype = found[0] if found else torch.get_default_dtype()
     named = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
     if not isinstance(named, torch.dtype) or not named.is_floating_point:
         raise ValueError(

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import loading
 from .attention import KV, set_attention
 from .block import Gemma4DecoderLayer
 from .config import SLIDING, Gemma4Config
@@ -21,7 +22,7 @@ from .kv_cache import Gemma4Cache
 from .masks import hide_padding, visible
 from .norms import RMSNorm
 from .ple import ScaledEmbedding
-from .rope import RotaryTable, inv_freq_for
+from .rope import rotary_tables
 
 
 class Gemma4TextModel(nn.Module):
@@ -45,10 +46,7 @@ class Gemma4TextModel(nn.Module):
                 hidden, layers * dim, bias=False
             )
             self.per_layer_projection_norm = RMSNorm(dim, config.rms_norm_eps)
-        self.rope = {
-            kind: RotaryTable(inv_freq_for(config, kind))
-            for kind in set(config.layer_types)
-        }
+        self.rope = rotary_tables(config)
         self.lends_kv = [config.stores_shared_kv(i) for i in range(layers)]
 
     def forward(
@@ -338,22 +336,17 @@ class Gemma4ForCausalLM(nn.Module):
         optionally ``generation_config.json``). See ``loading.py``. Without
         ``dtype`` (or with ``"auto"``), the dtype of ``config.json``, as in
         transformers (:func:`gemma4_lite.loading.load_dtype`)."""
-        from .loading import load_into, unused_shared_kv
-
-        config = Gemma4Config.from_hf(directory)
         with torch.device("meta"):
-            model = cls(config, init=False)
-        skip = unused_shared_kv(config)
-        return load_into(
+            model = cls(Gemma4Config.from_hf(directory), init=False)
+        skip = loading.unused_shared_kv(model.config)
+        return loading.load_into(
             model, directory, dtype, device, attn_implementation, skip
         )
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Write ``config.json`` and ``model.safetensors`` that transformers'
         Gemma4ForCausalLM reads (and ``generation_config.json`` if set)."""
-        from .loading import save_pretrained
-
-        save_pretrained(self, directory)
+        loading.save_pretrained(self, directory)
 
 
 def left_padding(

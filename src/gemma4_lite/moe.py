@@ -47,9 +47,8 @@ class Gemma4Router(nn.Module):
         probs = F.softmax(logits, dim=-1, dtype=torch.float32)
         top_p, top_i = torch.topk(probs, self.top_k, dim=-1)
         top_p = top_p / top_p.sum(dim=-1, keepdim=True)
-        return Routing(
-            logits, probs, top_p * self.per_expert_scale[top_i], top_i
-        )
+        weights = top_p * self.per_expert_scale[top_i]
+        return Routing(logits, probs, weights, top_i)
 
 
 def expert_ffn(
@@ -65,11 +64,8 @@ def _sort_by_expert(experts: torch.Tensor, num_experts: int):
     in the flat order, and how many each expert received."""
     flat = experts.reshape(-1)
     order = torch.argsort(flat, stable=True)
-    return (
-        order // experts.shape[1],
-        order,
-        torch.bincount(flat, minlength=num_experts),
-    )
+    counts = torch.bincount(flat, minlength=num_experts)
+    return order // experts.shape[1], order, counts
 
 
 def dispatch_sorted(

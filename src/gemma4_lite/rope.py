@@ -38,15 +38,11 @@ def proportional_inv_freq(
 def inv_freq_for(config: Gemma4Config, layer_type: str) -> torch.Tensor:
     if layer_type != FULL:
         return default_inv_freq(config.head_dim, config.sliding_rope_theta)
-    dim = int(config.global_head_dim)
-    if config.global_rope_type == "proportional":
-        return proportional_inv_freq(
-            dim,
-            config.global_rope_theta,
-            config.global_partial_rotary_factor,
-            config.global_rope_factor,
-        )
-    return default_inv_freq(dim, config.global_rope_theta)
+    dim, theta = int(config.global_head_dim), config.global_rope_theta
+    if config.global_rope_type != "proportional":
+        return default_inv_freq(dim, theta)
+    factors = config.global_partial_rotary_factor, config.global_rope_factor
+    return proportional_inv_freq(dim, theta, *factors)
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -95,3 +91,9 @@ class RotaryTable:
         """[B, S, 1, D] for positions [B or 1, S] already in the table."""
         cos, sin = self.cos[positions], self.sin[positions]
         return cos[:, :, None].to(dtype), sin[:, :, None].to(dtype)
+
+
+def rotary_tables(config: Gemma4Config) -> dict[str, RotaryTable]:
+    """One table per layer type of ``config``, shared by its layers."""
+    kinds = set(config.layer_types)
+    return {kind: RotaryTable(inv_freq_for(config, kind)) for kind in kinds}
