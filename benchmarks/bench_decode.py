@@ -24,7 +24,8 @@ bandwidth included, and the medians and ranges over rounds are kept;
 compile times are reported apart. The "bandwidth bound" is the decode speed
 if each token cost only one read of all weights at the memory bandwidth
 measured by copying them (in the same round). ``--profile`` instead prints
-where one compiled decode step spends its time.
+where one compiled decode step spends its time, and ``--prefill-only``
+times prefill alone over many cheap rounds.
 
 Writes ``benchmarks/results.json`` and ``benchmarks/decode_speed.png`` (the
 README's table and figure) unless ``--no-save``.
