@@ -66,8 +66,8 @@ def sdpa_attention(
     not; cut to each block's span, most of a causal triangle or a sliding
     band is never scored (benchmarks/README.md measures the gain). The keys
     left out are hidden from every row of the block, so the result is the
-    same attention. The spans are read on the host: one sync per block on
-    a GPU, none in a one-token decode step (one block, no span)."""
+    same attention. The spans are read on the host (a GPU waits for them,
+    block by block); a one-token decode step reads none."""
     if mask is not None:  # [S, T] or [B, S, T] -> [B or 1, 1, S, T]
         mask = mask.view(-1, 1, *mask.shape[-2:])
     if mask is None or q.shape[2] <= QUERY_BLOCK:
