@@ -24,7 +24,8 @@ bandwidth included, and the medians and ranges over rounds are kept;
 compile times are reported apart. The "bandwidth bound" is the decode speed
 if each token cost only one read of all weights at the memory bandwidth
 measured by copying them (in the same round). ``--profile`` instead prints
-where one compiled decode step spends its time.
+where one compiled decode step spends its time, and ``--prefill-only``
+times prefill alone over many cheap rounds.
 
 Writes ``benchmarks/results.json`` and ``benchmarks/decode_speed.png`` (the
 README's table and figure) unless ``--no-save``.
@@ -250,7 +251,9 @@ def _rates(values: list, bounds: list[tuple[float, float]]) -> dict:
     return out
 
 
-def measure(name: str, config: Gemma4Config, repeats: int) -> dict:
+def _models(config: Gemma4Config):
+    """transformers' model with random weights, gemma4_lite loading them
+    (eager and sdpa attention), and the prompt."""
     from hf_reference import build_hf_model
 
     reference = build_hf_model(config, seed=0)
@@ -262,6 +265,88 @@ def measure(name: str, config: Gemma4Config, repeats: int) -> dict:
         )
     gen = torch.Generator().manual_seed(0)
     prompt = torch.randint(3, config.vocab_size, (1, PROMPT), generator=gen)
+    return reference, ours, ours_sdpa, prompt
+
+
+def measure_prefill(name: str, config: Gemma4Config, repeats: int) -> dict:
+    """Prefill alone (``--prefill-only``): each round times one prefill of
+    every path in turn, as the full run does (ours with a cache sized for
+    the decode that would follow, transformers with its own cache and
+    ``logits_to_keep=1``); per round, our best over transformers' best."""
+    reference, ours, ours_sdpa, prompt = _models(config)
+
+    def ours_prefill(model):
+        def run():
+            cache = model.new_cache(1, max_length=PROMPT + NEW_TOKENS)
+            return _timed(lambda: model.logits(prompt, cache, last_only=True))
+
+        return run
+
+    def theirs_prefill(kind):
+        def run():
+            reference.set_attn_implementation(kind)
+            return _timed(
+                lambda: reference(prompt, use_cache=True, logits_to_keep=1)
+            )
+
+        return run
+
+    paths = {
+        "ours eager": ours_prefill(ours),
+        "ours sdpa": ours_prefill(ours_sdpa),
+        "transformers eager": theirs_prefill("eager"),
+        "transformers sdpa": theirs_prefill("sdpa"),
+    }
+    times: dict[str, list[float]] = {key: [] for key in paths}
+    with torch.inference_mode():
+        for run in paths.values():  # warm up allocators and kernels
+            run()
+        for _ in range(repeats):
+            for key, run in paths.items():
+                times[key].append(run())
+    ratios = [
+        min(times["transformers eager"][i], times["transformers sdpa"][i])
+        / min(times["ours eager"][i], times["ours sdpa"][i])
+        for i in range(repeats)
+    ]
+    rates = {
+        key: dict(
+            prefill=PROMPT / statistics.median(t),
+            prefill_range=[PROMPT / max(t), PROMPT / min(t)],
+        )
+        for key, t in times.items()
+    }
+    return dict(
+        name=name,
+        paths=rates,
+        ratio=statistics.median(ratios),
+        ratio_range=[min(ratios), max(ratios)],
+    )
+
+
+def prefill_table(results: list[dict]) -> str:
+    rows = [
+        "| config | ours sdpa, tokens/s (range) "
+        "| transformers sdpa, tokens/s (range) "
+        "| ours best / transformers best, per round: median (range) |",
+        "|---|---|---|---|",
+    ]
+    for r in results:
+        cells = []
+        for key in ("ours sdpa", "transformers sdpa"):
+            p = r["paths"][key]
+            low, high = p["prefill_range"]
+            cells.append(f"{p['prefill']:.0f} ({low:.0f}-{high:.0f})")
+        low, high = r["ratio_range"]
+        rows.append(
+            f"| {r['name']} | {cells[0]} | {cells[1]} "
+            f"| {r['ratio']:.2f}x ({low:.2f}-{high:.2f}) |"
+        )
+    return "\n".join(rows)
+
+
+def measure(name: str, config: Gemma4Config, repeats: int) -> dict:
+    reference, ours, ours_sdpa, prompt = _models(config)
     counts = count_parameters(config)
     # a step reads every active weight once, but only one row per token of
     # the per-layer embedding table (the token table is read whole: it is
@@ -498,6 +583,11 @@ def main() -> None:
     parser.add_argument(
         "--profile", action="store_true", help="where a step's time goes"
     )
+    parser.add_argument(
+        "--prefill-only",
+        action="store_true",
+        help="time prefill alone, round by round (saves nothing)",
+    )
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -510,6 +600,20 @@ def main() -> None:
     if args.profile:
         for name, config in configs.items():
             print(f"{name}\n{profile_step(config)}")
+        return
+    if args.prefill_only:
+        about = machine()
+        results = [
+            measure_prefill(name, config, args.repeats)
+            for name, config in configs.items()
+        ]
+        print(json.dumps(results, indent=1), file=sys.stderr)
+        print(
+            f"\nprefill of {PROMPT} tokens, {args.threads} threads, "
+            f"{args.repeats} rounds; {about['date']}, load "
+            f"{about['load_average']} -> {__import__('os').getloadavg()}\n"
+        )
+        print(prefill_table(results))
         return
     about = machine()
     results = []

@@ -15,6 +15,8 @@ from .norms import RMSNorm
 from .rope import apply_rope
 
 KV = tuple[torch.Tensor, torch.Tensor]
+# queries per call of the fused kernel in a long chunk: see sdpa_attention
+QUERY_BLOCK = 64
 
 
 def grouped_attention(
@@ -56,12 +58,30 @@ def sdpa_attention(
     :func:`grouped_attention` up to the last bits. Those bits matter in
     deep random networks, where each layer multiplies small differences
     (random weights make every layer's output sensitive to its input), so
-    parity with transformers is tested on the written-out path."""
+    parity with transformers is tested on the written-out path.
+
+    A long chunk goes through the kernel in blocks of ``QUERY_BLOCK``
+    queries, each over the keys from the first to the last that any of its
+    rows may see. On CPU the kernel scores every key it is given, masked or
+    not; cut to each block's span, most of a causal triangle or a sliding
+    band is never scored (benchmarks/README.md measures the gain). The keys
+    left out are hidden from every row of the block, so the result is the
+    same attention. The spans are read on the host (a GPU waits for them,
+    block by block); a one-token decode step reads none."""
     if mask is not None:  # [S, T] or [B, S, T] -> [B or 1, 1, S, T]
         mask = mask.view(-1, 1, *mask.shape[-2:])
-    return F.scaled_dot_product_attention(
-        q, k, v, attn_mask=mask, scale=1.0, enable_gqa=True
-    )
+    if mask is None or q.shape[2] <= QUERY_BLOCK:
+        return F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, scale=1.0, enable_gqa=True
+        )
+    blocks = []
+    for first in range(0, q.shape[2], QUERY_BLOCK):
+        rows = slice(first, first + QUERY_BLOCK)
+        seen = mask[:, 0, rows].flatten(0, 1).any(0).nonzero()
+        keys = slice(int(seen[0]), int(seen[-1]) + 1)
+        part = q[:, :, rows], k[:, :, keys], v[:, :, keys]
+        blocks.append(sdpa_attention(*part, mask[..., rows, keys]))
+    return torch.cat(blocks, dim=2)
 
 
 ATTENTION = {"eager": grouped_attention, "sdpa": sdpa_attention}
@@ -88,12 +108,11 @@ class Gemma4Attention(nn.Module):
         super().__init__()
         self.head_dim = dim = config.head_dim_for(layer_idx)
         self.num_heads = config.num_attention_heads
-        self.num_kv_heads = config.kv_heads_for(layer_idx)
         self.is_kv_shared = config.is_kv_shared(layer_idx)
         kv_parts = 1 if config.k_eq_v_for(layer_idx) else 2
         self.heads_per_part = [self.num_heads]
         if not self.is_kv_shared:
-            self.heads_per_part += [self.num_kv_heads] * kv_parts
+            self.heads_per_part += [config.kv_heads_for(layer_idx)] * kv_parts
         hidden, eps = config.hidden_size, config.rms_norm_eps
         rows = sum(self.heads_per_part) * dim
         self.qkv_proj = nn.Linear(hidden, rows, bias=False)

@@ -19,7 +19,7 @@ from .attention import KV, set_attention
 from .block import Gemma4DecoderLayer
 from .config import SLIDING, Gemma4Config
 from .kv_cache import Gemma4Cache
-from .masks import hide_padding, visible
+from .masks import visible
 from .norms import RMSNorm
 from .ple import ScaledEmbedding
 from .rope import rotary_tables
@@ -143,8 +143,11 @@ class Gemma4TextModel(nn.Module):
             window = self.config.sliding_window if kind == SLIDING else None
             # (ring slots not yet written hold negative positions)
             mask = visible(steps, keys, window) & (keys >= 0)
-            if pad is not None:
-                mask = hide_padding(mask, steps, keys, pad)
+            if pad is not None:  # [B, S, T]: no row sees its left padding,
+                # but a padding query sees itself (an empty softmax row
+                # would give NaN, and 0 * NaN would leak into real rows)
+                real = keys >= pad[:, None, None]
+                mask = mask & (real | (keys == steps[:, None]))
             masks[kind] = mask
         return rope, masks
 
