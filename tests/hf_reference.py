@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from gemma4_lite import Gemma4Config
+from gemma4_lite.book.export import to_hf_dict
 
 PINNED_TRANSFORMERS = "5.24.0"
 
@@ -16,7 +17,7 @@ PINNED_TRANSFORMERS = "5.24.0"
 def hf_config(config: Gemma4Config):
     from transformers import Gemma4TextConfig
 
-    values = config.to_hf_dict()
+    values = to_hf_dict(config)
     for key in ("model_type", "architectures"):
         values.pop(key)
     return Gemma4TextConfig(**values)

@@ -10,12 +10,12 @@ from .config import FULL, PRESETS, RELEASED, SLIDING, Gemma4Config
 from .generation import generate, generate_stream
 from .kv_cache import Gemma4Cache, GlobalKVCache, RingKVCache
 from .loading import CheckpointError
-from .model import Gemma4ForCausalLM, Gemma4TextModel, causal_lm_loss
+from .model import Gemma4ForCausalLM, Gemma4TextModel
 from .tokenizer import Tokenizer
 
 __all__ = [
     "Gemma4Config", "Gemma4ForCausalLM", "Gemma4TextModel", "Gemma4Cache",
-    "RingKVCache", "GlobalKVCache", "causal_lm_loss", "CheckpointError",
+    "RingKVCache", "GlobalKVCache", "CheckpointError",
     "Tokenizer", "generate", "generate_stream", "PRESETS", "RELEASED",
     "SLIDING", "FULL", "Gemma4AssistantForCausalLM", "AssistantConfig",
 ]  # fmt: skip

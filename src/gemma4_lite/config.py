@@ -58,8 +58,8 @@ class Gemma4Config:
     Unlike transformers' keyword of the same name, which only counts when
     ``attention_k_eq_v`` is on, ``num_global_key_value_heads`` applies with or
     without K=V, as a ``per_layer_config`` in a transformers file can;
-    :meth:`to_hf_dict` writes such a ``per_layer_config`` when the keyword
-    would be ignored.
+    ``gemma4_lite.book.export.to_hf_dict`` writes such a ``per_layer_config``
+    when the keyword would be ignored.
     """
 
     vocab_size: int = 262_144
@@ -276,13 +276,6 @@ class Gemma4Config:
         from .hf_config import config_values  # it imports this module
 
         return cls(**config_values(source))
-
-    def to_hf_dict(self) -> dict[str, Any]:
-        """The text-only ``config.json`` that transformers'
-        ``Gemma4ForCausalLM`` reads back to the same model."""
-        from .hf_config import to_hf_dict
-
-        return to_hf_dict(self)
 
     def replace(self, **changes: Any) -> Gemma4Config:
         """A copy with some fields changed (validated again)."""

@@ -22,7 +22,7 @@ all layer types, RoPE kinds other than default/proportional), raise
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +47,10 @@ UNIFIED_DEFAULTS: dict[str, Any] = dict(
     sliding_window=1024, hidden_size_per_layer_input=0,
 )
 # Our RoPE fields, which files spell as rope_parameters
-_ROPE_FIELDS = ("sliding_rope_theta", "global_rope_type", "global_rope_theta",
+ROPE_FIELDS = ("sliding_rope_theta", "global_rope_type", "global_rope_theta",
                 "global_partial_rotary_factor", "global_rope_factor")
 # Fields never copied from a file by name: resolved by their own rules
-_RESOLVED = {*_ROPE_FIELDS, "global_head_dim", "num_global_key_value_heads"}
+_RESOLVED = {*ROPE_FIELDS, "global_head_dim", "num_global_key_value_heads"}
 # Gemma4UnifiedTextConfig has no such fields and its model never reads them
 _NOT_IN_UNIFIED = {"hidden_size_per_layer_input", "vocab_size_per_layer_input",
                    "enable_moe_block", "num_experts", "top_k_experts",
@@ -253,30 +253,3 @@ def _rope_fields(text: dict[str, Any], layer_types: list) -> dict[str, Any]:
             )
             out["global_rope_factor"] = float(entry.get("factor", 1.0))
     return out
-
-
-def to_hf_dict(config: Gemma4Config) -> dict[str, Any]:
-    """The text-only ``config.json`` that transformers' ``Gemma4ForCausalLM``
-    reads back to the same model (the 12B decoder included:
-    ``Gemma4UnifiedForCausalLM`` builds the same modules)."""
-    c = config
-    values = {k: v for k, v in asdict(c).items() if k not in _ROPE_FIELDS}
-    full = dict(rope_type=c.global_rope_type, rope_theta=c.global_rope_theta)
-    full["partial_rotary_factor"] = c.global_partial_rotary_factor
-    if c.global_rope_factor != 1.0:
-        full["factor"] = c.global_rope_factor
-    sliding = dict(rope_type="default", rope_theta=c.sliding_rope_theta)
-    values["rope_parameters"] = {SLIDING: sliding, FULL: full}
-    global_kv = c.num_global_key_value_heads
-    if global_kv is not None and not c.attention_k_eq_v:
-        # transformers drops the num_global_key_value_heads keyword without
-        # K=V; a per_layer_config gives the global layers their KV heads
-        # anyway (and then global_head_dim is ignored too)
-        del values["global_head_dim"], values["num_global_key_value_heads"]
-        own = dict(head_dim=c.global_head_dim, num_key_value_heads=global_kv)
-        values["per_layer_config"] = {
-            str(i): dict(own) for i in c.global_layers
-        }
-    values.update(model_type="gemma4_text", attention_bias=False)
-    values["architectures"] = ["Gemma4ForCausalLM"]
-    return values

@@ -1,5 +1,5 @@
-"""Reading and writing Hugging Face-format checkpoints (safetensors only).
-Chapter: "The full model".
+"""Reading Hugging Face-format checkpoints (safetensors only). Chapter:
+"The full model". Writing them is the book's (``gemma4_lite.book.export``).
 
 Our module tree uses the checkpoint's own names, so the mapping is nearly the
 identity: multimodal checkpoints put the decoder under
@@ -16,19 +16,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import nn
 
 from .attention import Gemma4Attention
 from .config import Gemma4Config
 from .hf_config import read_config
-
-if TYPE_CHECKING:
-    from .model import Gemma4ForCausalLM
 
 MULTIMODAL_PREFIX = "model.language_model."
 TEXT_PREFIX = "model."
@@ -217,23 +212,3 @@ def load_dtype(
             f'"auto", not {dtype!r}'
         )
     return named
-
-
-def save_pretrained(model: "Gemma4ForCausalLM", directory: str | Path) -> None:
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    ours = model.state_dict()
-    state = {}
-    for name, parts in checkpoint_layout(model).items():
-        pieces = ours[name].split([shape[0] for _, shape in parts])
-        for (key, _), piece in zip(parts, pieces):
-            state[key] = piece.detach().contiguous().cpu()
-    save_file(
-        state, str(directory / "model.safetensors"), metadata={"format": "pt"}
-    )
-    config = model.config.to_hf_dict()
-    config["dtype"] = str(model.dtype).replace("torch.", "")
-    (directory / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    if model.generation_config:
-        text = json.dumps(model.generation_config, indent=2) + "\n"
-        (directory / "generation_config.json").write_text(text)

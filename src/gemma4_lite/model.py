@@ -160,25 +160,14 @@ def _last_position(h, ple, rope, masks):
     return h[:, -1:], None if ple is None else ple[:, -1:], rope, masks
 
 
-def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy as transformers defines it: the logits at
-    position t predict ``labels[t + 1]``; labels of -100 are ignored."""
-    if labels.shape != logits.shape[:-1]:
-        raise ValueError("labels must have the shape of input_ids")
-    shifted = F.pad(labels, (0, 1), value=-100)[:, 1:]
-    return F.cross_entropy(
-        logits.flatten(0, 1).float(), shifted.flatten(), ignore_index=-100
-    )
-
-
 class Gemma4ForCausalLM(nn.Module):
     """Gemma 4 text decoder with its tied, soft-capped language-model head.
 
     ``model(input_ids)`` returns logits [B, S, V] (the training loss is
-    :func:`causal_lm_loss` of them). Pass a cache from :meth:`new_cache` to
-    prefill or decode incrementally, and an ``attention_mask``
-    [B, cached + S] of 0s then 1s for left-padded batches (the cache
-    remembers the padding).
+    ``gemma4_lite.book.train.causal_lm_loss`` of them). Pass a cache from
+    :meth:`new_cache` to prefill or decode incrementally, and an
+    ``attention_mask`` [B, cached + S] of 0s then 1s for left-padded
+    batches (the cache remembers the padding).
     """
 
     def __init__(
@@ -345,11 +334,6 @@ class Gemma4ForCausalLM(nn.Module):
         return loading.load_into(
             model, directory, dtype, device, attn_implementation, skip
         )
-
-    def save_pretrained(self, directory: str | Path) -> None:
-        """Write ``config.json`` and ``model.safetensors`` that transformers'
-        Gemma4ForCausalLM reads (and ``generation_config.json`` if set)."""
-        loading.save_pretrained(self, directory)
 
 
 def left_padding(

@@ -1,6 +1,7 @@
 """Mixture of Experts as in Gemma 4 26B-A4B: the router, the experts and two
 exact ways to dispatch tokens to them. Chapters: "Router design", "Expert
-architecture"; the teaching dispatchers and the balancing losses live in
+architecture"; the other dispatchers (the teaching loops and the grouped
+GEMM, ``gemma4_lite.book.dispatch``) and the balancing losses live in
 ``gemma4_lite.book``.
 """
 
@@ -77,7 +78,8 @@ def dispatch_sorted(
 ) -> torch.Tensor:
     """Sort the N*k (token, expert) assignments by expert once, then run each
     used expert on one contiguous slice: no per-expert search, no pass over
-    unused experts. (Reading the counts is a host sync; see the grouped path.)
+    unused experts. Reading the counts back is a host sync, which a compiled
+    graph cannot hold: :func:`dispatch_gathered` serves there.
     """
     token, order, counts = _sort_by_expert(experts, gate_up.shape[0])
     x_sorted, w_sorted = x[token], weights.reshape(-1)[order, None]
@@ -91,55 +93,6 @@ def dispatch_sorted(
             out.index_add_(0, token[begin:end], y.to(out.dtype))
         begin = end
     return out
-
-
-def grouped_mm_applies(
-    x: torch.Tensor,
-    gate_up: torch.Tensor,
-    down: torch.Tensor,
-    weights: torch.Tensor,
-) -> bool:
-    """Whether :func:`dispatch_grouped` can use ``torch._grouped_mm``: the
-    kernel exists, the tensors are fp32 on the CPU (measured and tested
-    there; in bf16 it rounds differently from separate matmuls, so the
-    result would no longer match the reference bit for bit), every row
-    stride is a multiple of 16 bytes, and no gradient is being recorded
-    (training keeps to the plain autograd path of :func:`dispatch_sorted`).
-    """
-    if not hasattr(torch, "_grouped_mm") or x.device.type != "cpu":
-        return False
-    if x.dtype != torch.float32 or gate_up.dtype != x.dtype:
-        return False
-    tensors = (x, gate_up, down, weights)
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-        return False
-    hidden, width = gate_up.shape[2], down.shape[2]
-    return (hidden * 4) % 16 == 0 and (width * 4) % 16 == 0
-
-
-def dispatch_grouped(
-    x: torch.Tensor,
-    gate_up: torch.Tensor,
-    down: torch.Tensor,
-    experts: torch.Tensor,
-    weights: torch.Tensor,
-) -> torch.Tensor:
-    """The sorted scheme with the per-expert loop moved into one kernel call
-    per projection: ``torch._grouped_mm`` multiplies consecutive row groups
-    (one per expert, ending at the cumulative counts) by their own expert
-    matrix. Same products in the same order, so the same result, and no
-    host sync; where the kernel does not apply it *is*
-    :func:`dispatch_sorted`. Chapter: "Expert architecture"."""
-    if not grouped_mm_applies(x, gate_up, down, weights):
-        return dispatch_sorted(x, gate_up, down, experts, weights)
-    token, order, counts = _sort_by_expert(experts, gate_up.shape[0])
-    ends = torch.cumsum(counts, 0).to(torch.int32)
-    both = torch._grouped_mm(x[token], gate_up.transpose(1, 2), offs=ends)
-    gate, up = both.chunk(2, dim=-1)
-    hidden = (gelu_tanh(gate) * up).contiguous()
-    y = torch._grouped_mm(hidden, down.transpose(1, 2), offs=ends)
-    y = y * weights.reshape(-1)[order, None]
-    return torch.zeros_like(x).index_add_(0, token, y.to(x.dtype))
 
 
 def dispatch_gathered(
@@ -180,5 +133,6 @@ class Gemma4Experts(nn.Module):
         gate_up, down = self.gate_up_proj, self.down_proj
         if torch.compiler.is_compiling():  # a static graph: see the docstring
             return dispatch_gathered(x, gate_up, down, experts, weights)
-        # the fastest exact scheme on CPU (chapter "Expert architecture")
-        return dispatch_grouped(x, gate_up, down, experts, weights)
+        # as fast as the grouped GEMM at one token and at long prompts,
+        # behind it by a few percent between (chapter "Expert architecture")
+        return dispatch_sorted(x, gate_up, down, experts, weights)

@@ -20,6 +20,7 @@ from gemma4_lite.book.debugger import (
     multimodal_from_preset,
     text_decoder,
 )
+from gemma4_lite.book.export import to_hf_dict
 
 transformers = pytest.importorskip("transformers")
 
@@ -27,7 +28,7 @@ VISION, AUDIO = TINY_VISION, TINY_AUDIO
 
 
 def _text_values(preset: str, unified: bool = False) -> dict:
-    values = Gemma4Config.from_preset(preset).to_hf_dict()
+    values = to_hf_dict(Gemma4Config.from_preset(preset))
     drop = ("model_type", "architectures") + (NOT_UNIFIED if unified else ())
     return {k: v for k, v in values.items() if k not in drop}
 

@@ -19,6 +19,7 @@ from gemma4_lite import (
     generate,
 )
 from gemma4_lite.book import drafter_training as dt
+from gemma4_lite.book.export import save_pretrained
 from gemma4_lite.book.tiny import tiny_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -142,7 +143,7 @@ def test_labels_follow_the_greedy_path():
 
 def test_a_two_step_run_writes_a_checkpoint(tmp_path):
     target = tiny_model("dense-tiny", seed=3, std=0.3)
-    target.save_pretrained(tmp_path / "target")
+    save_pretrained(target, tmp_path / "target")
     gen = _gen(0)
     corpus = (
         torch.randint(3, 256, (400,), generator=gen),

@@ -6,6 +6,7 @@ import torch
 from gemma4_lite import Gemma4Config
 from gemma4_lite.book import scaling
 from gemma4_lite.book.accounting import count_parameters, kv_cache_bytes
+from gemma4_lite.book.export import save_pretrained
 from gemma4_lite.book.tiny import tiny_model
 
 
@@ -40,7 +41,7 @@ def test_kv_readers_and_unshared_copy():
 
 def test_mapped_table_gives_the_same_logits(tmp_path):
     model = tiny_model("e2b-tiny", seed=1)
-    model.save_pretrained(tmp_path)
+    save_pretrained(model, tmp_path)
     ids = torch.tensor([[5, 9, 5, 200, 9, 7]])
     with torch.no_grad():
         want = model(ids)

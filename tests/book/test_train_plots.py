@@ -6,7 +6,6 @@ import matplotlib
 import pytest
 import torch
 
-from gemma4_lite import causal_lm_loss
 from gemma4_lite.book.answers.ch09 import validate_bits_per_byte
 from gemma4_lite.book.exercises import expected
 from gemma4_lite.book.plots.training import (
@@ -14,7 +13,7 @@ from gemma4_lite.book.plots.training import (
     plot_runs,
     smooth,
 )
-from gemma4_lite.book.train import Curves
+from gemma4_lite.book.train import Curves, causal_lm_loss
 
 matplotlib.use("Agg")
 

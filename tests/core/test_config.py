@@ -4,6 +4,7 @@ both layouts."""
 import pytest
 
 from gemma4_lite import PRESETS, RELEASED, Gemma4Config
+from gemma4_lite.book.export import to_hf_dict
 
 
 def test_released_presets():
@@ -94,7 +95,7 @@ def test_released_are_the_five_sizes_in_order_of_size():
 @pytest.mark.parametrize("name", RELEASED)
 def test_hf_round_trip(name):
     config = Gemma4Config.from_preset(name)
-    assert Gemma4Config.from_hf(config.to_hf_dict()) == config
+    assert Gemma4Config.from_hf(to_hf_dict(config)) == config
 
 
 def test_transformers_reads_our_config_the_same_way():

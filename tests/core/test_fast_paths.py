@@ -20,6 +20,7 @@ import torch
 from conftest import FAMILIES, random_model
 
 from gemma4_lite import Gemma4Config, Gemma4ForCausalLM, generate
+from gemma4_lite.book.export import save_pretrained
 from gemma4_lite.config import layer_pattern
 from gemma4_lite.generation import compiled_step
 from gemma4_lite.model import init_weights
@@ -181,7 +182,7 @@ def test_in_bf16_the_compiled_step_stays_as_close_as_the_eager_one():
 @pytest.mark.parametrize("name", FAMILIES)
 def test_sdpa_agrees_with_the_written_out_attention(name, tmp_path):
     model = random_model(name, seed=23)
-    model.save_pretrained(tmp_path)
+    save_pretrained(model, tmp_path)
     fused = Gemma4ForCausalLM.from_pretrained(
         tmp_path, attn_implementation="sdpa"
     )

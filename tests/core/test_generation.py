@@ -11,10 +11,11 @@ from conftest import FAMILIES, random_model
 
 from gemma4_lite import (
     Gemma4ForCausalLM,
-    causal_lm_loss,
     generate,
     generate_stream,
 )
+from gemma4_lite.book.export import save_pretrained
+from gemma4_lite.book.train import causal_lm_loss
 from gemma4_lite.generation import filter_logits
 
 
@@ -187,7 +188,7 @@ def test_eos_defaults_to_the_checkpoint_then_the_config(model, tmp_path):
     assert generate(configured, ids, 10).shape[1] == expected_length
     model.generation_config = {"eos_token_id": [eos, 0]}
     try:
-        model.save_pretrained(tmp_path)
+        save_pretrained(model, tmp_path)
     finally:
         model.generation_config = {}
     loaded = Gemma4ForCausalLM.from_pretrained(tmp_path)
@@ -306,7 +307,7 @@ def test_generation_config_sampling_settings_are_the_defaults(model, tmp_path):
     assert not torch.equal(sampled, greedy)
     model.generation_config = dict(SAMPLING)
     try:
-        model.save_pretrained(tmp_path)
+        save_pretrained(model, tmp_path)
     finally:
         model.generation_config = {}
     loaded = Gemma4ForCausalLM.from_pretrained(tmp_path)
@@ -419,7 +420,7 @@ def test_a_chat_loop_stops_at_the_end_of_each_turn(tmp_path):
     with torch.no_grad():  # makes <turn|> likely, so that turns end
         model.model.embed_tokens.weight[turn] *= 10
     model.generation_config = {"eos_token_id": [tok.eos_id, turn]}
-    model.save_pretrained(tmp_path)
+    save_pretrained(model, tmp_path)
     model = Gemma4ForCausalLM.from_pretrained(tmp_path)
     assert model.generation_config["eos_token_id"] == [1, turn]
 

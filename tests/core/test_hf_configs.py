@@ -12,6 +12,7 @@ import torch
 from hf_reference import randomise
 
 from gemma4_lite import Gemma4Config, Gemma4ForCausalLM
+from gemma4_lite.book.export import save_pretrained, to_hf_dict
 
 transformers = pytest.importorskip("transformers")
 from transformers import AutoConfig, Gemma4TextConfig  # noqa: E402
@@ -74,7 +75,7 @@ def _assert_same_model(folder, cls=HFGemma4ForCausalLM):
     assert torch.equal(got, expected)
 
     again = folder / "written_by_gemma4_lite"
-    ours.save_pretrained(again)
+    save_pretrained(ours, again)
     with torch.no_grad():
         written = _reload(again)(ids, use_cache=False).logits
     assert torch.equal(written, got)
@@ -386,7 +387,7 @@ def test_global_kv_heads_without_k_eq_v_round_trip():
         "dense-tiny", num_global_key_value_heads=1
     )
     assert config.kv_heads_for(5) == 1 and not config.k_eq_v_for(5)
-    written = config.to_hf_dict()
+    written = to_hf_dict(config)
     assert written["per_layer_config"] == {
         "5": {"head_dim": 32, "num_key_value_heads": 1}
     }

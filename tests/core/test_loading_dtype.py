@@ -8,6 +8,7 @@ import torch
 from conftest import random_model
 
 from gemma4_lite import Gemma4ForCausalLM
+from gemma4_lite.book.export import save_pretrained
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +17,7 @@ def fp32_model():
 
 
 def _saved(model, folder, **keys):
-    model.save_pretrained(folder)
+    save_pretrained(model, folder)
     path = folder / "config.json"
     config = json.loads(path.read_text())
     for key, value in keys.items():

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from conftest import FAMILIES, random_model
 
-from gemma4_lite import causal_lm_loss
+from gemma4_lite.book.train import causal_lm_loss
 from gemma4_lite.loading import checkpoint_layout
 from gemma4_lite.norms import RMSNorm
 

@@ -11,9 +11,10 @@ from hf_reference import PINNED_TRANSFORMERS, build_hf_model
 from gemma4_lite import (
     Gemma4Config,
     Gemma4ForCausalLM,
-    causal_lm_loss,
     generate,
 )
+from gemma4_lite.book.export import save_pretrained
+from gemma4_lite.book.train import causal_lm_loss
 
 transformers = pytest.importorskip("transformers")
 
@@ -153,7 +154,7 @@ def test_transformers_reads_what_we_save(name, tmp_path):
     from transformers import Gemma4ForCausalLM as HFGemma4ForCausalLM
 
     ours = random_model(name, seed=5)
-    ours.save_pretrained(tmp_path)
+    save_pretrained(ours, tmp_path)
     theirs = HFGemma4ForCausalLM.from_pretrained(
         tmp_path, attn_implementation="eager", dtype=torch.float32
     )
@@ -175,7 +176,7 @@ def test_multimodal_checkpoint_layout_loads(tmp_path):
     from safetensors.torch import load_file, save_file
 
     ours = random_model("e2b-tiny", seed=7)
-    ours.save_pretrained(tmp_path / "text")
+    save_pretrained(ours, tmp_path / "text")
     tensors = load_file(tmp_path / "text" / "model.safetensors")
     renamed = {
         "model.language_model." + k[len("model.") :]: v
@@ -224,7 +225,7 @@ def test_sharded_checkpoint_loads(tmp_path):
     from safetensors.torch import load_file, save_file
 
     ours = random_model("31b-tiny", seed=9)
-    ours.save_pretrained(tmp_path / "one")
+    save_pretrained(ours, tmp_path / "one")
     tensors = load_file(tmp_path / "one" / "model.safetensors")
     names = sorted(tensors)
     shards = {

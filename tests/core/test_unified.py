@@ -11,6 +11,7 @@ from hf_reference import NOT_UNIFIED, randomise
 
 from gemma4_lite import Gemma4Config, Gemma4ForCausalLM, generate
 from gemma4_lite.book.accounting import count_parameters
+from gemma4_lite.book.export import to_hf_dict
 
 transformers = pytest.importorskip("transformers")
 from transformers import (  # noqa: E402
@@ -22,7 +23,7 @@ from transformers import (  # noqa: E402
 
 def unified_config(config: Gemma4Config, **changes) -> Gemma4UnifiedTextConfig:
     values = {
-        k: v for k, v in config.to_hf_dict().items() if k not in NOT_UNIFIED
+        k: v for k, v in to_hf_dict(config).items() if k not in NOT_UNIFIED
     }
     return Gemma4UnifiedTextConfig(**values, **changes)
 

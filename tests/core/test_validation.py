@@ -14,6 +14,7 @@ from gemma4_lite import (
     Gemma4ForCausalLM,
     generate,
 )
+from gemma4_lite.book.export import save_pretrained, to_hf_dict
 from gemma4_lite.config import FULL, SLIDING
 
 
@@ -117,7 +118,7 @@ def test_unknown_preset_lists_the_known_ones():
 @pytest.fixture
 def saved(tmp_path):
     model = random_model("31b-tiny", seed=21)
-    model.save_pretrained(tmp_path)
+    save_pretrained(model, tmp_path)
     return model, tmp_path
 
 
@@ -153,7 +154,7 @@ def test_pickle_checkpoints_are_refused(saved, tmp_path):
     model, _ = saved
     folder = tmp_path / "pickled"
     folder.mkdir()
-    (folder / "config.json").write_text(json.dumps(model.config.to_hf_dict()))
+    (folder / "config.json").write_text(json.dumps(to_hf_dict(model.config)))
     (folder / "pytorch_model.bin").write_bytes(b"not really a pickle")
     with pytest.raises(CheckpointError, match="never unpickles"):
         Gemma4ForCausalLM.from_pretrained(folder)

@@ -46,6 +46,7 @@ from ..config import FULL, Gemma4Config
 from ..model import Gemma4ForCausalLM
 from ..norms import RMSNorm
 from ..rope import RotaryTable
+from .export import to_hf_dict
 
 STAGES = ("attention", "MLP", "MoE", "per-layer input", "output")
 SHORT = {"per-layer input": "PLE"}  # column headers of the table
@@ -312,7 +313,7 @@ def reference_from_preset(name: str, seed: int = 0) -> nn.Module:
     from transformers import Gemma4ForCausalLM as Reference
     from transformers import Gemma4TextConfig
 
-    values = Gemma4Config.from_preset(name).to_hf_dict()
+    values = to_hf_dict(Gemma4Config.from_preset(name))
     for key in ("model_type", "architectures"):
         values.pop(key, None)
     torch.manual_seed(seed)
@@ -358,7 +359,7 @@ def multimodal_from_preset(name: str, seed: int = 0) -> nn.Module:
     from transformers import Gemma4Config as Config
     from transformers import Gemma4ForConditionalGeneration
 
-    values = Gemma4Config.from_preset(name).to_hf_dict()
+    values = to_hf_dict(Gemma4Config.from_preset(name))
     for key in ("model_type", "architectures"):
         values.pop(key, None)
     config = Config(

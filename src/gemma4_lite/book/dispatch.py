@@ -1,6 +1,9 @@
-"""The two obvious ways to send tokens to experts, kept beside the package's
-exact schemes so "Expert architecture" can time and compare all four, and
-transformers' own Gemma 4 experts wrapped with the same signature.
+"""Ways to send tokens to experts beside the package's two (sorted, and
+gathered inside a compiled graph), so that "Expert architecture" can time
+and compare them: the two obvious loops; the grouped GEMM, the sorted
+scheme with its loop over experts moved into one kernel call, which the
+package does not use because the chapter's runs show it no faster overall;
+and transformers' own Gemma 4 experts wrapped with the same signature.
 """
 
 from __future__ import annotations
@@ -9,7 +12,8 @@ from typing import Callable
 
 import torch
 
-from ..moe import dispatch_grouped, dispatch_sorted, expert_ffn
+from ..mlp import gelu_tanh
+from ..moe import _sort_by_expert, dispatch_sorted, expert_ffn
 
 
 def dispatch_token_loop(
@@ -57,6 +61,55 @@ def dispatch_expert_loop(
         )
         out.index_add_(0, token, y.to(out.dtype))
     return out
+
+
+def grouped_mm_applies(
+    x: torch.Tensor,
+    gate_up: torch.Tensor,
+    down: torch.Tensor,
+    weights: torch.Tensor,
+) -> bool:
+    """Whether :func:`dispatch_grouped` can use ``torch._grouped_mm``: the
+    kernel exists, the tensors are fp32 on the CPU (measured and tested
+    there; in bf16 it rounds differently from separate matmuls, so the
+    result would no longer match the reference bit for bit), every row
+    stride is a multiple of 16 bytes, and no gradient is being recorded
+    (training keeps to the plain autograd path of :func:`dispatch_sorted`).
+    """
+    if not hasattr(torch, "_grouped_mm") or x.device.type != "cpu":
+        return False
+    if x.dtype != torch.float32 or gate_up.dtype != x.dtype:
+        return False
+    tensors = (x, gate_up, down, weights)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return False
+    hidden, width = gate_up.shape[2], down.shape[2]
+    return (hidden * 4) % 16 == 0 and (width * 4) % 16 == 0
+
+
+def dispatch_grouped(
+    x: torch.Tensor,
+    gate_up: torch.Tensor,
+    down: torch.Tensor,
+    experts: torch.Tensor,
+    weights: torch.Tensor,
+) -> torch.Tensor:
+    """The sorted scheme with the per-expert loop moved into one kernel call
+    per projection: ``torch._grouped_mm`` multiplies consecutive row groups
+    (one per expert, ending at the cumulative counts) by their own expert
+    matrix. Same products in the same order, so the same result, and no
+    host sync; where the kernel does not apply it *is*
+    :func:`dispatch_sorted`. Chapter: "Expert architecture"."""
+    if not grouped_mm_applies(x, gate_up, down, weights):
+        return dispatch_sorted(x, gate_up, down, experts, weights)
+    token, order, counts = _sort_by_expert(experts, gate_up.shape[0])
+    ends = torch.cumsum(counts, 0).to(torch.int32)
+    both = torch._grouped_mm(x[token], gate_up.transpose(1, 2), offs=ends)
+    gate, up = both.chunk(2, dim=-1)
+    hidden = (gelu_tanh(gate) * up).contiguous()
+    y = torch._grouped_mm(hidden, down.transpose(1, 2), offs=ends)
+    y = y * weights.reshape(-1)[order, None]
+    return torch.zeros_like(x).index_add_(0, token, y.to(x.dtype))
 
 
 def transformers_dispatchers(

@@ -57,9 +57,10 @@ from .. import Gemma4AssistantForCausalLM, Gemma4ForCausalLM, Tokenizer
 from ..assistant import AssistantConfig
 from ..config import FULL, SLIDING, Gemma4Config
 from ..generation import generate, generate_stream
-from ..hf_config import config_values, to_hf_dict
+from ..hf_config import config_values
 from ..loading import checkpoint_layout
 from . import data
+from .export import to_hf_dict
 from .train import Progress, batches, lr_at, param_groups
 
 TARGET = Path("checkpoints/shakespeare-dense")

@@ -78,9 +78,10 @@ import torch
 from torch import nn
 
 from ..config import FULL, Gemma4Config, layer_pattern
-from ..model import Gemma4ForCausalLM, causal_lm_loss
+from ..model import Gemma4ForCausalLM
 from . import data, train
 from .accounting import count_parameters, kv_cache_bytes
+from .train import causal_lm_loss
 
 # Beside the shipped checkpoints of chapter 09, relative to the repository
 # root where the command runs (as train.py's --out)

@@ -31,6 +31,7 @@ from .. import (
 from ..config import FULL, SLIDING
 from . import cost_model as cm
 from .accounting import kv_cache_bytes
+from .export import to_hf_dict
 
 # The released drafters: 4 layers, three sliding then one global
 DRAFTER_LAYERS = [SLIDING, SLIDING, SLIDING, FULL]
@@ -75,7 +76,7 @@ def drafter_hf_dict(
     """The ``config.json`` of a ``gemma4_assistant`` drafter for ``target``
     (``sizes`` go to :func:`drafter_text_config`); ``ordered`` selects the
     centroid-masked head of the E2B and E4B drafters."""
-    text = drafter_text_config(target, **sizes).to_hf_dict()
+    text = to_hf_dict(drafter_text_config(target, **sizes))
     for key in ("model_type", "architectures"):
         text.pop(key, None)
     return {

@@ -38,12 +38,26 @@ from pathlib import Path
 from typing import Iterator
 
 import torch
+import torch.nn.functional as F
 
 from ..config import Gemma4Config, layer_pattern
-from ..model import Gemma4ForCausalLM, causal_lm_loss
+from ..model import Gemma4ForCausalLM
 from ..moe import Gemma4Router
 from . import data
+from .export import save_pretrained
 from .moe_training import load_balancing_loss
+
+
+def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy as transformers defines it: the logits at
+    position t predict ``labels[t + 1]``; labels of -100 are ignored."""
+    if labels.shape != logits.shape[:-1]:
+        raise ValueError("labels must have the shape of input_ids")
+    shifted = F.pad(labels, (0, 1), value=-100)[:, 1:]
+    return F.cross_entropy(
+        logits.flatten(0, 1).float(), shifted.flatten(), ignore_index=-100
+    )
+
 
 # fmt: off
 # The two shipped shapes: 6 layers (5 sliding, then 1 global), width 256,
@@ -289,7 +303,7 @@ def save(model: Gemma4ForCausalLM, out: Path, tokenizer: Path) -> None:
     tokenizer, as SentencePiece's file and as ``tokenizer.json``."""
     copy = Gemma4ForCausalLM(model.config, init=False)
     copy.load_state_dict(model.state_dict())
-    copy.to(torch.bfloat16).save_pretrained(out)
+    save_pretrained(copy.to(torch.bfloat16), out)
     shutil.copyfile(tokenizer, out / "tokenizer.model")
     data.convert_tokenizer(out)
 
