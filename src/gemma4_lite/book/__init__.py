@@ -13,12 +13,14 @@ Modules, by chapter:
   defined once, and the RoPE frequency schemes;
 * ``lineage`` (The evolution from Gemma 3): Gemma 2/3/4 side by side;
 * ``moe_training`` (Router design): balancing losses and a tiny training run;
-* ``dispatch``, ``costs`` (Expert architecture): the teaching dispatchers and
-  per-layer parameter/FLOP budgets;
+* ``dispatch``, ``costs`` (Expert architecture): the teaching dispatchers,
+  the grouped GEMM, and per-layer parameter/FLOP budgets;
 * ``routing`` (When MoE meets hybrid attention): routing recorded per layer;
 * ``cost_model`` (Performance trade-offs): FLOPs, bytes, rooflines, fits;
 * ``data``, ``train`` (Training): the corpus, the tokenizer, the training
-  loop (``python -m gemma4_lite.book.train``);
+  loss and loop (``python -m gemma4_lite.book.train``);
+* ``export`` (Training, then every chapter that saves a model): writing
+  Hugging Face-format checkpoints, the inverse of the core's loading;
 * ``scaling`` (Scaling decisions and the edge models);
 * ``debugger`` (The full model): layer-by-layer comparison with transformers;
 * ``drafter_training`` (Multi-token prediction): a drafter distilled from
