@@ -115,10 +115,6 @@ class Gemma4Config:
         types, heads = self.layer_types, self.num_attention_heads
         shared, layers = self.num_kv_shared_layers, self.num_hidden_layers
         # fmt: off
-        # the last layer is global, so every model has global layers
-        yield ("global_head_dim", self.global_head_dim is None,
-               "is missing but the model has global (full_attention) layers",
-               "Set it (512 in every released Gemma 4)")
         moe = self.enable_moe_block
         for name in _POSITIVE_INTS + (_MOE_SIZES if moe else ()):
             value = getattr(self, name)

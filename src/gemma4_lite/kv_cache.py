@@ -140,7 +140,7 @@ class Gemma4Cache:
             )
         self.config = config
         self.batch_size = batch_size
-        self.max_length = max_length
+        self.device = torch.device(device)
         self.seq_len = 0
         # left padding of each row (set by the first call with a mask)
         self.pad: torch.Tensor | None = None
@@ -176,26 +176,18 @@ class Gemma4Cache:
         A tensor ``start`` is a decode step over whole buffers, whose
         positions are computed in tensors, so that a compiled step never
         depends on a Python number that changes from step to step."""
-        device = self.layers_device()
         decode = isinstance(start, torch.Tensor)
         if kind == FULL:  # slot t holds position t
-            end = self.global_size() if decode else start + length
-            return torch.arange(end, device=device)
+            # a decode step's cache was made with max_length: its global
+            # buffers have all their ``capacity`` slots from the start
+            end = self.capacity if decode else start + length
+            return torch.arange(end, device=self.device)
         if decode:  # after the write, slot s holds the latest p = s mod size
-            slot = torch.arange(self.ring_size, device=device)
+            slot = torch.arange(self.ring_size, device=self.device)
             return start - torch.remainder(start - slot, self.ring_size)
-        old = ring_positions(start, self.ring_size, device)
-        new = torch.arange(start, start + length, device=device)
+        old = ring_positions(start, self.ring_size, self.device)
+        new = torch.arange(start, start + length, device=self.device)
         return torch.cat([old, new])
-
-    def global_size(self) -> int:
-        """Slots of every global buffer (all alike)."""
-        return next(
-            c.k.shape[2] for c in self.layers if isinstance(c, GlobalKVCache)
-        )
-
-    def layers_device(self) -> torch.device:
-        return next(c.k.device for c in self.layers if c is not None)
 
     def nbytes(self) -> int:
         """Bytes of key/value storage held right now, over all layers."""

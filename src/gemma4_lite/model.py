@@ -153,10 +153,8 @@ class Gemma4TextModel(nn.Module):
 
 
 def _last_position(h, ple, rope, masks):
-    rope = {
-        kind: (cos[:, -1:], sin[:, -1:]) for kind, (cos, sin) in rope.items()
-    }
-    masks = {k: m if m is None else m[..., -1:, :] for k, m in masks.items()}
+    rope = {k: (cos[:, -1:], sin[:, -1:]) for k, (cos, sin) in rope.items()}
+    masks = {k: mask[..., -1:, :] for k, mask in masks.items()}
     return h[:, -1:], None if ple is None else ple[:, -1:], rope, masks
 
 
@@ -234,13 +232,11 @@ class Gemma4ForCausalLM(nn.Module):
         """Reject what would otherwise give a silent wrong answer or an
         obscure index error (``new_tokens``: how many ``generate`` will
         add); return each row's left padding, if any."""
-        if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
+        is_2d = isinstance(input_ids, torch.Tensor) and input_ids.dim() == 2
+        if not is_2d or input_ids.dtype not in (torch.int64, torch.int32):
             raise ValueError(
-                "input_ids must be a 2-D tensor [batch, sequence]"
-            )
-        if input_ids.dtype not in (torch.int64, torch.int32):
-            raise ValueError(
-                f"input_ids must hold integer token ids, not {input_ids.dtype}"
+                "input_ids must be a 2-D tensor [batch, sequence] of integer "
+                "token ids"
             )
         batch, length = input_ids.shape
         if length == 0:

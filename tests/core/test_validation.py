@@ -51,7 +51,11 @@ from gemma4_lite.config import FULL, SLIDING
             "layer_types",
             "unknown layer type",
         ),
-        (dict(global_head_dim=None), "global_head_dim", "missing"),
+        (
+            dict(global_head_dim=None),
+            "global_head_dim",
+            "must be a positive integer, got None",
+        ),
         (
             dict(layer_types=[FULL] * 5 + [SLIDING]),
             "layer_types",

@@ -306,8 +306,7 @@ class NaiveCache(Gemma4Cache):
     def key_positions(self, kind: str, start: int, length: int):
         if kind != SLIDING:
             return super().key_positions(kind, start, length)
-        device = self.layers_device()
-        return ring_positions(start + length, self.ring_size, device)
+        return ring_positions(start + length, self.ring_size, self.device)
 
 
 def new_cache(
