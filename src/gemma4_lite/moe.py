@@ -84,7 +84,8 @@ def dispatch_sorted(
     token, order, counts = _sort_by_expert(experts, gate_up.shape[0])
     x_sorted, w_sorted = x[token], weights.reshape(-1)[order, None]
     out = torch.zeros_like(x)
-    ends = counts.cumsum(0).tolist()  # expert e owns rows ends[e-1]:ends[e]
+    # expert e owns the sorted rows from the previous end to ends[e]
+    ends = counts.cumsum(0).tolist()
     for e, (begin, end) in enumerate(zip([0, *ends], ends)):
         if end > begin:
             y = expert_ffn(x_sorted[begin:end], gate_up[e], down[e])
