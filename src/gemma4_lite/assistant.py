@@ -156,8 +156,7 @@ class Gemma4AssistantForCausalLM(nn.Module):
         :meth:`default_mask` gives for one query per row (the drafting
         case; training on many positions at once needs its own masks)."""
         x = self.pre_projection(torch.cat([embeds, hidden], dim=-1))
-        pos = torch.as_tensor(position, device=x.device)
-        pos = pos.expand(x.shape[0], x.shape[1])
+        pos = torch.as_tensor(position, device=x.device).expand(x.shape[:2])
         end = int(pos.max()) + 1
         for table in self.rope.values():
             table.reserve(end, x.device)
@@ -199,11 +198,10 @@ class Gemma4AssistantForCausalLM(nn.Module):
         [B, 1]) chooses them, e.g. by sampling."""
         tokens, logits = [], []
         for _ in range(k):
-            out = self(embed(token), hidden, kv, position)
-            token = out.logits.argmax(-1) if pick is None else pick(out.logits)
-            hidden = out.hidden
+            guess, hidden = self(embed(token), hidden, kv, position)
+            token = guess.argmax(-1) if pick is None else pick(guess)
             tokens.append(token)
-            logits.append(out.logits)
+            logits.append(guess)
         return torch.cat(tokens, dim=1), torch.cat(logits, dim=1)
 
     def default_mask(

@@ -134,8 +134,7 @@ class Gemma4Attention(nn.Module):
     ) -> tuple[torch.Tensor, KV]:
         """Attention output [B, S, hidden] and the keys/values it attended to
         (which the model lends to later KV-shared layers)."""
-        batch, length, _ = x.shape
-        qkv = self.qkv_proj(x).view(batch, length, -1, self.head_dim)
+        qkv = self.qkv_proj(x).unflatten(-1, (-1, self.head_dim))
         q, *kv = qkv.split(self.heads_per_part, dim=2)
         q = apply_rope(self.q_norm(q), *rope).transpose(1, 2)
         if self.is_kv_shared:
@@ -146,7 +145,4 @@ class Gemma4Attention(nn.Module):
             if cache is not None:
                 k, v = cache.update(k, v, start)
         out = ATTENTION[self.attn_implementation](q, k, v, mask)
-        return self.o_proj(out.transpose(1, 2).reshape(batch, length, -1)), (
-            k,
-            v,
-        )
+        return self.o_proj(out.transpose(1, 2).flatten(2)), (k, v)

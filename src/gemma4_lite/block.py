@@ -63,9 +63,8 @@ class Gemma4DecoderLayer(nn.Module):
         """The per-layer input ``x`` gated into the residual stream after
         the FFN's add (E2B, E4B): ``h + norm(proj(gelu(gate(h)) * x))``."""
         gated = gelu_tanh(self.per_layer_input_gate(h)) * x
-        return h + self.post_per_layer_input_norm(
-            self.per_layer_projection(gated)
-        )
+        projected = self.per_layer_projection(gated)
+        return h + self.post_per_layer_input_norm(projected)
 
     def forward(
         self,

@@ -162,16 +162,13 @@ def _check_assisted(assistant, k, batch, pad, compile) -> int:
     """The number of drafts per round (the argument, else the drafter's
     ``generation_config.json``, else 4), after refusing what assisted
     generation does not do."""
+    if batch != 1 or pad is not None or compile:
+        raise ValueError(
+            "assisted generation decodes one unpadded sequence, uncompiled; "
+            f"got batch={batch}, padding={pad is not None}, compile={compile}"
+        )
     if k is None:
         k = assistant.generation_config.get("num_assistant_tokens", 4)
-    if batch != 1 or pad is not None:
-        raise ValueError(
-            f"assisted generation decodes one unpadded sequence at a time; "
-            f"got a batch of {batch}" + (" with padding" if batch == 1 else "")
-        )
-    if compile:
-        raise ValueError("compile=True is for plain decoding; drop it or "
-                         "the assistant")  # fmt: skip
     _check_settings(num_assistant_tokens=k)
     return k
 
@@ -382,9 +379,7 @@ def sampling_settings(
     _check_settings(**chosen)
     if do_sample and chosen["temperature"] == 0:
         raise ValueError("do_sample=True needs a temperature > 0")
-    if not do_sample:
-        return 0.0, None, None
-    return chosen["temperature"], chosen["top_k"], chosen["top_p"]
+    return tuple(chosen.values()) if do_sample else (0.0, None, None)
 
 
 def infer_attention_mask(
@@ -401,17 +396,15 @@ def infer_attention_mask(
     pad = model.generation_config.get(
         "pad_token_id", model.config.pad_token_id
     )
-    if pad is None or pad in eos_ids(model, eos_token_id):
-        return None
-    padded = input_ids == pad
-    if not bool(padded.any()):
+    stops = eos_ids(model, eos_token_id)
+    if pad is None or pad in stops or pad not in input_ids:
         return None
     warnings.warn(
         f"no attention_mask: positions holding the pad id {pad} are taken "
         "as padding, as transformers does; pass attention_mask to be sure",
         stacklevel=3,
     )
-    return (~padded).long()
+    return (input_ids != pad).long()
 
 
 # what each setting must be: a type (named), a range (in words)

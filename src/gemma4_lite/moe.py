@@ -84,14 +84,13 @@ def dispatch_sorted(
     token, order, counts = _sort_by_expert(experts, gate_up.shape[0])
     x_sorted, w_sorted = x[token], weights.reshape(-1)[order, None]
     out = torch.zeros_like(x)
-    begin = 0
-    for e, count in enumerate(counts.tolist()):
-        end = begin + count
-        if count:
+    # expert e owns the sorted rows from the previous end to ends[e]
+    ends = counts.cumsum(0).tolist()
+    for e, (begin, end) in enumerate(zip([0, *ends], ends)):
+        if end > begin:
             y = expert_ffn(x_sorted[begin:end], gate_up[e], down[e])
             y = y * w_sorted[begin:end]
             out.index_add_(0, token[begin:end], y.to(out.dtype))
-        begin = end
     return out
 
 

@@ -262,11 +262,11 @@ def test_what_assisted_generation_refuses():
     drafter = drafter_for(target)
     ids = prompt(target.config, 0)
     cases = [
-        (dict(input_ids=ids.repeat(2, 1)), "batch of 2"),
+        (dict(input_ids=ids.repeat(2, 1)), "batch=2"),
         (dict(compile=True), "compile=True"),
         (dict(num_assistant_tokens=0), "num_assistant_tokens"),
         (dict(attention_mask=torch.ones_like(ids).index_fill(1,
-              torch.tensor([0]), 0)), "with padding"),
+              torch.tensor([0]), 0)), "padding=True"),
     ]  # fmt: skip
     drafter.generation_config = {"num_assistant_tokens": 3}  # the default
     rounds = recorded(drafter)
