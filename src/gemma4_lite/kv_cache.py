@@ -141,6 +141,7 @@ class Gemma4Cache:
         self.config = config
         self.batch_size = batch_size
         self.device = torch.device(device)
+        self.max_length = max_length  # None: global buffers grow
         self.seq_len = 0
         # left padding of each row (set by the first call with a mask)
         self.pad: torch.Tensor | None = None

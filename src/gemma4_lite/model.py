@@ -300,6 +300,8 @@ class Gemma4ForCausalLM(nn.Module):
         long tensor), with shapes that never change from step to step: the
         step ``generate`` runs, eager or compiled. The cache must have been
         made with ``max_length``; the caller advances ``cache.seq_len``."""
+        if cache.max_length is None:  # its global buffers could still grow
+            raise ValueError("decode_step needs a cache made with max_length")
         h = self.model(token, cache, position=position)
         return self.head(h)
 

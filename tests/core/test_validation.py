@@ -189,6 +189,20 @@ def test_token_ids_out_of_range():
         model(torch.tensor([[1.0, 2.0]]))
 
 
+def test_decode_step_needs_a_cache_made_with_max_length():
+    """A growing cache's global buffers are shorter than the step's static
+    shapes assume: refused by name, not with a shape error."""
+    model = random_model("dense-tiny")
+    ids = torch.tensor([[2, 3, 4]])
+    grown, fixed = model.new_cache(1), model.new_cache(1, max_length=8)
+    for cache in (grown, fixed):
+        model(ids, cache)
+    step = torch.tensor([[5]]), torch.tensor([3])
+    with pytest.raises(ValueError, match="a cache made with max_length"):
+        model.decode_step(step[0], grown, step[1])
+    assert model.decode_step(step[0], fixed, step[1]).shape == (1, 1, 512)
+
+
 def test_sequence_past_the_context_length():
     model = random_model("dense-tiny", max_position_embeddings=32)
     with pytest.raises(ValueError, match="past the context length of 32"):
