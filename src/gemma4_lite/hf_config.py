@@ -75,7 +75,7 @@ def config_values(source: str | Path | dict[str, Any]) -> dict[str, Any]:
     """The :class:`Gemma4Config` keywords of a ``config.json`` (a folder, a
     file or a parsed dict): the model transformers would build from it,
     with the defaults transformers fills in where the file says nothing."""
-    text, family = _text_section(read_config(source))
+    text, (defaults, ignored) = _text_section(read_config(source))
     for key, value in _REFUSED.items():
         if text.get(key) == value:
             raise ValueError(
@@ -83,7 +83,6 @@ def config_values(source: str | Path | dict[str, Any]) -> dict[str, Any]:
                 "the only kind gemma4_lite runs"
             )
     # A key the file leaves out means the family's default, not ours
-    defaults, ignored = _FAMILIES[family]
     known = {f.name for f in fields(Gemma4Config)} - ignored
     given = {k: v for k, v in text.items() if k in known and v is not None}
     values = {**defaults, **given}
@@ -107,16 +106,16 @@ def read_config(source: str | Path | dict[str, Any]) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def _text_section(raw: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """The decoder's settings and the family (``"gemma4"`` or
-    ``"gemma4_unified"``) whose defaults fill the gaps."""
+def _text_section(raw: dict[str, Any]) -> tuple[dict[str, Any], tuple]:
+    """The decoder's settings, and the defaults and ignored fields of its
+    family (``"gemma4"`` or ``"gemma4_unified"``)."""
     outer, text = raw.get("model_type"), raw.get("text_config")
     if outer in _FAMILIES:
         # transformers builds the family's text config from text_config
         # (defaults when it is absent), whatever model_type it names
         if not isinstance(text or {}, dict):
             raise ValueError("config text_config must be a JSON object")
-        return text or {}, outer
+        return text or {}, _FAMILIES[outer]
     if outer is None and isinstance(text, dict):
         raw, outer = text, text.get("model_type")
     if outer not in _TEXT_FAMILIES:
@@ -124,7 +123,7 @@ def _text_section(raw: dict[str, Any]) -> tuple[dict[str, Any], str]:
             f"config model_type is {outer!r}, not a Gemma 4 text decoder "
             "('gemma4_text' or 'gemma4_unified_text')"
         )
-    return raw, _TEXT_FAMILIES[outer]
+    return raw, _FAMILIES[_TEXT_FAMILIES[outer]]
 
 
 def _attention_geometry(
@@ -175,7 +174,7 @@ def _attention_geometry(
         own = overrides.get(layer, {})
         return tuple(own.get(key, values[key]) for key in _PER_LAYER_KEYS)
 
-    out: dict[str, Any] = {}
+    out = {key: values[key] for key in _PER_LAYER_KEYS}
     for kind, names in _GEOMETRY.items():
         shapes = {i: shape(i) for i, t in enumerate(types) if t == kind}
         if len(set(shapes.values())) > 1:
@@ -190,10 +189,9 @@ def _attention_geometry(
     # Global layers keep a KV-head count of their own when one is written
     # for them or when it differs from the sliding layers'
     if FULL in types:
-        kv = out.get("num_key_value_heads", values["num_key_value_heads"])
         written = overrides.get(types.index(FULL), {})
         if "num_key_value_heads" not in written and (
-            out["num_global_key_value_heads"] == kv
+            out["num_global_key_value_heads"] == out["num_key_value_heads"]
         ):
             out["num_global_key_value_heads"] = None
     return out

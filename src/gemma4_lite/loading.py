@@ -26,7 +26,6 @@ from .config import Gemma4Config
 from .hf_config import read_config
 
 MULTIMODAL_PREFIX = "model.language_model."
-TEXT_PREFIX = "model."
 # Parts of multimodal checkpoints that are not the text decoder.
 NON_TEXT_PREFIXES = (
     "model.vision_tower.",
@@ -59,18 +58,14 @@ def safetensors_files(directory: Path) -> list[Path]:
     single = directory / "model.safetensors"
     if single.is_file():
         return [single]
-    unsafe = sorted(
+    pickled = sorted(
         p.name for p in directory.iterdir() if p.suffix in UNSAFE_SUFFIXES
     )
-    if unsafe:
-        raise CheckpointError(
-            f"{directory} holds only pickle-based weights "
-            f"({', '.join(unsafe)}). gemma4_lite loads safetensors only and "
-            "never unpickles files, which can run arbitrary code; convert "
-            "them with a trusted tool first"
-        )
     raise CheckpointError(
-        f"no model.safetensors or model.safetensors.index.json in {directory}"
+        "no model.safetensors or model.safetensors.index.json in "
+        f"{directory} (pickle-based weights: {', '.join(pickled) or 'none'});"
+        " gemma4_lite never unpickles files, which can run arbitrary code: "
+        "convert such weights to safetensors with a trusted tool"
     )
 
 
@@ -105,8 +100,7 @@ def checkpoint_layout(model: nn.Module) -> Layout:
         else:  # gate and up: two equal halves
             rows = [tensor.shape[0] // 2] * 2
         parts = zip(STACKED[suffix][: len(rows)], rows)
-        rest = tuple(tensor.shape[1:])
-        layout[name] = [(prefix + p, (r, *rest)) for p, r in parts]
+        layout[name] = [(prefix + p, (r, *tensor.shape[1:])) for p, r in parts]
     return layout
 
 
@@ -114,7 +108,7 @@ def checkpoint_name(key: str) -> str | None:
     """Our name for a checkpoint key (``model.layers...``), or ``None`` for
     keys that are not the text decoder."""
     if key.startswith(MULTIMODAL_PREFIX):
-        return TEXT_PREFIX + key[len(MULTIMODAL_PREFIX) :]
+        return "model." + key.removeprefix(MULTIMODAL_PREFIX)
     # the head is tied to embed_tokens
     if key.startswith(NON_TEXT_PREFIXES) or key == "lm_head.weight":
         return None
@@ -124,11 +118,10 @@ def checkpoint_name(key: str) -> str | None:
 def unused_shared_kv(config: Gemma4Config) -> set[str]:
     """The key/value weights that E2B/E4B files store for KV-shared layers,
     which never use them."""
-    parts = ("k_proj", "v_proj", "k_norm", "v_norm")
     return {
         f"model.layers.{i}.self_attn.{part}.weight"
         for i in range(config.first_kv_shared_layer, config.num_hidden_layers)
-        for part in parts
+        for part in ("k_proj", "v_proj", "k_norm", "v_norm")
     }
 
 
@@ -149,10 +142,11 @@ def load_into(
     if not directory.is_dir():
         raise FileNotFoundError(f"{directory} is not a directory")
     layout = checkpoint_layout(model)
-    shapes = dict(part for parts in layout.values() for part in parts)
+    # the shape of every tensor the config expects and that is not read yet
+    expected = dict(part for parts in layout.values() for part in parts)
 
     tensors: dict[str, torch.Tensor] = {}
-    problems, misshaped = [], set()
+    problems = []
     for file in safetensors_files(directory):
         with safe_open(str(file), framework="pt") as handle:
             for key in handle.keys():
@@ -160,18 +154,17 @@ def load_into(
                 if name is None or name in skip:
                     continue
                 shape = tuple(handle.get_slice(key).get_shape())
-                if name not in shapes:
+                wanted = expected.pop(name, None)
+                if wanted is None:
                     problems.append(f"unexpected tensor: {key}")
-                elif shape != shapes[name]:
+                elif shape != wanted:
                     problems.append(
                         f"wrong shape: {key}: checkpoint {list(shape)}, "
-                        f"config expects {list(shapes[name])}"
+                        f"config expects {list(wanted)}"
                     )
-                    misshaped.add(name)
                 else:
                     tensors[name] = handle.get_tensor(key)
-    missing = sorted(set(shapes) - set(tensors) - misshaped)
-    problems += [f"missing tensor: {name}" for name in missing]
+    problems += [f"missing tensor: {name}" for name in sorted(expected)]
     if problems:
         head = f"checkpoint in {directory} does not match its config.json:"
         raise CheckpointError("\n  ".join([head, *problems]))

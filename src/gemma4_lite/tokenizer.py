@@ -95,9 +95,7 @@ class Tokenizer:
 
     def decode(self, ids, skip_special_tokens: bool = True) -> str:
         ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
-        return self.backend.decode(
-            ids, skip_special_tokens=skip_special_tokens
-        )
+        return self.backend.decode(ids, skip_special_tokens)
 
     def batch_encode(
         self, texts: list[str], add_bos: bool = True

@@ -13,7 +13,7 @@ from pathlib import Path
 import gemma4_lite
 
 TARGET = 1_900
-CEILING = 1_907  # lower it as the core shrinks; TARGET is where it goes
+CEILING = 1_895  # lower it as the core shrinks; TARGET is where it goes
 
 
 def code_lines(source: str) -> int:
